@@ -1,0 +1,64 @@
+# Tally: every target sets up what it needs (Node 24, dependencies, the local stack) by itself.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+NODE_DIR := $(CURDIR)/.local/node
+export PATH := $(NODE_DIR)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+# ~/.npmrc on these machines points nodedir at the system Node 20; add-ons must build against ours.
+export npm_config_nodedir := $(NODE_DIR)
+export KAFKAJS_NO_PARTITIONER_WARNING := 1
+
+SETUP_STAMP := .local/setup.stamp
+
+.PHONY: help setup check typecheck lint format up down status test test-unit test-int demo clean
+
+help:
+	@echo "make demo   run the main job: stack, migrate, topics, load, apply, project, verify"
+	@echo "make test   set up everything missing, start the stack, run unit and integration tests"
+	@echo "make setup | check | up | down | status | test-unit | test-int | clean"
+
+setup: $(SETUP_STAMP)
+
+$(SETUP_STAMP): package.json package-lock.json infra/setup-node.sh
+	@mkdir -p .local/logs
+	@bash infra/setup-node.sh >/dev/null
+	@echo "setup: node $$(node --version), installing locked dependencies"
+	@npm ci --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown .*config "nodedir"' || true
+	@test -d node_modules/kafkajs || { echo "setup: npm ci failed" >&2; exit 1; }
+	@touch $@
+
+typecheck: setup
+	tsc --noEmit -p tsconfig.json
+
+lint: setup
+	biome check .
+
+format: setup
+	biome format --write .
+
+check: typecheck lint test-unit
+
+up: setup
+	@bash infra/stack.sh up
+
+down:
+	@bash infra/stack.sh down
+
+status:
+	@bash infra/stack.sh status
+
+test-unit: setup
+	vitest run --project unit
+
+test-int: setup up
+	vitest run --project int
+
+test: setup up
+	vitest run
+
+demo: setup up
+	bin/tally demo
+
+clean: down
+	rm -rf .local node_modules
