@@ -1,0 +1,78 @@
+// The `tally` command. Each subcommand is a thin shell over a service module; exit codes:
+// 0 done, 1 a check failed (verify), 2 bad configuration or usage, 3 an unexpected error.
+import { Command, CommanderError } from "commander";
+import { ConfigError, configAsExports, loadConfig } from "../common/config.ts";
+import { shortUrl } from "../common/pg.ts";
+import { migrate } from "../storage/migrate.ts";
+import { topics } from "./topics.ts";
+
+const program = new Command("tally")
+  .description("Event-sourced transfer processor: Kafka in, exact sharded ledger and balances out")
+  .exitOverride()
+  .showHelpAfterError();
+
+program
+  .command("env")
+  .description("print the effective TALLY_* settings as shell exports (secrets masked)")
+  .action(() => {
+    for (const line of configAsExports(loadConfig())) console.log(line);
+  });
+
+program
+  .command("migrate")
+  .description("create missing databases, tables and day partitions (idempotent)")
+  .action(async () => {
+    const config = loadConfig();
+    const report = await migrate(config);
+    const created = report.databasesCreated.length > 0 ? report.databasesCreated.join(", ") : "none";
+    console.log(
+      `migrate: ${config.TALLY_PG_SHARDS.length} shard(s) and the views database ready; ` +
+        `databases created: ${created}; day partitions created: ${report.partitionsCreated}`,
+    );
+  });
+
+program
+  .command("topics")
+  .description("create the topic and register the event schema (BACKWARD compatible)")
+  .action(async () => {
+    const report = await topics(loadConfig());
+    console.log(
+      `topics: ${report.topic} ${report.created ? "created" : "exists"} with ${report.partitions} partitions; ` +
+        `schema id ${report.schemaId} under ${report.subject}`,
+    );
+  });
+
+program
+  .command("demo")
+  .description("the main job: migrate, create the topic, and show the endpoints")
+  .action(async () => {
+    const config = loadConfig();
+    await migrate(config);
+    const report = await topics(config);
+    console.log("Tally is ready:");
+    console.log(
+      `  Kafka           ${config.TALLY_KAFKA_BROKERS.join(",")}  topic ${report.topic} (${report.partitions} partitions)`,
+    );
+    console.log(
+      `  schema registry ${config.TALLY_SCHEMA_REGISTRY_URL}  subject ${report.subject} id ${report.schemaId}`,
+    );
+    config.TALLY_PG_SHARDS.forEach((url, k) => console.log(`  shard ${k}         ${shortUrl(url)}`));
+    console.log(`  views           ${shortUrl(config.TALLY_PG_VIEWS)}`);
+  });
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    if (error instanceof ConfigError) {
+      console.error(`tally: ${error.message}`);
+      return 2;
+    }
+    console.error(`tally: ${(error as Error).stack ?? error}`);
+    return 3;
+  }
+}
+
+process.exitCode = await main(process.argv);

@@ -1,0 +1,55 @@
+// The event's Avro types and the Confluent wire framing (magic byte 0, 4-byte schema id, Avro body).
+import { readFileSync } from "node:fs";
+import avro from "avsc";
+import { avroLogicalTypes } from "./decimal.ts";
+import type { TransferEvent } from "./event.ts";
+
+export const transferEventSchemaText = readFileSync(
+  new URL("../../schemas/transfer-event.avsc", import.meta.url),
+  "utf8",
+);
+
+export const avroForSchemaOptions = { logicalTypes: avroLogicalTypes };
+
+export function avroTypeOf(schema: string | object): avro.Type {
+  const parsed = typeof schema === "string" ? JSON.parse(schema) : schema;
+  return avro.Type.forSchema(parsed, avroForSchemaOptions);
+}
+
+/** The reader type the applier decodes every writer version into. */
+export const transferEventType = avroTypeOf(transferEventSchemaText);
+
+const magicByte = 0;
+export const frameHeaderBytes = 5;
+
+export function frame(schemaId: number, body: Buffer): Buffer {
+  const framed = Buffer.allocUnsafe(frameHeaderBytes + body.length);
+  framed.writeUInt8(magicByte, 0);
+  framed.writeUInt32BE(schemaId, 1);
+  body.copy(framed, frameHeaderBytes);
+  return framed;
+}
+
+export type Unframed = { schemaId: number; body: Buffer };
+
+/** null when the bytes are not Confluent-framed at all. */
+export function unframe(value: Buffer | null): Unframed | null {
+  if (value === null || value.length < frameHeaderBytes || value.readUInt8(0) !== magicByte) return null;
+  return { schemaId: value.readUInt32BE(1), body: value.subarray(frameHeaderBytes) };
+}
+
+/** Decoded records are class instances; the rest of Tally wants plain data. */
+export function toPlainEvent(record: Record<string, unknown>): TransferEvent {
+  return {
+    transfer_id: record.transfer_id as string,
+    batch_id: (record.batch_id ?? null) as string | null,
+    token_id: record.token_id as string,
+    asset: record.asset as string,
+    amount: record.amount as bigint,
+    from_wallet: (record.from_wallet ?? null) as string | null,
+    to_wallet: (record.to_wallet ?? null) as string | null,
+    prev_state: (record.prev_state ?? null) as string | null,
+    next_state: record.next_state as string,
+    occurred_at: Number(record.occurred_at),
+  };
+}

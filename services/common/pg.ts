@@ -1,0 +1,85 @@
+// PostgreSQL connections: one pool per database URL, TLS from configuration, and creation of the
+// databases Tally owns (names validated by the config module before they reach CREATE DATABASE).
+import { readFileSync } from "node:fs";
+import pg from "pg";
+import { assert } from "./assert.ts";
+import { type Config, databaseNameOf, maskUrlPassword } from "./config.ts";
+
+export type Pool = pg.Pool;
+export type Client = pg.PoolClient;
+
+const databaseNamePattern = /^[a-z_][a-z0-9_]{0,62}$/;
+
+function sslOf(config: Config): pg.PoolConfig["ssl"] {
+  switch (config.TALLY_PG_SSL_MODE) {
+    case "disable":
+      return false;
+    case "require":
+      return { rejectUnauthorized: false };
+    case "verify-full":
+      return {
+        rejectUnauthorized: true,
+        ...(config.TALLY_PG_SSL_CA_FILE ? { ca: readFileSync(config.TALLY_PG_SSL_CA_FILE, "utf8") } : {}),
+      };
+  }
+}
+
+export function createPool(config: Config, url: string, applicationName: string, max?: number): Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    ssl: sslOf(config),
+    max: max ?? config.TALLY_PG_POOL_MAX,
+    application_name: applicationName,
+    connectionTimeoutMillis: 10_000,
+    idleTimeoutMillis: 30_000,
+  });
+  // A pool emits errors of idle clients (e.g. the server restarted); the next query reconnects.
+  pool.on("error", () => {});
+  return pool;
+}
+
+export const shortUrl = (url: string) => maskUrlPassword(url);
+
+/** The same server, its maintenance database: where CREATE DATABASE runs. */
+function maintenanceUrl(url: string): string {
+  const u = new URL(url);
+  u.pathname = "/postgres";
+  return u.toString();
+}
+
+export async function ensureDatabase(config: Config, url: string): Promise<boolean> {
+  const name = databaseNameOf(url);
+  assert(databaseNamePattern.test(name), `database name ${name} was validated by the config module`);
+  const client = new pg.Client({ connectionString: maintenanceUrl(url), ssl: sslOf(config) });
+  await client.connect();
+  try {
+    const found = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
+    if (found.rowCount === 1) return false;
+    try {
+      await client.query(`CREATE DATABASE "${name}"`);
+      return true;
+    } catch (error) {
+      // Two migrates at once: the other one created it first.
+      if ((error as { code?: string }).code === "42P04" || (error as { code?: string }).code === "23505")
+        return false;
+      throw error;
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+export async function inTransaction<T>(pool: Pool, work: (client: Client) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN");
+    const result = await work(client);
+    await client.query("COMMIT");
+    return result;
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}

@@ -1,0 +1,105 @@
+// The tables of the contract (DESIGN.md, "Shards and date partitions"). Every statement is
+// idempotent, so `tally migrate` can run again, and while workers run.
+
+/** Per shard: the ledger by day, token state, rejections, offsets and the balance deltas the projector reads. */
+export const shardDdl = [
+  `CREATE TABLE IF NOT EXISTS transfers (
+     transfer_id uuid NOT NULL,
+     batch_id text,
+     token_id text NOT NULL,
+     asset text NOT NULL,
+     amount numeric(38,0) NOT NULL CHECK (amount > 0),
+     from_wallet text,
+     to_wallet text,
+     prev_state text,
+     next_state text NOT NULL,
+     occurred_at timestamptz NOT NULL,
+     kafka_partition int NOT NULL,
+     kafka_offset bigint NOT NULL,
+     schema_id int NOT NULL
+   ) PARTITION BY RANGE (occurred_at)`,
+  // The idempotency key, unique across every day of the shard (a partitioned table cannot hold a
+  // unique index without the partition key). A repeated id aborts the batch's COPY, never passes.
+  `CREATE TABLE IF NOT EXISTS transfer_ids (
+     transfer_id uuid PRIMARY KEY
+   )`,
+  `CREATE TABLE IF NOT EXISTS token_state (
+     token_id text PRIMARY KEY,
+     asset text NOT NULL,
+     amount numeric(38,0) NOT NULL,
+     owner text,
+     state text NOT NULL,
+     retired boolean NOT NULL DEFAULT false,
+     kafka_partition int NOT NULL,
+     last_offset bigint NOT NULL
+   )`,
+  "CREATE INDEX IF NOT EXISTS token_state_partition ON token_state (kafka_partition)",
+  `CREATE TABLE IF NOT EXISTS rejected_transfers (
+     topic text NOT NULL,
+     kafka_partition int NOT NULL,
+     kafka_offset bigint NOT NULL,
+     reason text NOT NULL,
+     detail text NOT NULL,
+     transfer_id text,
+     token_id text,
+     schema_id int,
+     raw_key bytea,
+     raw_value bytea,
+     rejected_at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (topic, kafka_partition, kafka_offset)
+   )`,
+  // The truth about progress: written in the same transaction as the rows it covers.
+  `CREATE TABLE IF NOT EXISTS applier_offsets (
+     "group" text NOT NULL,
+     topic text NOT NULL,
+     "partition" int NOT NULL,
+     next_offset bigint NOT NULL,
+     first_offset bigint NOT NULL,
+     applied_count bigint NOT NULL DEFAULT 0,
+     duplicate_count bigint NOT NULL DEFAULT 0,
+     rejected_count bigint NOT NULL DEFAULT 0,
+     updated_at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY ("group", topic, "partition")
+   )`,
+  // One row per (wallet, asset) per batch, or per asset with wallet NULL for minted/burned.
+  // end_offset is the batch's next offset: per partition, batches commit in offset order.
+  `CREATE TABLE IF NOT EXISTS balance_deltas (
+     topic text NOT NULL,
+     kafka_partition int NOT NULL,
+     end_offset bigint NOT NULL,
+     wallet text,
+     asset text NOT NULL,
+     delta numeric NOT NULL DEFAULT 0,
+     minted numeric NOT NULL DEFAULT 0,
+     burned numeric NOT NULL DEFAULT 0
+   )`,
+  "CREATE INDEX IF NOT EXISTS balance_deltas_progress ON balance_deltas (topic, kafka_partition, end_offset)",
+];
+
+/** The views database: balances, supply and the projector's checkpoints, updated together. */
+export const viewsDdl = [
+  `CREATE TABLE IF NOT EXISTS wallet_balances (
+     wallet text NOT NULL,
+     asset text NOT NULL,
+     balance numeric NOT NULL,
+     updated_at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (wallet, asset)
+   )`,
+  `CREATE TABLE IF NOT EXISTS asset_supply (
+     asset text PRIMARY KEY,
+     minted numeric NOT NULL,
+     burned numeric NOT NULL,
+     supply numeric NOT NULL,
+     updated_at timestamptz NOT NULL DEFAULT now()
+   )`,
+  `CREATE TABLE IF NOT EXISTS projector_checkpoints (
+     topic text NOT NULL,
+     kafka_partition int NOT NULL,
+     end_offset bigint NOT NULL,
+     updated_at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (topic, kafka_partition)
+   )`,
+];
+
+/** Serialises concurrent migrates and partition creation on one database. */
+export const migrateLockKey = 0x7a11_0001;
