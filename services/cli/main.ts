@@ -56,7 +56,8 @@ program
     console.log(
       `  schema registry ${config.TALLY_SCHEMA_REGISTRY_URL}  subject ${report.subject} id ${report.schemaId}`,
     );
-    config.TALLY_PG_SHARDS.forEach((url, k) => console.log(`  shard ${k}         ${shortUrl(url)}`));
+    for (const [k, url] of config.TALLY_PG_SHARDS.entries())
+      console.log(`  shard ${k}         ${shortUrl(url)}`);
     console.log(`  views           ${shortUrl(config.TALLY_PG_VIEWS)}`);
   });
 

@@ -51,13 +51,14 @@ export function eventProblems(event: TransferEvent): FieldProblem[] {
   return problems;
 }
 
+const controlCharacters = /[\u0000-\u001f]/;
+
 function isText(value: unknown): value is string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
   return (
     typeof value === "string" &&
     value.length > 0 &&
     value.length <= textLengthMax &&
-    !/[\u0000-\u001f]/.test(value)
+    !controlCharacters.test(value)
   );
 }
 
