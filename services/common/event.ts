@@ -51,6 +51,8 @@ export function eventProblems(event: TransferEvent): FieldProblem[] {
   return problems;
 }
 
+// Control characters would corrupt text COPY and logs; they are refused as field content.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
 const controlCharacters = /[\u0000-\u001f]/;
 
 function isText(value: unknown): value is string {
