@@ -3,6 +3,7 @@
 import { Command, CommanderError } from "commander";
 import { ConfigError, configAsExports, loadConfig } from "../common/config.ts";
 import { shortUrl } from "../common/pg.ts";
+import { registerApplyCommand } from "../applier/command.ts";
 import { migrate } from "../storage/migrate.ts";
 import { topics } from "./topics.ts";
 
@@ -41,6 +42,8 @@ program
         `schema id ${report.schemaId} under ${report.subject}`,
     );
   });
+
+registerApplyCommand(program);
 
 program
   .command("demo")

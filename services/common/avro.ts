@@ -9,11 +9,13 @@ export const transferEventSchemaText = readFileSync(
   "utf8",
 );
 
-export const avroForSchemaOptions = { logicalTypes: avroLogicalTypes };
+/** Fresh each time: avsc records every named type in `opts.registry`, and a shared registry would
+ * refuse a second version of tally.TransferEvent as a duplicate name. */
+export const avroForSchemaOptions = () => ({ logicalTypes: avroLogicalTypes });
 
 export function avroTypeOf(schema: string | object): avro.Type {
   const parsed = typeof schema === "string" ? JSON.parse(schema) : schema;
-  return avro.Type.forSchema(parsed, avroForSchemaOptions);
+  return avro.Type.forSchema(parsed, avroForSchemaOptions());
 }
 
 /** The reader type the applier decodes every writer version into. */

@@ -17,6 +17,8 @@ export type TransferEvent = {
 
 export const amountMax = 10n ** 38n - 1n;
 export const textLengthMax = 200;
+/** The largest instant JS dates can hold (year 275760); later values are not timestamps. */
+const occurredAtMsMax = 8_640_000_000_000_000;
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const assetPattern = /^[A-Z0-9]{1,16}$/;
 
@@ -39,7 +41,7 @@ export function eventProblems(event: TransferEvent): FieldProblem[] {
   if (typeof event.amount !== "bigint" || event.amount <= 0n || event.amount > amountMax) {
     add("amount", "must be a whole number of minor units from 1 to 10^38-1");
   }
-  if (!Number.isSafeInteger(event.occurred_at) || event.occurred_at < 0) {
+  if (!Number.isSafeInteger(event.occurred_at) || event.occurred_at < 0 || event.occurred_at > occurredAtMsMax) {
     add("occurred_at", "must be a timestamp in milliseconds");
   }
   if (event.from_wallet === null && event.to_wallet === null) add("event", "a mint and a burn at once");

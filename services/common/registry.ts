@@ -15,7 +15,12 @@ export function createRegistry(config: Config): SchemaRegistry {
       retry: { retries: 0 },
       ...(username ? { auth: { username, password: config.TALLY_SCHEMA_REGISTRY_PASSWORD } } : {}),
     },
-    { [SchemaType.AVRO]: avroForSchemaOptions },
+    // A getter, so that every schema the client parses gets options of its own (see avro.ts).
+    {
+      get [SchemaType.AVRO]() {
+        return avroForSchemaOptions();
+      },
+    },
   );
 }
 

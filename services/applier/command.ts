@@ -1,0 +1,20 @@
+import type { Command } from "commander";
+import { loadConfig } from "../common/config.ts";
+import { abortOnSignals } from "../common/signals.ts";
+import { runApplier } from "./applier.ts";
+
+export function registerApplyCommand(program: Command): void {
+  program
+    .command("apply")
+    .description("run an applier: consume transfer events and apply them to the shards, exactly once in effect")
+    .option("--until-caught-up", "exit once every partition's stored offset reaches the topic's end")
+    .action(async (options: { untilCaughtUp?: boolean }) => {
+      const summary = await runApplier(loadConfig(), { untilCaughtUp: options.untilCaughtUp ?? false, signal: abortOnSignals() });
+      const seconds = summary.elapsedMs / 1000;
+      const events = summary.applied + summary.duplicates + summary.rejected;
+      console.log(
+        `apply: ${events} records in ${seconds.toFixed(1)} s (${Math.round(events / seconds)}/s): ` +
+          `${summary.applied} applied, ${summary.duplicates} duplicates, ${summary.rejected} rejected`,
+      );
+    });
+}

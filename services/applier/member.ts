@@ -1,0 +1,180 @@
+// The consumer-group member: kafkajs eachBatch feeding applyChunk, partition by partition.
+// Kafka's committed offsets are only a hint: the truth is applier_offsets, checked inside every
+// write, so correctness does not depend on when a seek after a rebalance lands.
+import type { Consumer, EachBatchPayload, KafkaMessage } from "kafkajs";
+import type { Logger } from "../common/log.ts";
+import { batchEvents, phaseSeconds, recordsTotal, retriesTotal } from "../common/metrics.ts";
+import { type RetryPolicy, withRetry } from "../common/retry.ts";
+import { shardOf } from "../common/shards.ts";
+import { applyChunk, type ChunkResult, type RawRecord, type ShardContext } from "./apply-chunk.ts";
+import type { EventWindow } from "./decide.ts";
+import type { EventDecoder } from "./decode.ts";
+import { loadStoredOffset, PartitionState } from "./partition-state.ts";
+import { OffsetFenceError } from "./write.ts";
+
+export type MemberSettings = {
+  group: string;
+  topic: string;
+  batchEventsMax: number;
+  tokensPerPartitionMax: number;
+  window: EventWindow;
+  retry: RetryPolicy;
+};
+
+export type MemberTotals = { applied: number; duplicates: number; rejected: number; batches: number; phaseMs: Record<string, number> };
+
+export class ApplierMember {
+  readonly totals: MemberTotals = { applied: 0, duplicates: 0, rejected: 0, batches: 0, phaseMs: { decode: 0, validate: 0, write: 0, commit: 0 } };
+  private readonly states = new Map<number, PartitionState>();
+  /** Partitions sought back to fill a gap, and where to: a second gap at the same place is real. */
+  private readonly gapSeeks = new Map<number, bigint>();
+  stopping = false;
+  fatal: Error | null = null;
+  private readonly settings: MemberSettings;
+  private readonly shards: ShardContext[];
+  private readonly decoder: EventDecoder;
+  private readonly consumer: Consumer;
+  private readonly lowWatermarkOf: (partition: number) => Promise<bigint>;
+  private readonly log: Logger;
+
+  constructor(deps: {
+    settings: MemberSettings;
+    shards: ShardContext[];
+    decoder: EventDecoder;
+    consumer: Consumer;
+    lowWatermarkOf: (partition: number) => Promise<bigint>;
+    log: Logger;
+  }) {
+    this.settings = deps.settings;
+    this.shards = deps.shards;
+    this.decoder = deps.decoder;
+    this.consumer = deps.consumer;
+    this.lowWatermarkOf = deps.lowWatermarkOf;
+    this.log = deps.log;
+  }
+
+  /** On a new assignment: forget partitions lost, seek the others to their stored offsets. */
+  async onAssigned(partitions: readonly number[]): Promise<void> {
+    const assigned = new Set(partitions);
+    for (const p of this.states.keys()) if (!assigned.has(p)) this.states.delete(p);
+    for (const p of partitions) {
+      // A partition kept across the rebalance keeps its view: had another member advanced it
+      // meanwhile, the next write's compare-and-set fails and the view is reloaded then.
+      const state = await this.stateOf(p);
+      this.consumer.seek({ topic: this.settings.topic, partition: p, offset: state.nextOffset!.toString() });
+    }
+    this.log.info({ partitions }, "partitions assigned; sought to stored offsets");
+  }
+
+  private async stateOf(partition: number): Promise<PartitionState> {
+    let state = this.states.get(partition);
+    if (state === undefined) {
+      state = new PartitionState(this.settings.tokensPerPartitionMax);
+      this.states.set(partition, state);
+    }
+    if (state.nextOffset === null) {
+      const ref = this.refOf(partition);
+      const shard = this.shardOf(partition);
+      const low = await this.lowWatermarkOf(partition);
+      state.nextOffset = await this.retry("load stored offset", () => loadStoredOffset(shard.pool, ref, low));
+    }
+    return state;
+  }
+
+  private refOf(partition: number) {
+    return { group: this.settings.group, topic: this.settings.topic, partition };
+  }
+
+  private shardOf(partition: number): ShardContext {
+    return this.shards[shardOf(partition, this.shards.length)]!;
+  }
+
+  private retry<T>(what: string, attempt: () => Promise<T>, heartbeat?: () => Promise<void>): Promise<T> {
+    return withRetry(what, this.settings.retry, attempt, (error, attemptIndex, delayMs) => {
+      const cause = (error as { source?: string }).source ?? "database";
+      retriesTotal.inc({ cause });
+      this.log.warn({ what, attempt: attemptIndex + 1, delay_ms: delayMs, err: String((error as Error).message) }, "transient failure; retrying");
+      heartbeat?.().catch(() => {});
+    });
+  }
+
+  async eachBatch(payload: EachBatchPayload): Promise<void> {
+    if (this.stopping) return;
+    try {
+      await this.applyBatch(payload);
+    } catch (error) {
+      // Exhausted retries or a bug: stop without moving past the record; the supervisor restarts.
+      this.fatal = error as Error;
+      this.stopping = true;
+      this.log.error({ err: error }, "applier stopping on an error it cannot retry");
+    }
+  }
+
+  private async applyBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const partition = batch.partition;
+    let state = await this.stateOf(partition);
+    const pending = batch.messages.filter((m) => BigInt(m.offset) >= state.nextOffset!);
+    if (pending.length === 0) {
+      resolveOffset(batch.lastOffset()); // all below the stored offset: applied before
+      return;
+    }
+    const firstOffset = BigInt(pending[0]!.offset);
+    if (firstOffset > state.nextOffset! && this.gapSeeks.get(partition) !== state.nextOffset) {
+      this.log.warn({ partition, first_offset: String(firstOffset), stored: String(state.nextOffset) }, "batch starts above the stored offset; seeking back");
+      this.gapSeeks.set(partition, state.nextOffset!);
+      this.consumer.seek({ topic: this.settings.topic, partition, offset: state.nextOffset!.toString() });
+      return;
+    }
+    this.gapSeeks.delete(partition);
+    for (let start = 0; start < pending.length; start += this.settings.batchEventsMax) {
+      if (this.stopping || !isRunning() || isStale()) return;
+      const chunk = pending.slice(start, start + this.settings.batchEventsMax).map(toRawRecord);
+      const result = await this.applyOne(partition, state, chunk, heartbeat);
+      if (result === null) return;
+      resolveOffset(chunk[chunk.length - 1]!.offset.toString());
+      await heartbeat();
+      state = await this.stateOf(partition);
+    }
+  }
+
+  /** null when fenced: another member wrote this partition, so this one drops its view of it. */
+  private async applyOne(partition: number, state: PartitionState, chunk: RawRecord[], heartbeat: () => Promise<void>): Promise<ChunkResult | null> {
+    const shard = this.shardOf(partition);
+    const ref = this.refOf(partition);
+    try {
+      const result = await this.retry(`apply partition ${partition}`, () => applyChunk(shard, this.decoder, ref, state, chunk, this.settings.window), heartbeat);
+      this.count(partition, chunk, result);
+      return result;
+    } catch (error) {
+      if (!(error instanceof OffsetFenceError)) throw error;
+      this.log.warn({ partition }, "fenced: the stored offset moved; dropping this member's view of the partition");
+      this.states.delete(partition);
+      return null;
+    }
+  }
+
+  private count(partition: number, chunk: RawRecord[], { plan, phaseMs }: ChunkResult): void {
+    const t = this.totals;
+    t.applied += plan.ledger.length;
+    t.duplicates += plan.duplicates;
+    t.rejected += plan.rejections.length;
+    t.batches++;
+    for (const [phase, ms] of Object.entries(phaseMs)) {
+      t.phaseMs[phase] = (t.phaseMs[phase] ?? 0) + ms;
+      phaseSeconds.observe({ phase }, ms / 1000);
+    }
+    batchEvents.observe(chunk.length);
+    recordsTotal.inc({ outcome: "applied", reason: "" }, plan.ledger.length);
+    recordsTotal.inc({ outcome: "duplicate", reason: "" }, plan.duplicates);
+    for (const r of plan.rejections) recordsTotal.inc({ outcome: "rejected", reason: r.reason });
+    const rounded = Object.fromEntries(Object.entries(phaseMs).map(([k, v]) => [`${k}_ms`, Math.round(v * 10) / 10]));
+    this.log.info(
+      { partition, events: chunk.length, applied: plan.ledger.length, duplicates: plan.duplicates, rejected: plan.rejections.length, next_offset: String(plan.nextOffset), ...rounded },
+      "batch committed",
+    );
+  }
+}
+
+function toRawRecord(message: KafkaMessage): RawRecord {
+  return { offset: BigInt(message.offset), key: message.key, value: message.value, timestampMs: Number(message.timestamp) };
+}

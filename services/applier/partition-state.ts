@@ -1,0 +1,87 @@
+// What a member keeps in memory about a partition it owns: the stored next offset and the states of
+// the partition's tokens. Tokens never cross partitions, so no other writer changes them while the
+// member holds the partition; if one did, the offsets compare-and-set fails and this view is dropped.
+import type { Pool } from "../common/pg.ts";
+import type { TokenState } from "./decide.ts";
+import type { PartitionRef } from "./write.ts";
+
+/** undefined: not loaded yet; null: known never minted. */
+type CachedToken = TokenState | null;
+
+export class PartitionState {
+  nextOffset: bigint | null = null;
+  private readonly tokens = new Map<string, CachedToken>();
+  private readonly tokensMax: number;
+
+  constructor(tokensMax: number) {
+    this.tokensMax = tokensMax;
+  }
+
+  get tokenCount(): number {
+    return this.tokens.size;
+  }
+
+  missing(tokenIds: Iterable<string>): string[] {
+    const missing = new Set<string>();
+    for (const id of tokenIds) if (!this.tokens.has(id)) missing.add(id);
+    return [...missing];
+  }
+
+  stateOf(tokenId: string): TokenState | undefined {
+    const cached = this.tokens.get(tokenId);
+    if (cached === undefined) throw new Error(`token ${tokenId} was not loaded before planning`);
+    return cached ?? undefined;
+  }
+
+  remember(tokenId: string, state: TokenState | null): void {
+    // Map keeps insertion order: re-inserting marks the token recent, so eviction drops the oldest.
+    this.tokens.delete(tokenId);
+    this.tokens.set(tokenId, state);
+  }
+
+  /** Keeps memory bounded; evicted tokens are simply loaded again when they next appear. */
+  evictOver(keepIds: ReadonlySet<string>): void {
+    if (this.tokens.size <= this.tokensMax) return;
+    for (const id of this.tokens.keys()) {
+      if (this.tokens.size <= this.tokensMax) break;
+      if (!keepIds.has(id)) this.tokens.delete(id);
+    }
+  }
+}
+
+/** Reads the stored offset, creating the partition's row at `startOffset` when there is none. */
+export async function loadStoredOffset(pool: Pool, ref: PartitionRef, startOffset: bigint): Promise<bigint> {
+  await pool.query(
+    `INSERT INTO applier_offsets ("group", topic, "partition", next_offset, first_offset)
+     VALUES ($1, $2, $3, $4, $4) ON CONFLICT DO NOTHING`,
+    [ref.group, ref.topic, ref.partition, startOffset.toString()],
+  );
+  const result = await pool.query<{ next_offset: string }>(
+    `SELECT next_offset FROM applier_offsets WHERE "group" = $1 AND topic = $2 AND "partition" = $3`,
+    [ref.group, ref.topic, ref.partition],
+  );
+  return BigInt(result.rows[0]!.next_offset);
+}
+
+/** One query for every token of the batch this member does not hold yet. */
+export async function loadTokens(pool: Pool, state: PartitionState, tokenIds: readonly string[]): Promise<void> {
+  if (tokenIds.length === 0) return;
+  const result = await pool.query<{ token_id: string; asset: string; amount: string; owner: string | null; state: string; retired: boolean }>(
+    "SELECT token_id, asset, amount::text, owner, state, retired FROM token_state WHERE token_id = ANY($1::text[])",
+    [tokenIds],
+  );
+  for (const id of tokenIds) state.remember(id, null);
+  for (const row of result.rows) {
+    state.remember(row.token_id, { asset: row.asset, amount: BigInt(row.amount), owner: row.owner, state: row.state, retired: row.retired });
+  }
+}
+
+/** The batch's transfer ids already applied on this shard (lower-cased). */
+export async function findAppliedIds(pool: Pool, transferIds: readonly string[]): Promise<Set<string>> {
+  if (transferIds.length === 0) return new Set();
+  const result = await pool.query<{ transfer_id: string }>(
+    "SELECT transfer_id::text FROM transfer_ids WHERE transfer_id = ANY($1::uuid[])",
+    [transferIds],
+  );
+  return new Set(result.rows.map((r) => r.transfer_id.toLowerCase()));
+}

@@ -1,0 +1,165 @@
+// Plans one batch of one partition in memory, in offset order: which records become ledger rows,
+// duplicates or rejections, the tokens' resulting states (collapsed to the last per token), and the
+// balance deltas. Pure: the write path turns a plan into one transaction.
+import { assert } from "../common/assert.ts";
+import type { TransferEvent } from "../common/event.ts";
+import { eventProblems } from "../common/event.ts";
+import { dayOf } from "../storage/partitions.ts";
+import { type Decision, decide, type EventWindow, outsideWindow, type RejectionReason, type TokenState } from "./decide.ts";
+
+/** A consumed record after decoding: an event, or why it could not be one. */
+export type DecodedRecord = {
+  offset: bigint;
+  key: Buffer | null;
+  value: Buffer | null;
+  timestampMs: number;
+  decoded: { ok: true; event: TransferEvent; schemaId: number } | { ok: false; reason: RejectionReason; detail: string; schemaId: number | null };
+};
+
+export type LedgerRow = { event: TransferEvent; offset: bigint; schemaId: number };
+export type RejectionRow = {
+  offset: bigint;
+  reason: RejectionReason;
+  detail: string;
+  transferId: string | null;
+  tokenId: string | null;
+  schemaId: number | null;
+  key: Buffer | null;
+  value: Buffer | null;
+};
+export type TokenChange = { tokenId: string; state: TokenState; existedBefore: boolean; lastOffset: bigint };
+export type SupplyDelta = { minted: bigint; burned: bigint };
+
+export type BatchPlan = {
+  ledger: LedgerRow[];
+  rejections: RejectionRow[];
+  duplicates: number;
+  tokenChanges: Map<string, TokenChange>;
+  /** key: wallet + "\u0000" + asset (neither can hold a control character) */
+  balanceDeltas: Map<string, bigint>;
+  supplyDeltas: Map<string, SupplyDelta>;
+  days: Set<number>;
+  /** transfer ids of records the rules rejected: a look-up tells whether they are duplicates */
+  duplicateCandidates: string[];
+  nextOffset: bigint;
+};
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export const balanceKey = (wallet: string, asset: string) => `${wallet}\u0000${asset}`;
+
+/**
+ * `stateOf` must answer for every token of the batch as it stood before the batch (undefined: never
+ * minted). `appliedIds` holds the batch's transfer ids known to be applied already (lower-cased).
+ */
+export function planBatch(
+  records: readonly DecodedRecord[],
+  stateOf: (tokenId: string) => TokenState | undefined,
+  appliedIds: ReadonlySet<string>,
+  window: EventWindow,
+): BatchPlan {
+  assert(records.length > 0, "a batch has records");
+  const plan: BatchPlan = {
+    ledger: [],
+    rejections: [],
+    duplicates: 0,
+    tokenChanges: new Map(),
+    balanceDeltas: new Map(),
+    supplyDeltas: new Map(),
+    days: new Set(),
+    duplicateCandidates: [],
+    nextOffset: records[records.length - 1]!.offset + 1n,
+  };
+  const seenIds = new Set<string>(); // applied earlier in this batch
+  let previousOffset = -1n;
+  for (const record of records) {
+    assert(record.offset > previousOffset, "records are in strictly increasing offset order");
+    previousOffset = record.offset;
+    planRecord(plan, record, stateOf, appliedIds, seenIds, window);
+  }
+  return plan;
+}
+
+function planRecord(
+  plan: BatchPlan,
+  record: DecodedRecord,
+  stateOf: (tokenId: string) => TokenState | undefined,
+  appliedIds: ReadonlySet<string>,
+  seenIds: Set<string>,
+  window: EventWindow,
+): void {
+  const { decoded } = record;
+  if (!decoded.ok) return addRejection(plan, record, decoded.reason, decoded.detail, null);
+  const event = decoded.event;
+  const problems = eventProblems(event);
+  if (problems.length > 0) {
+    const detail = problems.map((p) => `${p.field}: ${p.problem}`).join("; ");
+    return addRejection(plan, record, "invalid_field", detail, event);
+  }
+  if (record.key === null || record.key.toString("utf8") !== event.token_id) {
+    // The key routes the token to its partition; a mismatch would split a token's chain.
+    return addRejection(plan, record, "invalid_field", "key: must be the token_id", event);
+  }
+  const windowProblem = outsideWindow(event.occurred_at, record.timestampMs, window);
+  if (windowProblem !== null) return addRejection(plan, record, "out_of_window", windowProblem, event);
+  const transferId = event.transfer_id.toLowerCase();
+  if (appliedIds.has(transferId) || seenIds.has(transferId)) {
+    plan.duplicates++;
+    return;
+  }
+  const change = plan.tokenChanges.get(event.token_id);
+  const before = change ? change.state : stateOf(event.token_id);
+  const decision: Decision = decide(before, event);
+  if (decision.outcome === "rejected") {
+    plan.duplicateCandidates.push(transferId);
+    return addRejection(plan, record, decision.reason, decision.detail, event);
+  }
+  seenIds.add(transferId);
+  plan.ledger.push({ event, offset: record.offset, schemaId: decoded.schemaId });
+  plan.days.add(dayOf(event.occurred_at));
+  plan.tokenChanges.set(event.token_id, {
+    tokenId: event.token_id,
+    state: decision.next,
+    existedBefore: change ? change.existedBefore : before !== undefined,
+    lastOffset: record.offset,
+  });
+  addBalanceDeltas(plan, event);
+}
+
+function addBalanceDeltas(plan: BatchPlan, event: TransferEvent): void {
+  const add = (wallet: string, delta: bigint) => {
+    const key = balanceKey(wallet, event.asset);
+    plan.balanceDeltas.set(key, (plan.balanceDeltas.get(key) ?? 0n) + delta);
+  };
+  if (event.to_wallet !== null) add(event.to_wallet, event.amount);
+  if (event.from_wallet !== null) add(event.from_wallet, -event.amount);
+  if (event.from_wallet === null || event.to_wallet === null) {
+    const supply = plan.supplyDeltas.get(event.asset) ?? { minted: 0n, burned: 0n };
+    if (event.from_wallet === null) supply.minted += event.amount;
+    else supply.burned += event.amount;
+    plan.supplyDeltas.set(event.asset, supply);
+  }
+}
+
+function addRejection(
+  plan: BatchPlan,
+  record: DecodedRecord,
+  reason: RejectionReason,
+  detail: string,
+  event: TransferEvent | null,
+): void {
+  plan.rejections.push({
+    offset: record.offset,
+    reason,
+    detail,
+    transferId: event?.transfer_id ?? null,
+    tokenId: event?.token_id ?? null,
+    schemaId: record.decoded.schemaId,
+    key: record.key,
+    value: record.value,
+  });
+}
+
+export function isUuid(text: string): boolean {
+  return uuidPattern.test(text);
+}

@@ -1,0 +1,168 @@
+// THE WRITE PATH. One batch of one partition becomes one transaction on the partition's shard:
+// offsets compare-and-set first (the fence), then ledger and ids by COPY, token states, rejections,
+// balance deltas for the projector, and a NOTIFY. Everything or nothing.
+import type { Client, Pool } from "../common/pg.ts";
+import { copyBytea, copyField, copyInto, copyLine } from "./copy.ts";
+import type { BatchPlan } from "./plan.ts";
+
+export type PartitionRef = { group: string; topic: string; partition: number };
+
+/** Another writer advanced this partition: this member must drop its view and re-read. */
+export class OffsetFenceError extends Error {
+  override name = "OffsetFenceError";
+}
+
+/** A transfer id of the batch was applied before: the batch must be re-planned with that knowledge. */
+export class DuplicateTransferIdError extends Error {
+  override name = "DuplicateTransferIdError";
+}
+
+export type PhaseTimingsMs = { write: number; commit: number };
+
+const ledgerColumns = [
+  "transfer_id", "batch_id", "token_id", "asset", "amount", "from_wallet", "to_wallet",
+  "prev_state", "next_state", "occurred_at", "kafka_partition", "kafka_offset", "schema_id",
+] as const;
+const rejectionColumns = [
+  "topic", "kafka_partition", "kafka_offset", "reason", "detail",
+  "transfer_id", "token_id", "schema_id", "raw_key", "raw_value",
+] as const;
+/** Ids, names and details from rejected input can be any size; the raw bytes keep the whole. */
+const rejectedTextLengthMax = 500;
+
+export async function writeBatch(pool: Pool, ref: PartitionRef, expectedOffset: bigint, plan: BatchPlan): Promise<PhaseTimingsMs> {
+  const client = await pool.connect();
+  const startedMs = performance.now();
+  try {
+    await client.query("BEGIN");
+    await advanceOffsets(client, ref, expectedOffset, plan);
+    await copyLedger(client, ref, plan);
+    await writeTokenStates(client, ref, plan);
+    await copyRejections(client, ref, plan);
+    await insertBalanceDeltas(client, ref, plan);
+    await client.query("NOTIFY tally_applied");
+    const commitStartedMs = performance.now();
+    await client.query("COMMIT");
+    const doneMs = performance.now();
+    return { write: commitStartedMs - startedMs, commit: doneMs - commitStartedMs };
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => {});
+    const e = error as { code?: string; table?: string };
+    if (e.code === "23505" && e.table === "transfer_ids") throw new DuplicateTransferIdError("a transfer id was applied before", { cause: error });
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+async function advanceOffsets(client: Client, ref: PartitionRef, expectedOffset: bigint, plan: BatchPlan): Promise<void> {
+  // First statement of the transaction: it takes the partition's row lock, so a racing writer
+  // waits here and then fails the compare, rather than interleaving with this batch.
+  const result = await client.query(
+    `UPDATE applier_offsets
+        SET next_offset = $5, applied_count = applied_count + $6, duplicate_count = duplicate_count + $7,
+            rejected_count = rejected_count + $8, updated_at = now()
+      WHERE "group" = $1 AND topic = $2 AND "partition" = $3 AND next_offset = $4`,
+    [ref.group, ref.topic, ref.partition, expectedOffset.toString(), plan.nextOffset.toString(),
+      plan.ledger.length, plan.duplicates, plan.rejections.length],
+  );
+  if (result.rowCount !== 1) throw new OffsetFenceError(`partition ${ref.partition} is no longer at offset ${expectedOffset}`);
+}
+
+async function copyLedger(client: Client, ref: PartitionRef, plan: BatchPlan): Promise<void> {
+  if (plan.ledger.length === 0) return;
+  let ids = "";
+  let rows = "";
+  for (const { event, offset, schemaId } of plan.ledger) {
+    ids += `${event.transfer_id}\n`;
+    rows += copyLine([
+      event.transfer_id, copyField(event.batch_id), copyField(event.token_id), event.asset, event.amount.toString(),
+      copyField(event.from_wallet), copyField(event.to_wallet), copyField(event.prev_state), copyField(event.next_state),
+      new Date(event.occurred_at).toISOString(), String(ref.partition), offset.toString(), String(schemaId),
+    ]);
+  }
+  // The ids first: a repeated id fails here, before the larger ledger COPY is sent.
+  await copyInto(client, "transfer_ids", ["transfer_id"], ids);
+  await copyInto(client, "transfers", ledgerColumns, rows);
+}
+
+async function writeTokenStates(client: Client, ref: PartitionRef, plan: BatchPlan): Promise<void> {
+  const updates = { id: [] as string[], owner: [] as (string | null)[], state: [] as string[], retired: [] as boolean[], offset: [] as string[] };
+  const inserts = { ...structuredClone(updates), asset: [] as string[], amount: [] as string[] };
+  for (const change of plan.tokenChanges.values()) {
+    const target = change.existedBefore ? updates : inserts;
+    target.id.push(change.tokenId);
+    target.owner.push(change.state.owner);
+    target.state.push(change.state.state);
+    target.retired.push(change.state.retired);
+    target.offset.push(change.lastOffset.toString());
+    if (!change.existedBefore) {
+      inserts.asset.push(change.state.asset);
+      inserts.amount.push(change.state.amount.toString());
+    }
+  }
+  if (updates.id.length > 0) {
+    // UPDATE ... FROM unnest measured faster than INSERT ... ON CONFLICT (STACK.md); tokens are
+    // collapsed to one change each by the planner, so no row is matched twice.
+    const result = await client.query(
+      `UPDATE token_state t SET owner = u.owner, state = u.state, retired = u.retired, last_offset = u.last_offset
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::bigint[]) AS u(token_id, owner, state, retired, last_offset)
+        WHERE t.token_id = u.token_id`,
+      [updates.id, updates.owner, updates.state, updates.retired, updates.offset],
+    );
+    if (result.rowCount !== updates.id.length) throw new OffsetFenceError("token states differ from what this member holds");
+  }
+  if (inserts.id.length > 0) {
+    await client.query(
+      `INSERT INTO token_state (token_id, asset, amount, owner, state, retired, kafka_partition, last_offset)
+       SELECT u.token_id, u.asset, u.amount, u.owner, u.state, u.retired, $8, u.last_offset
+         FROM unnest($1::text[], $2::text[], $3::numeric[], $4::text[], $5::text[], $6::bool[], $7::bigint[])
+           AS u(token_id, asset, amount, owner, state, retired, last_offset)`,
+      [inserts.id, inserts.asset, inserts.amount, inserts.owner, inserts.state, inserts.retired, inserts.offset, ref.partition],
+    );
+  }
+}
+
+const clip = (text: string | null) => (text === null ? null : text.slice(0, rejectedTextLengthMax));
+
+async function copyRejections(client: Client, ref: PartitionRef, plan: BatchPlan): Promise<void> {
+  let rows = "";
+  for (const r of plan.rejections) {
+    rows += copyLine([
+      copyField(ref.topic), String(ref.partition), r.offset.toString(), r.reason, copyField(clip(r.detail)),
+      copyField(clip(r.transferId)), copyField(clip(r.tokenId)), copyField(r.schemaId), copyBytea(r.key), copyBytea(r.value),
+    ]);
+  }
+  await copyInto(client, "rejected_transfers", rejectionColumns, rows);
+}
+
+async function insertBalanceDeltas(client: Client, ref: PartitionRef, plan: BatchPlan): Promise<void> {
+  const wallets: (string | null)[] = [];
+  const assets: string[] = [];
+  const deltas: string[] = [];
+  const minted: string[] = [];
+  const burned: string[] = [];
+  for (const [key, delta] of plan.balanceDeltas) {
+    if (delta === 0n) continue;
+    const split = key.indexOf("\u0000");
+    wallets.push(key.slice(0, split));
+    assets.push(key.slice(split + 1));
+    deltas.push(delta.toString());
+    minted.push("0");
+    burned.push("0");
+  }
+  for (const [asset, supply] of plan.supplyDeltas) {
+    wallets.push(null);
+    assets.push(asset);
+    deltas.push("0");
+    minted.push(supply.minted.toString());
+    burned.push(supply.burned.toString());
+  }
+  if (wallets.length === 0) return;
+  await client.query(
+    `INSERT INTO balance_deltas (topic, kafka_partition, end_offset, wallet, asset, delta, minted, burned)
+     SELECT $1, $2, $3, u.wallet, u.asset, u.delta, u.minted, u.burned
+       FROM unnest($4::text[], $5::text[], $6::numeric[], $7::numeric[], $8::numeric[]) AS u(wallet, asset, delta, minted, burned)`,
+    [ref.topic, ref.partition, plan.nextOffset.toString(), wallets, assets, deltas, minted, burned],
+  );
+}
