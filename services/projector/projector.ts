@@ -1,0 +1,210 @@
+// The projector: rounds of "read pending deltas per shard, add them up, write the views and the
+// checkpoints in one transaction", woken by the applier's NOTIFY or by a poll. A round is never
+// cut short: a stop request (abort signal) is honoured between rounds.
+import type { Config } from "../common/config.ts";
+import { createLogger, type Logger } from "../common/log.ts";
+import { createPool, type Pool } from "../common/pg.ts";
+import { RetriesExhaustedError, withRetry } from "../common/retry.ts";
+import {
+  partitionsByShard,
+  projectShardOnce,
+  retryPolicyOf,
+  type ShardContext,
+  type ShardRound,
+} from "./round.ts";
+import { pruneShard } from "./shard-read.ts";
+import { ensureCheckpoints, loadCheckpoints } from "./views-write.ts";
+import { listenAll, Waker } from "./wake.ts";
+
+/** How often deltas already in the views are deleted from the shards. */
+const pruneIntervalMs = 10_000;
+/** Consecutive level rounds that make "caught up": level now, and still level one poll later. */
+const levelRoundsForCaughtUp = 2;
+
+export type RoundProgress = {
+  round: number;
+  rows: number;
+  projectMs: number;
+  lagRecords: bigint;
+  conflicts: number;
+  level: boolean;
+};
+
+export type ProjectorOptions = {
+  /** exit once every checkpoint equals the applier's offset, twice in a row */
+  untilCaughtUp?: boolean;
+  /** with untilCaughtUp: also wait until this says the applier itself is done */
+  applierCaughtUp?: () => boolean | Promise<boolean>;
+  /** abort = stop after the current round */
+  signal?: AbortSignal;
+  onProgress?: (progress: RoundProgress) => void;
+  logger?: Logger;
+};
+
+export type ProjectorSummary = {
+  rounds: number;
+  rowsProjected: number;
+  conflicts: number;
+  caughtUp: boolean;
+  /** projector lag at the last round, in records */
+  lagRecords: bigint;
+  /** "stopped": by the signal; "caught-up": by --until-caught-up */
+  reason: "stopped" | "caught-up";
+};
+
+type Resources = { contexts: ShardContext[]; shardPools: Pool[]; listenPools: Pool[]; viewsPool: Pool };
+
+function open(config: Config): Resources {
+  const viewsPool = createPool(config, config.TALLY_PG_VIEWS, "tally-projector");
+  const shardPools = config.TALLY_PG_SHARDS.map((url) => createPool(config, url, "tally-projector"));
+  // One connection per shard that only listens: a LISTEN session never returns to a working pool.
+  const listenPools = config.TALLY_PG_SHARDS.map((url) =>
+    createPool(config, url, "tally-projector-listen", 1),
+  );
+  const contexts = partitionsByShard(config)
+    .map((partitions, shard) => ({ config, shard, partitions, shardPool: shardPools[shard]!, viewsPool }))
+    .filter((context) => context.partitions.length > 0);
+  return { contexts, shardPools, listenPools, viewsPool };
+}
+
+async function close(resources: Resources): Promise<void> {
+  await Promise.all(
+    [...resources.shardPools, ...resources.listenPools, resources.viewsPool].map((p) => p.end()),
+  );
+}
+
+async function projectRound(resources: Resources, log: Logger, signal?: AbortSignal): Promise<ShardRound[]> {
+  const results: ShardRound[] = [];
+  for (const context of resources.contexts) {
+    const onRetry = (error: unknown, attempt: number, delayMs: number) =>
+      log.warn({ shard: context.shard, attempt, delayMs, err: String(error) }, "projector: retrying shard");
+    const policy = retryPolicyOf(context.config);
+    results.push(
+      await withRetry(
+        `project shard ${context.shard}`,
+        policy,
+        () => projectShardOnce(context),
+        onRetry,
+        signal,
+      ),
+    );
+  }
+  return results;
+}
+
+async function prune(resources: Resources, log: Logger): Promise<void> {
+  const config = resources.contexts[0]?.config;
+  if (!config) return;
+  for (const context of resources.contexts) {
+    try {
+      // Committed checkpoints only: what they cover is in the views for good.
+      const checkpoints = await loadCheckpoints(resources.viewsPool, config.TALLY_TOPIC, context.partitions);
+      const deleted = await pruneShard(
+        context.shardPool,
+        config.TALLY_TOPIC,
+        checkpoints,
+        config.TALLY_PROJECT_DELTAS_MAX,
+      );
+      if (deleted > 0) log.debug({ shard: context.shard, deleted }, "projector: pruned deltas");
+    } catch (error) {
+      // Pruning is housekeeping and idempotent: a failure waits for the next interval.
+      log.warn({ shard: context.shard, err: String(error) }, "projector: prune failed, will try again");
+    }
+  }
+}
+
+/** Runs the projector until the signal aborts, or (untilCaughtUp) until it is level with the applier. */
+export async function runProjector(
+  config: Config,
+  options: ProjectorOptions = {},
+): Promise<ProjectorSummary> {
+  const log = options.logger ?? createLogger(config.TALLY_LOG_LEVEL, "tally-projector");
+  const signal = options.signal ?? new AbortController().signal;
+  const resources = open(config);
+  const waker = new Waker();
+  const stopListening = listenAll(resources.listenPools, waker, log, signal);
+  const summary: ProjectorSummary = {
+    rounds: 0,
+    rowsProjected: 0,
+    conflicts: 0,
+    caughtUp: false,
+    lagRecords: 0n,
+    reason: "stopped",
+  };
+  try {
+    const allPartitions = resources.contexts.flatMap((c) => c.partitions);
+    await withRetry("projector start", retryPolicyOf(config), () =>
+      ensureCheckpoints(resources.viewsPool, config.TALLY_TOPIC, allPartitions),
+    );
+    await loop(config, resources, waker, log, signal, options, summary);
+  } catch (error) {
+    // Retries cut short by a stop request leave nothing half-written: a clean stop.
+    if (!(error instanceof RetriesExhaustedError && signal.aborted)) throw error;
+    log.warn({ err: String(error) }, "projector: stopped while retrying");
+  } finally {
+    await stopListening();
+    await close(resources);
+  }
+  log.info({ ...summary, lagRecords: summary.lagRecords.toString() }, "projector: done");
+  return summary;
+}
+
+async function loop(
+  config: Config,
+  resources: Resources,
+  waker: Waker,
+  log: Logger,
+  signal: AbortSignal,
+  options: ProjectorOptions,
+  summary: ProjectorSummary,
+): Promise<void> {
+  let levelRounds = 0;
+  let lastPruneMs = 0;
+  while (!signal.aborted) {
+    const startMs = performance.now();
+    const shards = await projectRound(resources, log, signal);
+    const progress: RoundProgress = {
+      round: ++summary.rounds,
+      rows: shards.reduce((sum, s) => sum + s.rows, 0),
+      projectMs: Math.round(performance.now() - startMs),
+      lagRecords: shards.reduce((sum, s) => sum + s.lagRecords, 0n),
+      conflicts: shards.filter((s) => s.conflict).length,
+      level: shards.every((s) => s.level),
+    };
+    summary.rowsProjected += progress.rows;
+    summary.conflicts += progress.conflicts;
+    summary.lagRecords = progress.lagRecords;
+    logRound(log, progress, shards);
+    options.onProgress?.(progress);
+
+    if (performance.now() - lastPruneMs >= pruneIntervalMs) {
+      await prune(resources, log);
+      lastPruneMs = performance.now();
+    }
+    levelRounds = progress.level ? levelRounds + 1 : 0;
+    if (options.untilCaughtUp && levelRounds >= levelRoundsForCaughtUp) {
+      if (!options.applierCaughtUp || (await options.applierCaughtUp())) {
+        summary.caughtUp = true;
+        summary.reason = "caught-up";
+        return;
+      }
+    }
+    // More is pending (a bounded round, or a lost race): go on at once; else sleep until woken.
+    if (progress.level) await waker.wait(config.TALLY_PROJECT_POLL_MS, signal);
+  }
+}
+
+function logRound(log: Logger, progress: RoundProgress, shards: ShardRound[]): void {
+  const fields = {
+    round: progress.round,
+    rows: progress.rows,
+    project_ms: progress.projectMs,
+    read_ms: Math.round(shards.reduce((sum, s) => sum + s.readMs, 0)),
+    write_ms: Math.round(shards.reduce((sum, s) => sum + s.writeMs, 0)),
+    lag_records: progress.lagRecords.toString(),
+    conflicts: progress.conflicts,
+    level: progress.level,
+  };
+  if (progress.rows > 0 || progress.conflicts > 0) log.info(fields, "projector: round");
+  else log.debug(fields, "projector: round");
+}

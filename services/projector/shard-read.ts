@@ -1,0 +1,147 @@
+// Reading one shard for a round: the applier's offsets and the pending balance deltas, in one
+// REPEATABLE READ snapshot, so that "every pending row taken" and "next_offset" describe the same
+// moment (the applier writes both in one transaction).
+import type { Client, Pool } from "../common/pg.ts";
+import {
+  type DeltaRow,
+  type PartitionRead,
+  perPartitionLimit,
+  type Take,
+  takeWholeBatches,
+} from "./aggregate.ts";
+
+type RawDelta = {
+  kafka_partition: number;
+  end_offset: string;
+  wallet: string | null;
+  asset: string;
+  delta: string;
+  minted: string;
+  burned: string;
+};
+
+const deltaOf = (raw: RawDelta): DeltaRow => ({
+  partition: raw.kafka_partition,
+  endOffset: BigInt(raw.end_offset),
+  wallet: raw.wallet,
+  asset: raw.asset,
+  delta: BigInt(raw.delta),
+  minted: BigInt(raw.minted),
+  burned: BigInt(raw.burned),
+});
+
+// Numbers leave the database as text: numeric and bigint are exact there, and must stay so here.
+const deltaColumns = `d.kafka_partition, d.end_offset::text AS end_offset, d.wallet, d.asset,
+  d.delta::text AS delta, d.minted::text AS minted, d.burned::text AS burned`;
+
+/** Runs `work` in a read-only REPEATABLE READ snapshot of the shard. */
+export async function inSnapshot<T>(pool: Pool, work: (client: Client) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    const result = await work(client);
+    await client.query("COMMIT");
+    return result;
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/** applier_offsets.next_offset per partition of the topic on this shard. */
+export async function appliedOffsets(
+  client: Client | Pool,
+  group: string,
+  topic: string,
+): Promise<Map<number, bigint>> {
+  const result = await client.query<{ partition: number; next_offset: string }>(
+    `SELECT "partition", next_offset::text AS next_offset FROM applier_offsets
+      WHERE "group" = $1 AND topic = $2`,
+    [group, topic],
+  );
+  return new Map(result.rows.map((r) => [r.partition, BigInt(r.next_offset)]));
+}
+
+export type ShardReadInput = {
+  group: string;
+  topic: string;
+  partitions: number[];
+  checkpoints: Map<number, bigint>;
+  deltasMax: number;
+};
+
+/** The pending deltas of every partition of the shard, bounded, batches whole. */
+export async function readShard(pool: Pool, input: ShardReadInput): Promise<PartitionRead[]> {
+  const limit = perPartitionLimit(input.deltasMax, input.partitions.length);
+  return inSnapshot(pool, async (client) => {
+    const applied = await appliedOffsets(client, input.group, input.topic);
+    const checkpoints = input.partitions.map((p) => (input.checkpoints.get(p) ?? -1n).toString());
+    // One index range scan per partition (LATERAL + LIMIT), so a backlog on one partition
+    // neither starves the others nor makes the round read more than the bound.
+    const result = await client.query<RawDelta>(
+      `SELECT ${deltaColumns}
+         FROM unnest($2::int[], $3::bigint[]) AS c(p, checkpoint)
+         CROSS JOIN LATERAL (
+           SELECT * FROM balance_deltas b
+            WHERE b.topic = $1 AND b.kafka_partition = c.p AND b.end_offset > c.checkpoint
+            ORDER BY b.end_offset LIMIT $4) d
+        ORDER BY d.kafka_partition, d.end_offset`,
+      [input.topic, input.partitions, checkpoints, limit + 1],
+    );
+    const byPartition = new Map<number, DeltaRow[]>(input.partitions.map((p) => [p, []]));
+    for (const raw of result.rows) byPartition.get(raw.kafka_partition)!.push(deltaOf(raw));
+    const reads: PartitionRead[] = [];
+    for (const partition of input.partitions) {
+      let take = takeWholeBatches(byPartition.get(partition)!, limit);
+      if (take.kind === "oversized") take = await wholeBatch(client, input.topic, partition, take.endOffset);
+      reads.push({
+        partition,
+        checkpoint: input.checkpoints.get(partition) ?? -1n,
+        appliedUpTo: applied.get(partition) ?? null,
+        take,
+      });
+    }
+    return reads;
+  });
+}
+
+/** One batch larger than the bound: taken whole, since half a batch cannot be checkpointed. */
+async function wholeBatch(
+  client: Client,
+  topic: string,
+  partition: number,
+  endOffset: bigint,
+): Promise<Take> {
+  const result = await client.query<RawDelta>(
+    `SELECT ${deltaColumns} FROM balance_deltas d
+      WHERE d.topic = $1 AND d.kafka_partition = $2 AND d.end_offset = $3`,
+    [topic, partition, endOffset.toString()],
+  );
+  return { kind: "prefix", rows: result.rows.map(deltaOf), lastEndOffset: endOffset };
+}
+
+/**
+ * Deletes deltas at or below the committed checkpoints: they are in the views already. At most
+ * `rowsMax` rows per partition per call, so a prune never holds a long transaction.
+ */
+export async function pruneShard(
+  pool: Pool,
+  topic: string,
+  checkpoints: Map<number, bigint>,
+  rowsMax: number,
+): Promise<number> {
+  let deleted = 0;
+  for (const [partition, checkpoint] of checkpoints) {
+    if (checkpoint < 0n) continue;
+    const result = await pool.query(
+      `DELETE FROM balance_deltas WHERE ctid = ANY(ARRAY(
+         SELECT ctid FROM balance_deltas
+          WHERE topic = $1 AND kafka_partition = $2 AND end_offset <= $3 LIMIT $4))`,
+      [topic, partition, checkpoint.toString(), rowsMax],
+    );
+    deleted += result.rowCount ?? 0;
+  }
+  return deleted;
+}
