@@ -106,6 +106,7 @@ export class TransferProducer {
     this.batchMessagesMax = batchMessagesMax;
     this.batchBytesMax = batchBytesMax;
     this.writerType = options.schemaText ? avroTypeOf(options.schemaText) : transferEventType;
+    this.schemaIdValue = schemaId ?? null;
     this.kafka = createKafka(config, options.clientIdSuffix ?? "producer");
     this.producer = this.kafka.producer({
       idempotent: true,
