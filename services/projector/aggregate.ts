@@ -61,8 +61,8 @@ const keyOf = (wallet: string, asset: string) => JSON.stringify([wallet, asset])
 const compareText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
- * Sums delta rows per (wallet, asset) and per asset. A (wallet, asset) whose sum is zero is kept:
- * it was touched, and the rebuild from the ledger lists every wallet the ledger names.
+ * Sums delta rows per (wallet, asset) and per asset. A (wallet, asset) whose sum is zero is left
+ * out: it changes nothing, and the views hold no zero balance (see views-write.ts, addBalances).
  */
 export function aggregateDeltas(rows: Iterable<DeltaRow>): Projection {
   const balances = new Map<string, BalanceChange>();
@@ -85,9 +85,9 @@ export function aggregateDeltas(rows: Iterable<DeltaRow>): Projection {
     }
   }
   return {
-    balances: [...balances.values()].sort(
-      (a, b) => compareText(a.wallet, b.wallet) || compareText(a.asset, b.asset),
-    ),
+    balances: [...balances.values()]
+      .filter((change) => change.delta !== 0n)
+      .sort((a, b) => compareText(a.wallet, b.wallet) || compareText(a.asset, b.asset)),
     supply: [...supply.values()].sort((a, b) => compareText(a.asset, b.asset)),
     rows: count,
   };

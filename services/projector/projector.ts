@@ -159,7 +159,7 @@ async function loop(
   summary: ProjectorSummary,
 ): Promise<void> {
   let levelRounds = 0;
-  let lastPruneMs = 0;
+  let lastPruneMs = Number.NEGATIVE_INFINITY; // the first prune right after the first round
   while (!signal.aborted) {
     const startMs = performance.now();
     const shards = await projectRound(resources, log, signal);

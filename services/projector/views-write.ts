@@ -49,7 +49,12 @@ function assertSameLengths(arrays: unknown[][]): void {
   );
 }
 
-/** balance += delta per (wallet, asset), in the given (sorted) order. */
+/**
+ * balance += delta per (wallet, asset), in the given (sorted) order. A balance that reaches zero
+ * is deleted: the applier writes no delta for a wallet whose moves in a batch net to zero, so a
+ * zero row would exist or not depending on how records fell into batches. With no zero rows,
+ * the incremental views and a rebuild from the ledger hold exactly the same rows.
+ */
 export async function addBalances(client: Client, changes: BalanceChange[]): Promise<void> {
   for (const chunk of chunks(changes)) {
     const columns = [
@@ -58,13 +63,23 @@ export async function addBalances(client: Client, changes: BalanceChange[]): Pro
       chunk.map((c) => c.delta.toString()),
     ];
     assertSameLengths(columns);
-    await client.query(
-      `INSERT INTO wallet_balances (wallet, asset, balance)
-       SELECT w, a, d FROM unnest($1::text[], $2::text[], $3::numeric[]) WITH ORDINALITY AS u(w, a, d, n)
-        ORDER BY n
-       ON CONFLICT (wallet, asset) DO UPDATE
-         SET balance = wallet_balances.balance + EXCLUDED.balance, updated_at = now()`,
+    const emptied = await client.query<{ wallet: string; asset: string }>(
+      `WITH upserted AS (
+         INSERT INTO wallet_balances (wallet, asset, balance)
+         SELECT w, a, d FROM unnest($1::text[], $2::text[], $3::numeric[]) WITH ORDINALITY AS u(w, a, d, n)
+          ORDER BY n
+         ON CONFLICT (wallet, asset) DO UPDATE
+           SET balance = wallet_balances.balance + EXCLUDED.balance, updated_at = now()
+         RETURNING wallet, asset, balance)
+       SELECT wallet, asset FROM upserted WHERE balance = 0`,
       columns,
+    );
+    if (emptied.rows.length === 0) continue;
+    // A separate statement: within one, the DELETE would not see the rows the INSERT wrote.
+    await client.query(
+      `DELETE FROM wallet_balances b USING unnest($1::text[], $2::text[]) AS u(w, a)
+        WHERE b.wallet = u.w AND b.asset = u.a AND b.balance = 0`,
+      [emptied.rows.map((r) => r.wallet), emptied.rows.map((r) => r.asset)],
     );
   }
 }

@@ -1,0 +1,162 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { createLogger } from "../../services/common/log.ts";
+import { runProjector } from "../../services/projector/projector.ts";
+import { rebuildViews } from "../../services/projector/rebuild.ts";
+import {
+  createTestDatabases,
+  dropTestDatabases,
+  LedgerModel,
+  readViews,
+  type TestDatabases,
+  testEnv,
+  writeWorkload,
+} from "./projector-fixture.ts";
+
+const logger = createLogger("silent", "test");
+const opened: TestDatabases[] = [];
+
+async function setUp(extra: Record<string, string> = {}, shardCount = 2) {
+  const dbs = await createTestDatabases(testEnv("p", shardCount, extra));
+  opened.push(dbs);
+  return { dbs, model: new LedgerModel(dbs) };
+}
+
+afterEach(async () => {
+  for (const dbs of opened.splice(0)) await dropTestDatabases(dbs);
+});
+
+const offsetsOf = (model: LedgerModel, partitions = 4) =>
+  Array.from({ length: partitions }, (_, p) => `${p}:${model.nextOffsets.get(p) ?? -1n}`).sort();
+
+describe("projector", () => {
+  it("given batches on every partition, when projected until caught up, then the views equal the balances computed in the test", async () => {
+    const { dbs, model } = await setUp();
+    await writeWorkload(model, 4, 40, 1);
+
+    const summary = await runProjector(dbs.config, { untilCaughtUp: true, logger });
+
+    expect(summary).toMatchObject({ caughtUp: true, reason: "caught-up", lagRecords: 0n });
+    const views = await readViews(dbs);
+    expect(views.balances).toEqual(model.expectedBalances());
+    expect(views.supply).toEqual(model.expectedSupply());
+    expect(views.checkpoints).toEqual(offsetsOf(model));
+    expect(views.balances.some((line) => (line.split(" ")[2] ?? "").length > 38)).toBe(true);
+  });
+
+  it("given a projector stopped after its first round, when started again, then the views equal an uninterrupted run", async () => {
+    const { dbs, model } = await setUp({ TALLY_PROJECT_DELTAS_MAX: "100" });
+    await writeWorkload(model, 4, 120, 2);
+    const stop = new AbortController();
+
+    const first = await runProjector(dbs.config, {
+      signal: stop.signal,
+      logger,
+      onProgress: (progress) => progress.rows > 0 && stop.abort(),
+    });
+    const midway = await readViews(dbs);
+    const second = await runProjector(dbs.config, { untilCaughtUp: true, logger });
+
+    expect(first.reason).toBe("stopped");
+    expect(first.lagRecords).toBeGreaterThan(0n);
+    expect(midway.checkpoints).not.toEqual(offsetsOf(model));
+    expect(second.caughtUp).toBe(true);
+    const views = await readViews(dbs);
+    expect(views.balances).toEqual(model.expectedBalances());
+    expect(views.supply).toEqual(model.expectedSupply());
+  });
+
+  it("given one batch larger than the round bound, when projected, then it is taken whole", async () => {
+    const { dbs, model } = await setUp({ TALLY_PROJECT_DELTAS_MAX: "100" });
+    const steps = Array.from({ length: 150 }, (_, i) => ({
+      kind: "mint" as const,
+      token: `big-${i}`,
+      asset: "USD",
+      amount: BigInt(i + 1),
+      to: `w${i}`,
+    }));
+    await model.batch(0, steps);
+    await model.batch(0, [{ kind: "move", token: "big-0", to: "w1" }]);
+
+    await runProjector(dbs.config, { untilCaughtUp: true, logger });
+
+    expect((await readViews(dbs)).balances).toEqual(model.expectedBalances());
+  });
+
+  it("given projected views, when rebuilt from the ledger, then the rows are identical", async () => {
+    const { dbs, model } = await setUp({}, 3);
+    await writeWorkload(model, 4, 60, 3);
+    await runProjector(dbs.config, { untilCaughtUp: true, logger });
+    const incremental = await readViews(dbs);
+    await dbs.viewsPool.query("UPDATE wallet_balances SET balance = balance + 1");
+
+    const rebuilt = await rebuildViews(dbs.config, { logger });
+
+    expect(await readViews(dbs)).toEqual(incremental);
+    expect(rebuilt.balances).toBe(incremental.balances.length);
+  });
+
+  it("given a rebuild in the middle, when the projector goes on, then it continues from the rebuilt checkpoints", async () => {
+    const { dbs, model } = await setUp();
+    await writeWorkload(model, 4, 30, 4);
+    await rebuildViews(dbs.config, { logger });
+    await writeWorkload(model, 4, 30, 5);
+
+    await runProjector(dbs.config, { untilCaughtUp: true, logger });
+
+    const views = await readViews(dbs);
+    expect(views.balances).toEqual(model.expectedBalances());
+    expect(views.checkpoints).toEqual(offsetsOf(model));
+  });
+
+  it("given two projectors racing, when both run until caught up, then nothing is counted twice", async () => {
+    const { dbs, model } = await setUp({ TALLY_PROJECT_DELTAS_MAX: "100" });
+    await writeWorkload(model, 4, 150, 6);
+
+    const [a, b] = await Promise.all([
+      runProjector(dbs.config, { untilCaughtUp: true, logger }),
+      runProjector(dbs.config, { untilCaughtUp: true, logger }),
+    ]);
+
+    expect(a.caughtUp && b.caughtUp).toBe(true);
+    expect(a.rowsProjected + b.rowsProjected).toBe(model.deltaRowsWritten);
+    const views = await readViews(dbs);
+    expect(views.balances).toEqual(model.expectedBalances());
+    expect(views.supply).toEqual(model.expectedSupply());
+  });
+
+  it("given a running projector with a long poll, when a batch commits, then its NOTIFY makes it visible within a second", async () => {
+    const { dbs, model } = await setUp({ TALLY_PROJECT_POLL_MS: "60000" });
+    const stop = new AbortController();
+    let rounds = 0;
+    const running = runProjector(dbs.config, { signal: stop.signal, logger, onProgress: () => rounds++ });
+    await waitFor(() => rounds >= 1, 5_000);
+
+    await model.batch(1, [{ kind: "mint", token: "n-1", asset: "USD", amount: 5n, to: "alice" }]);
+    const committedMs = Date.now();
+    await waitFor(async () => (await readViews(dbs)).balances.length === 1, 1_000);
+
+    expect(Date.now() - committedMs).toBeLessThan(1_000);
+    stop.abort();
+    expect((await running).reason).toBe("stopped");
+  });
+
+  it("given projected deltas, when the projector has run, then the shards no longer hold what the views cover", async () => {
+    const { dbs, model } = await setUp();
+    await writeWorkload(model, 4, 20, 7);
+
+    await runProjector(dbs.config, { untilCaughtUp: true, logger });
+
+    for (const pool of dbs.shardPools) {
+      const left = await pool.query("SELECT count(*)::int AS n FROM balance_deltas");
+      expect(left.rows[0].n).toBe(0);
+    }
+  });
+});
+
+async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
