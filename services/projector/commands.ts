@@ -85,7 +85,9 @@ export async function readBalances(config: Config, wallet: string): Promise<Wall
 /** The lines `tally balance` prints: one per asset, amounts aligned, in minor units. */
 export function formatBalances(wallet: string, balances: WalletBalance[]): string[] {
   if (balances.length === 0) {
-    return [`wallet ${JSON.stringify(wallet)}: no balances (unknown wallet, every balance zero, or not projected yet)`];
+    return [
+      `wallet ${JSON.stringify(wallet)}: no balances (unknown wallet, every balance zero, or not projected yet)`,
+    ];
   }
   const assetWidth = Math.max(...balances.map((b) => b.asset.length));
   const amountWidth = Math.max(...balances.map((b) => b.balance.toString().length));
