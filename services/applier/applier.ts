@@ -29,7 +29,9 @@ export async function runApplier(config: Config, options: ApplierOptions = {}): 
   const log = options.log ?? createLogger(config.TALLY_LOG_LEVEL, "applier");
   const kafka = createKafka(config, "applier");
   const admin = kafka.admin();
-  const shards = config.TALLY_PG_SHARDS.map((url) => new ShardContext(createPool(config, url, "tally-applier")));
+  const shards = config.TALLY_PG_SHARDS.map(
+    (url) => new ShardContext(createPool(config, url, "tally-applier")),
+  );
   const consumer = kafka.consumer({
     groupId: config.TALLY_GROUP,
     maxBytesPerPartition: config.TALLY_FETCH_PARTITION_BYTES_MAX,
@@ -45,14 +47,18 @@ export async function runApplier(config: Config, options: ApplierOptions = {}): 
       batchEventsMax: config.TALLY_BATCH_EVENTS_MAX,
       tokensPerPartitionMax,
       window: { pastDays: config.TALLY_WINDOW_PAST_DAYS, futureDays: config.TALLY_WINDOW_FUTURE_DAYS },
-      retry: { attemptsMax: config.TALLY_RETRY_ATTEMPTS_MAX, backoffMsMax: config.TALLY_RETRY_BACKOFF_MS_MAX },
+      retry: {
+        attemptsMax: config.TALLY_RETRY_ATTEMPTS_MAX,
+        backoffMsMax: config.TALLY_RETRY_BACKOFF_MS_MAX,
+      },
     },
     shards,
     decoder: new EventDecoder(createRegistry(config)),
     consumer,
     lowWatermarkOf: async (partition) => {
       if (!lowWatermarks.has(partition)) {
-        for (const o of await admin.fetchTopicOffsets(config.TALLY_TOPIC)) lowWatermarks.set(o.partition, BigInt(o.low));
+        for (const o of await admin.fetchTopicOffsets(config.TALLY_TOPIC))
+          lowWatermarks.set(o.partition, BigInt(o.low));
       }
       return lowWatermarks.get(partition) ?? 0n;
     },
@@ -60,7 +66,10 @@ export async function runApplier(config: Config, options: ApplierOptions = {}): 
   });
   const startedMs = performance.now();
   let ready = false;
-  const server = await serveMetrics(config.TALLY_METRICS_PORT, { live: () => member.fatal === null, ready: () => ready });
+  const server = await serveMetrics(config.TALLY_METRICS_PORT, {
+    live: () => member.fatal === null,
+    ready: () => ready,
+  });
   const stop = () => {
     member.stopping = true;
   };
@@ -70,7 +79,11 @@ export async function runApplier(config: Config, options: ApplierOptions = {}): 
     await consumer.connect();
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       const partitions = payload.memberAssignment[config.TALLY_TOPIC] ?? [];
-      member.onAssigned(partitions).catch((error) => log.warn({ err: error }, "seek on assignment failed; the in-batch check covers it"));
+      member
+        .onAssigned(partitions)
+        .catch((error) =>
+          log.warn({ err: error }, "seek on assignment failed; the in-batch check covers it"),
+        );
     });
     await consumer.subscribe({ topic: config.TALLY_TOPIC, fromBeginning: true });
     await consumer.run({
@@ -84,14 +97,24 @@ export async function runApplier(config: Config, options: ApplierOptions = {}): 
     await watchProgress(config, admin, shards, member, options);
   } finally {
     options.signal?.removeEventListener("abort", stop);
-    await shutdown(config, log, [() => consumer.disconnect(), () => admin.disconnect(), ...shards.map((s) => () => s.pool.end())]);
+    await shutdown(config, log, [
+      () => consumer.disconnect(),
+      () => admin.disconnect(),
+      ...shards.map((s) => () => s.pool.end()),
+    ]);
     server?.close();
   }
   if (member.fatal) throw member.fatal;
   return { ...member.totals, elapsedMs: performance.now() - startedMs };
 }
 
-async function watchProgress(config: Config, admin: Admin, shards: ShardContext[], member: ApplierMember, options: ApplierOptions): Promise<void> {
+async function watchProgress(
+  config: Config,
+  admin: Admin,
+  shards: ShardContext[],
+  member: ApplierMember,
+  options: ApplierOptions,
+): Promise<void> {
   while (!member.stopping) {
     await sleep(progressIntervalMs, options.signal);
     if (member.stopping) break;
@@ -103,7 +126,11 @@ async function watchProgress(config: Config, admin: Admin, shards: ShardContext[
 }
 
 /** Group-wide: the stored offsets of every partition (all members) against the high watermarks. */
-export async function groupProgress(config: Config, admin: Admin, shards: ShardContext[]): Promise<GroupProgress> {
+export async function groupProgress(
+  config: Config,
+  admin: Admin,
+  shards: ShardContext[],
+): Promise<GroupProgress> {
   const offsets = await admin.fetchTopicOffsets(config.TALLY_TOPIC);
   const stored = new Map<number, bigint>();
   for (const shard of shards) {

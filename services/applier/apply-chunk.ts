@@ -1,11 +1,12 @@
 // One chunk of one partition, from consumed records to a committed transaction:
 // decode → load the tokens it does not hold → plan in memory → write. Each phase is timed.
-import type { EventWindow } from "./decide.ts";
-import type { EventDecoder } from "./decode.ts";
-import { type PartitionState, findAppliedIds, loadTokens } from "./partition-state.ts";
-import { type BatchPlan, type DecodedRecord, planBatch } from "./plan.ts";
+
 import type { Pool } from "../common/pg.ts";
 import { ensureDayPartitions, existingDays } from "../storage/partitions.ts";
+import type { EventWindow } from "./decide.ts";
+import type { EventDecoder } from "./decode.ts";
+import { findAppliedIds, loadTokens, type PartitionState } from "./partition-state.ts";
+import { type BatchPlan, type DecodedRecord, planBatch } from "./plan.ts";
 import { DuplicateTransferIdError, type PartitionRef, writeBatch } from "./write.ts";
 
 export type RawRecord = { offset: bigint; key: Buffer | null; value: Buffer | null; timestampMs: number };
@@ -61,7 +62,10 @@ export async function applyChunk(
     try {
       const { write, commit } = await writeBatch(shard.pool, ref, expectedOffset, plan);
       rememberCommitted(state, plan, new Set(tokenIds));
-      return { plan, phaseMs: { decode: decodedMs - startedMs, validate: plannedMs - decodedMs, write, commit } };
+      return {
+        plan,
+        phaseMs: { decode: decodedMs - startedMs, validate: plannedMs - decodedMs, write, commit },
+      };
     } catch (error) {
       if (!(error instanceof DuplicateTransferIdError) || replan >= replansMax) throw error;
       // Rare: an id that passed the chain check was applied before (a reused id). Learn every

@@ -6,10 +6,15 @@ import { runApplier } from "./applier.ts";
 export function registerApplyCommand(program: Command): void {
   program
     .command("apply")
-    .description("run an applier: consume transfer events and apply them to the shards, exactly once in effect")
+    .description(
+      "run an applier: consume transfer events and apply them to the shards, exactly once in effect",
+    )
     .option("--until-caught-up", "exit once every partition's stored offset reaches the topic's end")
     .action(async (options: { untilCaughtUp?: boolean }) => {
-      const summary = await runApplier(loadConfig(), { untilCaughtUp: options.untilCaughtUp ?? false, signal: abortOnSignals() });
+      const summary = await runApplier(loadConfig(), {
+        untilCaughtUp: options.untilCaughtUp ?? false,
+        signal: abortOnSignals(),
+      });
       const seconds = summary.elapsedMs / 1000;
       const events = summary.applied + summary.duplicates + summary.rejected;
       console.log(

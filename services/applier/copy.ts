@@ -1,10 +1,18 @@
 // Text-format COPY: one round trip for a whole batch of rows, built in memory first.
-import { pipeline } from "node:stream/promises";
+
 import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { from as copyFrom } from "pg-copy-streams";
 import type { Client } from "../common/pg.ts";
 
-const escapes: Record<string, string> = { "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\u0000": "\uFFFD" };
+const escapes: Record<string, string> = {
+  "\\": "\\\\",
+  "\n": "\\n",
+  "\r": "\\r",
+  "\t": "\\t",
+  "\u0000": "\uFFFD",
+};
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL must be replaced, it cannot be stored
 const needsEscape = /[\\\n\r\t\u0000]/g;
 
 /** A COPY text field; NUL cannot be stored in PostgreSQL text at all, so it becomes U+FFFD. */
@@ -25,7 +33,12 @@ export function copyLine(fields: string[]): string {
 }
 
 /** Streams `text` (complete lines) into `COPY <table> (<columns>) FROM STDIN`. */
-export async function copyInto(client: Client, table: string, columns: readonly string[], text: string): Promise<void> {
+export async function copyInto(
+  client: Client,
+  table: string,
+  columns: readonly string[],
+  text: string,
+): Promise<void> {
   if (text.length === 0) return;
   const stream = client.query(copyFrom(`COPY ${table} (${columns.join(", ")}) FROM STDIN`));
   await pipeline(Readable.from([text]), stream);

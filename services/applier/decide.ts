@@ -29,7 +29,11 @@ export type Applied = { outcome: "applied"; kind: EventKind; next: TokenState };
 export type Rejected = { outcome: "rejected"; reason: RejectionReason; detail: string };
 export type Decision = Applied | Rejected;
 
-const reject = (reason: RejectionReason, detail: string): Rejected => ({ outcome: "rejected", reason, detail });
+const reject = (reason: RejectionReason, detail: string): Rejected => ({
+  outcome: "rejected",
+  reason,
+  detail,
+});
 
 /**
  * Decides one well-formed event (see eventProblems) against the token's current state.
@@ -43,7 +47,13 @@ export function decide(state: TokenState | undefined, event: TransferEvent): Dec
     return {
       outcome: "applied",
       kind,
-      next: { asset: event.asset, amount: event.amount, owner: event.to_wallet, state: event.next_state, retired: false },
+      next: {
+        asset: event.asset,
+        amount: event.amount,
+        owner: event.to_wallet,
+        state: event.next_state,
+        retired: false,
+      },
     };
   }
   if (state === undefined) return reject("unknown_token", `token ${event.token_id} was never minted`);
@@ -54,7 +64,8 @@ export function decide(state: TokenState | undefined, event: TransferEvent): Dec
   if (event.from_wallet !== state.owner) {
     return reject("wrong_owner", `from_wallet ${event.from_wallet} is not the owner ${state.owner}`);
   }
-  if (event.asset !== state.asset) return reject("value_mismatch", `asset ${event.asset} is not ${state.asset}`);
+  if (event.asset !== state.asset)
+    return reject("value_mismatch", `asset ${event.asset} is not ${state.asset}`);
   if (event.amount !== state.amount) {
     return reject("value_mismatch", `amount ${event.amount} is not the token value ${state.amount}`);
   }
@@ -73,7 +84,11 @@ const dayMs = 86_400_000;
  * Events must fall within a window around the record's Kafka timestamp (not the wall clock, so a
  * replay decides exactly as the first run did); the window bounds the day partitions an input can create.
  */
-export function outsideWindow(occurredAtMs: number, recordTimestampMs: number, window: EventWindow): string | null {
+export function outsideWindow(
+  occurredAtMs: number,
+  recordTimestampMs: number,
+  window: EventWindow,
+): string | null {
   const earliestMs = recordTimestampMs - window.pastDays * dayMs;
   const latestMs = recordTimestampMs + window.futureDays * dayMs;
   if (occurredAtMs < earliestMs || occurredAtMs > latestMs) {

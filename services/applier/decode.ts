@@ -44,14 +44,17 @@ export class EventDecoder {
     } catch (error) {
       if (error instanceof UnknownSchemaError) return { unknown: error.message };
       if ((error as Error).name === "TransientError") throw error;
-      return { unknown: `schema id ${schemaId} cannot be read as a TransferEvent: ${(error as Error).message}` };
+      return {
+        unknown: `schema id ${schemaId} cannot be read as a TransferEvent: ${(error as Error).message}`,
+      };
     }
   }
 
   /** Decodes one value; `prepare` must have seen it. Never throws for bad bytes: they are outcomes. */
   decode(value: Buffer | null): DecodedRecord["decoded"] {
     const framed = unframe(value);
-    if (framed === null) return { ok: false, reason: "undecodable", detail: "not Confluent-framed Avro", schemaId: null };
+    if (framed === null)
+      return { ok: false, reason: "undecodable", detail: "not Confluent-framed Avro", schemaId: null };
     const reader = this.readers.get(framed.schemaId);
     if (reader === undefined) throw new Error(`schema id ${framed.schemaId} was not prepared`);
     if ("unknown" in reader) {
@@ -61,7 +64,12 @@ export class EventDecoder {
       const record = transferEventType.fromBuffer(framed.body, reader.resolver ?? undefined);
       return { ok: true, event: toPlainEvent(record), schemaId: framed.schemaId };
     } catch (error) {
-      return { ok: false, reason: "undecodable", detail: `Avro body: ${(error as Error).message}`, schemaId: framed.schemaId };
+      return {
+        ok: false,
+        reason: "undecodable",
+        detail: `Avro body: ${(error as Error).message}`,
+        schemaId: framed.schemaId,
+      };
     }
   }
 }

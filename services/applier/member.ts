@@ -21,10 +21,22 @@ export type MemberSettings = {
   retry: RetryPolicy;
 };
 
-export type MemberTotals = { applied: number; duplicates: number; rejected: number; batches: number; phaseMs: Record<string, number> };
+export type MemberTotals = {
+  applied: number;
+  duplicates: number;
+  rejected: number;
+  batches: number;
+  phaseMs: Record<string, number>;
+};
 
 export class ApplierMember {
-  readonly totals: MemberTotals = { applied: 0, duplicates: 0, rejected: 0, batches: 0, phaseMs: { decode: 0, validate: 0, write: 0, commit: 0 } };
+  readonly totals: MemberTotals = {
+    applied: 0,
+    duplicates: 0,
+    rejected: 0,
+    batches: 0,
+    phaseMs: { decode: 0, validate: 0, write: 0, commit: 0 },
+  };
   private readonly states = new Map<number, PartitionState>();
   /** Partitions sought back to fill a gap, and where to: a second gap at the same place is real. */
   private readonly gapSeeks = new Map<number, bigint>();
@@ -93,7 +105,10 @@ export class ApplierMember {
     return withRetry(what, this.settings.retry, attempt, (error, attemptIndex, delayMs) => {
       const cause = (error as { source?: string }).source ?? "database";
       retriesTotal.inc({ cause });
-      this.log.warn({ what, attempt: attemptIndex + 1, delay_ms: delayMs, err: String((error as Error).message) }, "transient failure; retrying");
+      this.log.warn(
+        { what, attempt: attemptIndex + 1, delay_ms: delayMs, err: String((error as Error).message) },
+        "transient failure; retrying",
+      );
       heartbeat?.().catch(() => {});
     });
   }
@@ -110,7 +125,13 @@ export class ApplierMember {
     }
   }
 
-  private async applyBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+  private async applyBatch({
+    batch,
+    resolveOffset,
+    heartbeat,
+    isRunning,
+    isStale,
+  }: EachBatchPayload): Promise<void> {
     const partition = batch.partition;
     let state = await this.stateOf(partition);
     const pending = batch.messages.filter((m) => BigInt(m.offset) >= state.nextOffset!);
@@ -120,7 +141,10 @@ export class ApplierMember {
     }
     const firstOffset = BigInt(pending[0]!.offset);
     if (firstOffset > state.nextOffset! && this.gapSeeks.get(partition) !== state.nextOffset) {
-      this.log.warn({ partition, first_offset: String(firstOffset), stored: String(state.nextOffset) }, "batch starts above the stored offset; seeking back");
+      this.log.warn(
+        { partition, first_offset: String(firstOffset), stored: String(state.nextOffset) },
+        "batch starts above the stored offset; seeking back",
+      );
       this.gapSeeks.set(partition, state.nextOffset!);
       this.consumer.seek({ topic: this.settings.topic, partition, offset: state.nextOffset!.toString() });
       return;
@@ -138,16 +162,28 @@ export class ApplierMember {
   }
 
   /** null when fenced: another member wrote this partition, so this one drops its view of it. */
-  private async applyOne(partition: number, state: PartitionState, chunk: RawRecord[], heartbeat: () => Promise<void>): Promise<ChunkResult | null> {
+  private async applyOne(
+    partition: number,
+    state: PartitionState,
+    chunk: RawRecord[],
+    heartbeat: () => Promise<void>,
+  ): Promise<ChunkResult | null> {
     const shard = this.shardOf(partition);
     const ref = this.refOf(partition);
     try {
-      const result = await this.retry(`apply partition ${partition}`, () => applyChunk(shard, this.decoder, ref, state, chunk, this.settings.window), heartbeat);
+      const result = await this.retry(
+        `apply partition ${partition}`,
+        () => applyChunk(shard, this.decoder, ref, state, chunk, this.settings.window),
+        heartbeat,
+      );
       this.count(partition, chunk, result);
       return result;
     } catch (error) {
       if (!(error instanceof OffsetFenceError)) throw error;
-      this.log.warn({ partition }, "fenced: the stored offset moved; dropping this member's view of the partition");
+      this.log.warn(
+        { partition },
+        "fenced: the stored offset moved; dropping this member's view of the partition",
+      );
       this.states.delete(partition);
       return null;
     }
@@ -167,14 +203,29 @@ export class ApplierMember {
     recordsTotal.inc({ outcome: "applied", reason: "" }, plan.ledger.length);
     recordsTotal.inc({ outcome: "duplicate", reason: "" }, plan.duplicates);
     for (const r of plan.rejections) recordsTotal.inc({ outcome: "rejected", reason: r.reason });
-    const rounded = Object.fromEntries(Object.entries(phaseMs).map(([k, v]) => [`${k}_ms`, Math.round(v * 10) / 10]));
+    const rounded = Object.fromEntries(
+      Object.entries(phaseMs).map(([k, v]) => [`${k}_ms`, Math.round(v * 10) / 10]),
+    );
     this.log.info(
-      { partition, events: chunk.length, applied: plan.ledger.length, duplicates: plan.duplicates, rejected: plan.rejections.length, next_offset: String(plan.nextOffset), ...rounded },
+      {
+        partition,
+        events: chunk.length,
+        applied: plan.ledger.length,
+        duplicates: plan.duplicates,
+        rejected: plan.rejections.length,
+        next_offset: String(plan.nextOffset),
+        ...rounded,
+      },
       "batch committed",
     );
   }
 }
 
 function toRawRecord(message: KafkaMessage): RawRecord {
-  return { offset: BigInt(message.offset), key: message.key, value: message.value, timestampMs: Number(message.timestamp) };
+  return {
+    offset: BigInt(message.offset),
+    key: message.key,
+    value: message.value,
+    timestampMs: Number(message.timestamp),
+  };
 }

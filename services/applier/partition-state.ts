@@ -64,15 +64,32 @@ export async function loadStoredOffset(pool: Pool, ref: PartitionRef, startOffse
 }
 
 /** One query for every token of the batch this member does not hold yet. */
-export async function loadTokens(pool: Pool, state: PartitionState, tokenIds: readonly string[]): Promise<void> {
+export async function loadTokens(
+  pool: Pool,
+  state: PartitionState,
+  tokenIds: readonly string[],
+): Promise<void> {
   if (tokenIds.length === 0) return;
-  const result = await pool.query<{ token_id: string; asset: string; amount: string; owner: string | null; state: string; retired: boolean }>(
+  const result = await pool.query<{
+    token_id: string;
+    asset: string;
+    amount: string;
+    owner: string | null;
+    state: string;
+    retired: boolean;
+  }>(
     "SELECT token_id, asset, amount::text, owner, state, retired FROM token_state WHERE token_id = ANY($1::text[])",
     [tokenIds],
   );
   for (const id of tokenIds) state.remember(id, null);
   for (const row of result.rows) {
-    state.remember(row.token_id, { asset: row.asset, amount: BigInt(row.amount), owner: row.owner, state: row.state, retired: row.retired });
+    state.remember(row.token_id, {
+      asset: row.asset,
+      amount: BigInt(row.amount),
+      owner: row.owner,
+      state: row.state,
+      retired: row.retired,
+    });
   }
 }
 

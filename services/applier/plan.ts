@@ -5,7 +5,14 @@ import { assert } from "../common/assert.ts";
 import type { TransferEvent } from "../common/event.ts";
 import { eventProblems } from "../common/event.ts";
 import { dayOf } from "../storage/partitions.ts";
-import { type Decision, decide, type EventWindow, outsideWindow, type RejectionReason, type TokenState } from "./decide.ts";
+import {
+  type Decision,
+  decide,
+  type EventWindow,
+  outsideWindow,
+  type RejectionReason,
+  type TokenState,
+} from "./decide.ts";
 
 /** A consumed record after decoding: an event, or why it could not be one. */
 export type DecodedRecord = {
@@ -13,7 +20,9 @@ export type DecodedRecord = {
   key: Buffer | null;
   value: Buffer | null;
   timestampMs: number;
-  decoded: { ok: true; event: TransferEvent; schemaId: number } | { ok: false; reason: RejectionReason; detail: string; schemaId: number | null };
+  decoded:
+    | { ok: true; event: TransferEvent; schemaId: number }
+    | { ok: false; reason: RejectionReason; detail: string; schemaId: number | null };
 };
 
 export type LedgerRow = { event: TransferEvent; offset: bigint; schemaId: number };
@@ -89,19 +98,27 @@ function planRecord(
   window: EventWindow,
 ): void {
   const { decoded } = record;
-  if (!decoded.ok) return addRejection(plan, record, decoded.reason, decoded.detail, null);
+  if (!decoded.ok) {
+    addRejection(plan, record, decoded.reason, decoded.detail, null);
+    return;
+  }
   const event = decoded.event;
   const problems = eventProblems(event);
   if (problems.length > 0) {
     const detail = problems.map((p) => `${p.field}: ${p.problem}`).join("; ");
-    return addRejection(plan, record, "invalid_field", detail, event);
+    addRejection(plan, record, "invalid_field", detail, event);
+    return;
   }
   if (record.key === null || record.key.toString("utf8") !== event.token_id) {
     // The key routes the token to its partition; a mismatch would split a token's chain.
-    return addRejection(plan, record, "invalid_field", "key: must be the token_id", event);
+    addRejection(plan, record, "invalid_field", "key: must be the token_id", event);
+    return;
   }
   const windowProblem = outsideWindow(event.occurred_at, record.timestampMs, window);
-  if (windowProblem !== null) return addRejection(plan, record, "out_of_window", windowProblem, event);
+  if (windowProblem !== null) {
+    addRejection(plan, record, "out_of_window", windowProblem, event);
+    return;
+  }
   const transferId = event.transfer_id.toLowerCase();
   if (appliedIds.has(transferId) || seenIds.has(transferId)) {
     plan.duplicates++;
@@ -112,7 +129,8 @@ function planRecord(
   const decision: Decision = decide(before, event);
   if (decision.outcome === "rejected") {
     plan.duplicateCandidates.push(transferId);
-    return addRejection(plan, record, decision.reason, decision.detail, event);
+    addRejection(plan, record, decision.reason, decision.detail, event);
+    return;
   }
   seenIds.add(transferId);
   plan.ledger.push({ event, offset: record.offset, schemaId: decoded.schemaId });

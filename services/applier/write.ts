@@ -20,17 +20,41 @@ export class DuplicateTransferIdError extends Error {
 export type PhaseTimingsMs = { write: number; commit: number };
 
 const ledgerColumns = [
-  "transfer_id", "batch_id", "token_id", "asset", "amount", "from_wallet", "to_wallet",
-  "prev_state", "next_state", "occurred_at", "kafka_partition", "kafka_offset", "schema_id",
+  "transfer_id",
+  "batch_id",
+  "token_id",
+  "asset",
+  "amount",
+  "from_wallet",
+  "to_wallet",
+  "prev_state",
+  "next_state",
+  "occurred_at",
+  "kafka_partition",
+  "kafka_offset",
+  "schema_id",
 ] as const;
 const rejectionColumns = [
-  "topic", "kafka_partition", "kafka_offset", "reason", "detail",
-  "transfer_id", "token_id", "schema_id", "raw_key", "raw_value",
+  "topic",
+  "kafka_partition",
+  "kafka_offset",
+  "reason",
+  "detail",
+  "transfer_id",
+  "token_id",
+  "schema_id",
+  "raw_key",
+  "raw_value",
 ] as const;
 /** Ids, names and details from rejected input can be any size; the raw bytes keep the whole. */
 const rejectedTextLengthMax = 500;
 
-export async function writeBatch(pool: Pool, ref: PartitionRef, expectedOffset: bigint, plan: BatchPlan): Promise<PhaseTimingsMs> {
+export async function writeBatch(
+  pool: Pool,
+  ref: PartitionRef,
+  expectedOffset: bigint,
+  plan: BatchPlan,
+): Promise<PhaseTimingsMs> {
   const client = await pool.connect();
   const startedMs = performance.now();
   try {
@@ -48,14 +72,20 @@ export async function writeBatch(pool: Pool, ref: PartitionRef, expectedOffset: 
   } catch (error) {
     await client.query("ROLLBACK").catch(() => {});
     const e = error as { code?: string; table?: string };
-    if (e.code === "23505" && e.table === "transfer_ids") throw new DuplicateTransferIdError("a transfer id was applied before", { cause: error });
+    if (e.code === "23505" && e.table === "transfer_ids")
+      throw new DuplicateTransferIdError("a transfer id was applied before", { cause: error });
     throw error;
   } finally {
     client.release();
   }
 }
 
-async function advanceOffsets(client: Client, ref: PartitionRef, expectedOffset: bigint, plan: BatchPlan): Promise<void> {
+async function advanceOffsets(
+  client: Client,
+  ref: PartitionRef,
+  expectedOffset: bigint,
+  plan: BatchPlan,
+): Promise<void> {
   // First statement of the transaction: it takes the partition's row lock, so a racing writer
   // waits here and then fails the compare, rather than interleaving with this batch.
   const result = await client.query(
@@ -63,10 +93,19 @@ async function advanceOffsets(client: Client, ref: PartitionRef, expectedOffset:
         SET next_offset = $5, applied_count = applied_count + $6, duplicate_count = duplicate_count + $7,
             rejected_count = rejected_count + $8, updated_at = now()
       WHERE "group" = $1 AND topic = $2 AND "partition" = $3 AND next_offset = $4`,
-    [ref.group, ref.topic, ref.partition, expectedOffset.toString(), plan.nextOffset.toString(),
-      plan.ledger.length, plan.duplicates, plan.rejections.length],
+    [
+      ref.group,
+      ref.topic,
+      ref.partition,
+      expectedOffset.toString(),
+      plan.nextOffset.toString(),
+      plan.ledger.length,
+      plan.duplicates,
+      plan.rejections.length,
+    ],
   );
-  if (result.rowCount !== 1) throw new OffsetFenceError(`partition ${ref.partition} is no longer at offset ${expectedOffset}`);
+  if (result.rowCount !== 1)
+    throw new OffsetFenceError(`partition ${ref.partition} is no longer at offset ${expectedOffset}`);
 }
 
 async function copyLedger(client: Client, ref: PartitionRef, plan: BatchPlan): Promise<void> {
@@ -76,9 +115,19 @@ async function copyLedger(client: Client, ref: PartitionRef, plan: BatchPlan): P
   for (const { event, offset, schemaId } of plan.ledger) {
     ids += `${event.transfer_id}\n`;
     rows += copyLine([
-      event.transfer_id, copyField(event.batch_id), copyField(event.token_id), event.asset, event.amount.toString(),
-      copyField(event.from_wallet), copyField(event.to_wallet), copyField(event.prev_state), copyField(event.next_state),
-      new Date(event.occurred_at).toISOString(), String(ref.partition), offset.toString(), String(schemaId),
+      event.transfer_id,
+      copyField(event.batch_id),
+      copyField(event.token_id),
+      event.asset,
+      event.amount.toString(),
+      copyField(event.from_wallet),
+      copyField(event.to_wallet),
+      copyField(event.prev_state),
+      copyField(event.next_state),
+      new Date(event.occurred_at).toISOString(),
+      String(ref.partition),
+      offset.toString(),
+      String(schemaId),
     ]);
   }
   // The ids first: a repeated id fails here, before the larger ledger COPY is sent.
@@ -87,7 +136,13 @@ async function copyLedger(client: Client, ref: PartitionRef, plan: BatchPlan): P
 }
 
 async function writeTokenStates(client: Client, ref: PartitionRef, plan: BatchPlan): Promise<void> {
-  const updates = { id: [] as string[], owner: [] as (string | null)[], state: [] as string[], retired: [] as boolean[], offset: [] as string[] };
+  const updates = {
+    id: [] as string[],
+    owner: [] as (string | null)[],
+    state: [] as string[],
+    retired: [] as boolean[],
+    offset: [] as string[],
+  };
   const inserts = { ...structuredClone(updates), asset: [] as string[], amount: [] as string[] };
   for (const change of plan.tokenChanges.values()) {
     const target = change.existedBefore ? updates : inserts;
@@ -110,7 +165,8 @@ async function writeTokenStates(client: Client, ref: PartitionRef, plan: BatchPl
         WHERE t.token_id = u.token_id`,
       [updates.id, updates.owner, updates.state, updates.retired, updates.offset],
     );
-    if (result.rowCount !== updates.id.length) throw new OffsetFenceError("token states differ from what this member holds");
+    if (result.rowCount !== updates.id.length)
+      throw new OffsetFenceError("token states differ from what this member holds");
   }
   if (inserts.id.length > 0) {
     await client.query(
@@ -118,7 +174,16 @@ async function writeTokenStates(client: Client, ref: PartitionRef, plan: BatchPl
        SELECT u.token_id, u.asset, u.amount, u.owner, u.state, u.retired, $8, u.last_offset
          FROM unnest($1::text[], $2::text[], $3::numeric[], $4::text[], $5::text[], $6::bool[], $7::bigint[])
            AS u(token_id, asset, amount, owner, state, retired, last_offset)`,
-      [inserts.id, inserts.asset, inserts.amount, inserts.owner, inserts.state, inserts.retired, inserts.offset, ref.partition],
+      [
+        inserts.id,
+        inserts.asset,
+        inserts.amount,
+        inserts.owner,
+        inserts.state,
+        inserts.retired,
+        inserts.offset,
+        ref.partition,
+      ],
     );
   }
 }
@@ -129,8 +194,16 @@ async function copyRejections(client: Client, ref: PartitionRef, plan: BatchPlan
   let rows = "";
   for (const r of plan.rejections) {
     rows += copyLine([
-      copyField(ref.topic), String(ref.partition), r.offset.toString(), r.reason, copyField(clip(r.detail)),
-      copyField(clip(r.transferId)), copyField(clip(r.tokenId)), copyField(r.schemaId), copyBytea(r.key), copyBytea(r.value),
+      copyField(ref.topic),
+      String(ref.partition),
+      r.offset.toString(),
+      r.reason,
+      copyField(clip(r.detail)),
+      copyField(clip(r.transferId)),
+      copyField(clip(r.tokenId)),
+      copyField(r.schemaId),
+      copyBytea(r.key),
+      copyBytea(r.value),
     ]);
   }
   await copyInto(client, "rejected_transfers", rejectionColumns, rows);

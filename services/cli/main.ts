@@ -1,10 +1,12 @@
 // The `tally` command. Each subcommand is a thin shell over a service module; exit codes:
 // 0 done, 1 a check failed (verify), 2 bad configuration or usage, 3 an unexpected error.
 import { Command, CommanderError } from "commander";
+import { registerApplyCommand } from "../applier/command.ts";
 import { ConfigError, configAsExports, loadConfig } from "../common/config.ts";
 import { shortUrl } from "../common/pg.ts";
-import { registerApplyCommand } from "../applier/command.ts";
+import { registerBalanceCommand, registerProjectCommand } from "../projector/index.ts";
 import { migrate } from "../storage/migrate.ts";
+import { registerVerifyCommand } from "../verify/index.ts";
 import { topics } from "./topics.ts";
 
 const program = new Command("tally")
@@ -44,6 +46,9 @@ program
   });
 
 registerApplyCommand(program);
+registerProjectCommand(program);
+registerBalanceCommand(program);
+registerVerifyCommand(program);
 
 program
   .command("demo")
@@ -67,7 +72,8 @@ program
 async function main(argv: string[]): Promise<number> {
   try {
     await program.parseAsync(argv);
-    return 0;
+    // verify and balance report a failed check through process.exitCode
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
     if (error instanceof ConfigError) {

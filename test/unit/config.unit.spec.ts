@@ -12,7 +12,9 @@ describe("configuration", () => {
     ]);
   });
   it("given the stack's PostgreSQL on 15432, when loaded, then the default URLs use it", () => {
-    expect(loadConfig({ TALLY_LOCAL_PG_PORT: "15432" }).TALLY_PG_VIEWS).toBe("postgres://postgres@127.0.0.1:15432/tally_views");
+    expect(loadConfig({ TALLY_LOCAL_PG_PORT: "15432" }).TALLY_PG_VIEWS).toBe(
+      "postgres://postgres@127.0.0.1:15432/tally_views",
+    );
   });
   it.each([
     ["TALLY_PARTITIONS", "many", /TALLY_PARTITIONS="many" is invalid: a whole number from 1 to 1024/],
@@ -28,7 +30,9 @@ describe("configuration", () => {
     expect(() => loadConfig({ [name]: value })).toThrow(message);
   });
   it("given a secret that is bad, when reported, then its value is not shown", () => {
-    expect(() => loadConfig({ TALLY_KAFKA_SASL_MECHANISM: "scram-sha-512", TALLY_KAFKA_SASL_USERNAME: "u" })).toThrow(/_PASSWORD are needed/);
+    expect(() =>
+      loadConfig({ TALLY_KAFKA_SASL_MECHANISM: "scram-sha-512", TALLY_KAFKA_SASL_USERNAME: "u" }),
+    ).toThrow(/_PASSWORD are needed/);
   });
   it("given secrets, when printed as exports, then they are masked, URLs' passwords too", () => {
     const env = {

@@ -10,7 +10,10 @@ describe("decide: mint", () => {
     expect(decision).toEqual({ outcome: "applied", kind: "mint", next: aliceToken });
   });
   it("given a known token, when minted again with a new id, then token_exists", () => {
-    expect(decide(aliceToken, mintOf({ next_state: "x" }))).toMatchObject({ outcome: "rejected", reason: "token_exists" });
+    expect(decide(aliceToken, mintOf({ next_state: "x" }))).toMatchObject({
+      outcome: "rejected",
+      reason: "token_exists",
+    });
   });
   it("given a retired token, when minted again, then token_exists (a token id is never reused)", () => {
     const retired = { ...aliceToken, owner: null, retired: true };
@@ -43,13 +46,22 @@ describe("decide: move", () => {
     });
   });
   it("given alice owns it, when mallory moves it from the right state, then wrong_owner", () => {
-    expect(decide(aliceToken, moveOf({ from_wallet: "mallory" }))).toMatchObject({ outcome: "rejected", reason: "wrong_owner" });
+    expect(decide(aliceToken, moveOf({ from_wallet: "mallory" }))).toMatchObject({
+      outcome: "rejected",
+      reason: "wrong_owner",
+    });
   });
   it("given a 1000 token, when moved with amount 999, then value_mismatch", () => {
-    expect(decide(aliceToken, moveOf({ amount: 999n }))).toMatchObject({ outcome: "rejected", reason: "value_mismatch" });
+    expect(decide(aliceToken, moveOf({ amount: 999n }))).toMatchObject({
+      outcome: "rejected",
+      reason: "value_mismatch",
+    });
   });
   it("given a USD token, when moved as EUR, then value_mismatch", () => {
-    expect(decide(aliceToken, moveOf({ asset: "EUR" }))).toMatchObject({ outcome: "rejected", reason: "value_mismatch" });
+    expect(decide(aliceToken, moveOf({ asset: "EUR" }))).toMatchObject({
+      outcome: "rejected",
+      reason: "value_mismatch",
+    });
   });
   it("given a retired token, when moved, then retired_token", () => {
     const retired = { ...aliceToken, owner: null, retired: true };
@@ -76,7 +88,10 @@ describe("decide: burn", () => {
     expect(decide(aliceToken, burnOf(overrides))).toMatchObject({ outcome: "rejected", reason });
   });
   it("given a burned token, when burned again, then retired_token", () => {
-    expect(decide({ ...aliceToken, owner: null, retired: true }, burnOf())).toMatchObject({ outcome: "rejected", reason: "retired_token" });
+    expect(decide({ ...aliceToken, owner: null, retired: true }, burnOf())).toMatchObject({
+      outcome: "rejected",
+      reason: "retired_token",
+    });
   });
 });
 

@@ -10,7 +10,11 @@ function recordsOf(items: (TransferEvent | Buffer)[]): DecodedRecord[] {
   return items.map((item, i) => {
     const base = { offset: BigInt(100 + i), value: Buffer.from("raw"), timestampMs: fixedNowMs };
     if (Buffer.isBuffer(item)) {
-      return { ...base, key: null, decoded: { ok: false, reason: "undecodable", detail: "bad", schemaId: null } };
+      return {
+        ...base,
+        key: null,
+        decoded: { ok: false, reason: "undecodable", detail: "bad", schemaId: null },
+      };
     }
     return { ...base, key: Buffer.from(item.token_id), decoded: { ok: true, event: item, schemaId: 7 } };
   });
@@ -29,9 +33,15 @@ describe("planBatch", () => {
     const plan = planBatch(recordsOf(events), none, new Set(), window);
     expect(plan.ledger.map((r) => r.offset)).toEqual([100n, 101n, 102n, 103n]);
     expect([...plan.tokenChanges.values()]).toEqual([
-      { tokenId: "tok-1", existedBefore: false, lastOffset: 103n, state: { asset: "USD", amount: 1000n, owner: null, state: "s3", retired: true } },
+      {
+        tokenId: "tok-1",
+        existedBefore: false,
+        lastOffset: 103n,
+        state: { asset: "USD", amount: 1000n, owner: null, state: "s3", retired: true },
+      },
     ]);
-    for (const wallet of ["alice", "bob", "carol"]) expect(plan.balanceDeltas.get(balanceKey(wallet, "USD"))).toBe(0n);
+    for (const wallet of ["alice", "bob", "carol"])
+      expect(plan.balanceDeltas.get(balanceKey(wallet, "USD"))).toBe(0n);
     expect(plan.supplyDeltas.get("USD")).toEqual({ minted: 1000n, burned: 1000n });
     expect(plan.nextOffset).toBe(104n);
   });
@@ -73,7 +83,12 @@ describe("planBatch", () => {
   });
 
   it("given a double spend in one batch, when planned, then the first move applies and the second is state_conflict", () => {
-    const plan = planBatch(recordsOf([mintOf(), moveOf(), moveOf({ to_wallet: "carol", next_state: "s1x" })]), none, new Set(), window);
+    const plan = planBatch(
+      recordsOf([mintOf(), moveOf(), moveOf({ to_wallet: "carol", next_state: "s1x" })]),
+      none,
+      new Set(),
+      window,
+    );
     expect(plan.ledger).toHaveLength(2);
     expect(plan.rejections.map((r) => r.reason)).toEqual(["state_conflict"]);
     expect(plan.balanceDeltas.get(balanceKey("bob", "USD"))).toBe(1000n);
