@@ -4,13 +4,14 @@ import type { Admin } from "kafkajs";
 import type { Config } from "../common/config.ts";
 import { createKafka } from "../common/kafka.ts";
 import { createLogger, type Logger } from "../common/log.ts";
-import { consumerLag, serveMetrics } from "../common/metrics.ts";
+import { serveMetrics } from "../common/metrics.ts";
 import { createPool } from "../common/pg.ts";
 import { createRegistry } from "../common/registry.ts";
 import { sleep } from "../common/retry.ts";
 import { ShardContext } from "./apply-chunk.ts";
 import { EventDecoder } from "./decode.ts";
 import { ApplierMember, type MemberTotals } from "./member.ts";
+import { type GroupProgress, groupProgress } from "./progress.ts";
 
 export type ApplierOptions = {
   untilCaughtUp?: boolean;
@@ -19,7 +20,6 @@ export type ApplierOptions = {
   onProgress?: (progress: GroupProgress) => void;
   log?: Logger;
 };
-export type GroupProgress = { appliedOffsets: bigint; highWatermarks: bigint; lagRecords: bigint };
 export type ApplierSummary = MemberTotals & { elapsedMs: number };
 
 const progressIntervalMs = 1000;
@@ -118,39 +118,15 @@ async function watchProgress(
   while (!member.stopping) {
     await sleep(progressIntervalMs, options.signal);
     if (member.stopping) break;
-    const progress = await groupProgress(config, admin, shards).catch(() => null);
+    const progress = await groupProgress(
+      config,
+      admin,
+      shards.map((s) => s.pool),
+    ).catch(() => null);
     if (progress === null) continue;
     options.onProgress?.(progress);
     if (options.untilCaughtUp && progress.lagRecords === 0n) member.stopping = true;
   }
-}
-
-/** Group-wide: the stored offsets of every partition (all members) against the high watermarks. */
-export async function groupProgress(
-  config: Config,
-  admin: Admin,
-  shards: ShardContext[],
-): Promise<GroupProgress> {
-  const offsets = await admin.fetchTopicOffsets(config.TALLY_TOPIC);
-  const stored = new Map<number, bigint>();
-  for (const shard of shards) {
-    const result = await shard.pool.query<{ partition: number; next_offset: string }>(
-      `SELECT "partition", next_offset FROM applier_offsets WHERE "group" = $1 AND topic = $2`,
-      [config.TALLY_GROUP, config.TALLY_TOPIC],
-    );
-    for (const row of result.rows) stored.set(row.partition, BigInt(row.next_offset));
-  }
-  const progress: GroupProgress = { appliedOffsets: 0n, highWatermarks: 0n, lagRecords: 0n };
-  for (const o of offsets) {
-    const high = BigInt(o.high);
-    const next = stored.get(o.partition) ?? BigInt(o.low);
-    const lag = high > next ? high - next : 0n;
-    consumerLag.set({ partition: String(o.partition) }, Number(lag));
-    progress.appliedOffsets += next;
-    progress.highWatermarks += high;
-    progress.lagRecords += lag;
-  }
-  return progress;
 }
 
 /** Each step within the shutdown bound; past it the process reports and exits non-zero. */

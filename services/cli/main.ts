@@ -1,12 +1,13 @@
 // The `tally` command. Each subcommand is a thin shell over a service module; exit codes:
 // 0 done, 1 a check failed (verify), 2 bad configuration or usage, 3 an unexpected error.
-import { Command, CommanderError } from "commander";
+import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { registerApplyCommand } from "../applier/command.ts";
 import { ConfigError, configAsExports, loadConfig } from "../common/config.ts";
-import { shortUrl } from "../common/pg.ts";
+import { registerProduceCommand } from "../producer/produce-command.ts";
 import { registerBalanceCommand, registerProjectCommand } from "../projector/index.ts";
 import { migrate } from "../storage/migrate.ts";
 import { registerVerifyCommand } from "../verify/index.ts";
+import { demo } from "./demo.ts";
 import { topics } from "./topics.ts";
 
 const program = new Command("tally")
@@ -45,6 +46,7 @@ program
     );
   });
 
+registerProduceCommand(program);
 registerApplyCommand(program);
 registerProjectCommand(program);
 registerBalanceCommand(program);
@@ -52,22 +54,19 @@ registerVerifyCommand(program);
 
 program
   .command("demo")
-  .description("the main job: migrate, create the topic, and show the endpoints")
-  .action(async () => {
-    const config = loadConfig();
-    await migrate(config);
-    const report = await topics(config);
-    console.log("Tally is ready:");
-    console.log(
-      `  Kafka           ${config.TALLY_KAFKA_BROKERS.join(",")}  topic ${report.topic} (${report.partitions} partitions)`,
-    );
-    console.log(
-      `  schema registry ${config.TALLY_SCHEMA_REGISTRY_URL}  subject ${report.subject} id ${report.schemaId}`,
-    );
-    for (const [k, url] of config.TALLY_PG_SHARDS.entries())
-      console.log(`  shard ${k}         ${shortUrl(url)}`);
-    console.log(`  views           ${shortUrl(config.TALLY_PG_VIEWS)}`);
+  .description("the main job: load, two appliers and the projector until caught up, a summary, verify")
+  .option("--events <n>", "events to produce", (v) => positiveInteger("--events", v), 200_000)
+  .option("--appliers <n>", "applier processes", (v) => positiveInteger("--appliers", v), 2)
+  .action(async (options: { events: number; appliers: number }) => {
+    const ok = await demo(loadConfig(), { ...options, duplicateRate: 0.01, doubleSpendRate: 0.005 });
+    if (!ok) process.exitCode = 1;
   });
+
+function positiveInteger(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} must be a positive integer`);
+  return n;
+}
 
 async function main(argv: string[]): Promise<number> {
   try {

@@ -41,7 +41,11 @@ export function eventProblems(event: TransferEvent): FieldProblem[] {
   if (typeof event.amount !== "bigint" || event.amount <= 0n || event.amount > amountMax) {
     add("amount", "must be a whole number of minor units from 1 to 10^38-1");
   }
-  if (!Number.isSafeInteger(event.occurred_at) || event.occurred_at < 0 || event.occurred_at > occurredAtMsMax) {
+  if (
+    !Number.isSafeInteger(event.occurred_at) ||
+    event.occurred_at < 0 ||
+    event.occurred_at > occurredAtMsMax
+  ) {
     add("occurred_at", "must be a timestamp in milliseconds");
   }
   if (event.from_wallet === null && event.to_wallet === null) add("event", "a mint and a burn at once");

@@ -1,6 +1,8 @@
 // `tally project [--until-caught-up] [--rebuild]` and `tally balance <wallet>`: thin shells over
 // the projector module. The CLI's main wires them in with registerProjectCommand(program) etc.
+
 import type { Command } from "commander";
+import { createProgressProbe } from "../applier/progress.ts";
 import { type Config, loadConfig } from "../common/config.ts";
 import { createLogger, type Logger } from "../common/log.ts";
 import { createPool } from "../common/pg.ts";
@@ -50,9 +52,12 @@ export function registerProjectCommand(program: Command): Command {
         if (!options.untilCaughtUp) return;
       }
       const stop = stopOnSignals(config, log);
+      // Caught up means the applier is too: every record in Kafka applied, then projected.
+      const probe = options.untilCaughtUp ? await createProgressProbe(config) : null;
       try {
         const summary = await runProjector(config, {
           untilCaughtUp: options.untilCaughtUp === true,
+          ...(probe ? { applierCaughtUp: async () => (await probe.read()).lagRecords === 0n } : {}),
           signal: stop.signal,
           logger: log,
         });
@@ -61,6 +66,7 @@ export function registerProjectCommand(program: Command): Command {
             `lag ${summary.lagRecords} records`,
         );
       } finally {
+        await probe?.close();
         stop.dispose();
       }
     });

@@ -1,0 +1,49 @@
+// Group-wide progress: the stored offsets of every partition (whoever applied them) against the
+// topic's high watermarks. It is what --until-caught-up, the demo and the lag metric read.
+import type { Admin } from "kafkajs";
+import type { Config } from "../common/config.ts";
+import { createKafka } from "../common/kafka.ts";
+import { consumerLag } from "../common/metrics.ts";
+import { createPool, type Pool } from "../common/pg.ts";
+
+export type GroupProgress = { appliedOffsets: bigint; highWatermarks: bigint; lagRecords: bigint };
+
+/** Group-wide: the stored offsets of every partition (all members) against the high watermarks. */
+export async function groupProgress(config: Config, admin: Admin, pools: Pool[]): Promise<GroupProgress> {
+  const offsets = await admin.fetchTopicOffsets(config.TALLY_TOPIC);
+  const stored = new Map<number, bigint>();
+  for (const pool of pools) {
+    const result = await pool.query<{ partition: number; next_offset: string }>(
+      `SELECT "partition", next_offset FROM applier_offsets WHERE "group" = $1 AND topic = $2`,
+      [config.TALLY_GROUP, config.TALLY_TOPIC],
+    );
+    for (const row of result.rows) stored.set(row.partition, BigInt(row.next_offset));
+  }
+  const progress: GroupProgress = { appliedOffsets: 0n, highWatermarks: 0n, lagRecords: 0n };
+  for (const o of offsets) {
+    const high = BigInt(o.high);
+    const next = stored.get(o.partition) ?? BigInt(o.low);
+    const lag = high > next ? high - next : 0n;
+    consumerLag.set({ partition: String(o.partition) }, Number(lag));
+    progress.appliedOffsets += next;
+    progress.highWatermarks += high;
+    progress.lagRecords += lag;
+  }
+  return progress;
+}
+
+/** A standing probe, for processes that watch the applier from outside (projector, demo). */
+export async function createProgressProbe(
+  config: Config,
+): Promise<{ read: () => Promise<GroupProgress>; close: () => Promise<void> }> {
+  const admin = createKafka(config, "progress").admin();
+  await admin.connect();
+  const pools = config.TALLY_PG_SHARDS.map((url) => createPool(config, url, "tally-progress", 1));
+  return {
+    read: () => groupProgress(config, admin, pools),
+    close: async () => {
+      await admin.disconnect();
+      await Promise.all(pools.map((p) => p.end()));
+    },
+  };
+}
