@@ -154,15 +154,14 @@ rotate_log() {
 }
 
 # Starts a long-running command in the background, detached from our session (setsid) so that
-# Ctrl-C on `make` or a closing terminal does not take the stack down with it. fd 9 is the
-# stack lock: closing it keeps the lock from living on in the child. Sets LAUNCHED_PID.
+# Ctrl-C on `make` or a closing terminal does not take the stack down with it. Sets LAUNCHED_PID.
 launch() {
   local component=$1 log
   shift
   log=$(log_of "$component")
   rotate_log "$log"
   printf '\n===== %s stack.sh: starting %s =====\n' "$(date -Is)" "$component" >>"$log"
-  setsid "$@" </dev/null >>"$log" 2>&1 9>&- &
+  setsid "$@" </dev/null >>"$log" 2>&1 &
   LAUNCHED_PID=$!
   echo "$LAUNCHED_PID" >"$(pid_file_of "$component")"
 }
@@ -210,14 +209,21 @@ stop_pid() {
   wait "$pid" 2>/dev/null || true # reap it if it was our child
 }
 
-# Serialises concurrent runs (two `make` targets at once): they would race on pid files and ports.
-take_lock() {
+# Serialises concurrent runs (two `make` targets at once would race on pid files and ports):
+# the script runs itself again under flock(1). With -o the lock's descriptor stays in flock and
+# is closed for the script, so the servers started below do not inherit it; an inherited lock
+# would outlive the run (seen with pg_ctlcluster: the system postmaster kept it).
+run_locked() {
+  local rc=0
   mkdir -p "$LOGS" "$RUN" "$DOWNLOADS"
-  exec 9>"$RUN/stack.lock"
-  if ! flock -n 9; then
+  TALLY_STACK_LOCKED=1 flock -n -o -E 75 "$RUN/stack.lock" bash "${BASH_SOURCE[0]}" "$@" || rc=$?
+  if [ "$rc" = 75 ]; then
     echo "stack: another infra/stack.sh is running; waiting for it (up to 300 s)" >&2
-    flock -w 300 9 || die "gave up waiting for the lock $RUN/stack.lock"
+    rc=0
+    TALLY_STACK_LOCKED=1 flock -w 300 -o -E 75 "$RUN/stack.lock" bash "${BASH_SOURCE[0]}" "$@" || rc=$?
+    [ "$rc" != 75 ] || die "gave up waiting for the lock $RUN/stack.lock"
   fi
+  exit "$rc"
 }
 
 # Major version of a java binary: "1.8.0_x" -> 8, "17.0.15" -> 17, "25" -> 25.
@@ -368,7 +374,7 @@ start_local_pg() {
   touch "$log"
   [ "$(id -u)" != 0 ] || chown postgres: "$log" "$PG_SOCKET_DIR"
   # pg_ctl -w waits for the server to accept connections; the postmaster detaches by itself.
-  as_pg_owner "$bin/pg_ctl" -D "$PG_DATA" -l "$log" -w -t "$PG_READY_TIMEOUT_S" start >/dev/null 9>&- ||
+  as_pg_owner "$bin/pg_ctl" -D "$PG_DATA" -l "$log" -w -t "$PG_READY_TIMEOUT_S" start >/dev/null ||
     fail_component postgres "pg_ctl start failed: exited early or not ready within ${PG_READY_TIMEOUT_S}s"
   head -1 "$PG_DATA/postmaster.pid" >"$(pid_file_of postgres)"
 }
@@ -417,27 +423,61 @@ ensure_postgres() {
 
 local_pg_answers() { pg_answers_on "$LOCAL_PG_PORT"; }
 
+# The per-component commands act on the server recorded by `up` (a restart must not switch
+# servers: the registry's data and the tests' connections point at that one).
+start_postgres() {
+  case $(pg_mode) in
+    local)
+      if our_pid postgres >/dev/null; then
+        say postgres "already running  $HOST:$LOCAL_PG_PORT (pid $(our_pid postgres))"
+      else
+        start_local_pg
+        say postgres "started  $HOST:$LOCAL_PG_PORT (pid $(our_pid postgres))"
+      fi
+      ;;
+    system)
+      if pg_answers_on "$SYSTEM_PG_PORT"; then
+        say postgres "system PostgreSQL already answers on $HOST:$SYSTEM_PG_PORT"
+      else
+        system_pg_ctl start
+        wait_system_pg
+        say postgres "started system PostgreSQL on $HOST:$SYSTEM_PG_PORT"
+      fi
+      rm -f "$PG_SYSTEM_STOPPED_MARK"
+      ;;
+    *) ensure_postgres ;;
+  esac
+}
+
 stop_postgres() {
-  if [ "$(pg_mode)" = system ] && ! our_pid postgres >/dev/null; then
-    system_pg_ctl stop
-    touch "$PG_SYSTEM_STOPPED_MARK"
-    say postgres "stopped system PostgreSQL on $HOST:$SYSTEM_PG_PORT"
-  else
-    stop_local_pg
-    say postgres "stopped"
-  fi
+  case $(pg_mode) in
+    system)
+      system_pg_ctl stop
+      touch "$PG_SYSTEM_STOPPED_MARK" # so that `up` starts it again instead of making a cluster
+      say postgres "stopped system PostgreSQL on $HOST:$SYSTEM_PG_PORT"
+      ;;
+    *)
+      stop_local_pg
+      say postgres "stopped"
+      ;;
+  esac
 }
 
 restart_postgres() {
-  if [ "$(pg_mode)" = system ] && ! our_pid postgres >/dev/null; then
-    system_pg_ctl restart # pg_ctlcluster's default mode is fast: clients are disconnected
-    wait_system_pg
-    rm -f "$PG_SYSTEM_STOPPED_MARK"
-    say postgres "restarted system PostgreSQL on $HOST:$SYSTEM_PG_PORT"
-  else
-    stop_local_pg
-    ensure_postgres
-  fi
+  local started=$SECONDS
+  case $(pg_mode) in
+    system)
+      system_pg_ctl restart # pg_ctlcluster's default mode is fast: clients are disconnected
+      wait_system_pg
+      rm -f "$PG_SYSTEM_STOPPED_MARK"
+      say postgres "restarted system PostgreSQL on $HOST:$SYSTEM_PG_PORT in $((SECONDS - started))s"
+      ;;
+    *)
+      stop_local_pg
+      start_local_pg
+      say postgres "restarted  $HOST:$LOCAL_PG_PORT (pid $(our_pid postgres)) in $((SECONDS - started))s"
+      ;;
+  esac
 }
 
 # --- Kafka --------------------------------------------------------------------------------
@@ -531,10 +571,11 @@ start_kafka() {
 
 # --- Apicurio Registry --------------------------------------------------------------------
 
-registry_answers() {
-  curl -fsS -o /dev/null --max-time 3 "http://$HOST:$REGISTRY_MANAGEMENT_PORT/health/ready" 2>/dev/null &&
-    curl -fsS -o /dev/null --max-time 3 "$CCOMPAT_URL/subjects" 2>/dev/null
+registry_healthy() {
+  curl -fsS -o /dev/null --max-time 3 "http://$HOST:$REGISTRY_MANAGEMENT_PORT/health/ready" 2>/dev/null
 }
+registry_api_answers() { curl -fsS -o /dev/null --max-time 3 "$CCOMPAT_URL/subjects" 2>/dev/null; }
+registry_answers() { registry_healthy && registry_api_answers; }
 
 # The distribution is a Quarkus "fast-jar" folder; quarkus-run.jar sits at its top level.
 registry_jar() { echo "$APICURIO_HOME/quarkus-run.jar"; }
@@ -580,7 +621,9 @@ check_registry_storage() {
 start_registry() {
   local pid java port since started=$SECONDS
   if pid=$(our_pid registry); then
-    wait_ready registry "$pid" "$REGISTRY_READY_TIMEOUT_S" registry_answers
+    # Its readiness check stays DOWN for a while after a database outage although the API
+    # serves again (error counters): a running registry only has to answer its API here.
+    wait_ready registry "$pid" "$REGISTRY_READY_TIMEOUT_S" registry_api_answers
     say registry "already running  $CCOMPAT_URL (pid $pid)"
     return 0
   fi
@@ -598,6 +641,9 @@ start_registry() {
   rotate_log "$(log_of registry)"
   since=$(($(stat -c %s "$(log_of registry)") + 1))
   # Pool kept small: the default 20/100 connections would eat PostgreSQL's limit.
+  # The readiness checks count slow requests and turn DOWN for 60 s counting windows and a
+  # 300 s status window after errors (defaults): a database restart in a test would leave
+  # /health/ready DOWN for minutes while the API works. 10 s windows keep it honest and quick.
   launch registry env \
     QUARKUS_HTTP_HOST="$HOST" QUARKUS_HTTP_PORT="$REGISTRY_PORT" \
     QUARKUS_MANAGEMENT_HOST="$HOST" QUARKUS_MANAGEMENT_PORT="$REGISTRY_MANAGEMENT_PORT" \
@@ -607,6 +653,10 @@ start_registry() {
     APICURIO_DATASOURCE_USERNAME=postgres APICURIO_DATASOURCE_PASSWORD= \
     APICURIO_DATASOURCE_JDBC_INITIAL_SIZE=2 APICURIO_DATASOURCE_JDBC_MIN_SIZE=2 \
     APICURIO_DATASOURCE_JDBC_MAX_SIZE=8 \
+    APICURIO_METRICS_PERSISTENCE_TIMEOUT_READINESS_CHECK_COUNTER_RESET_WINDOW_DURATION_SECONDS=10 \
+    APICURIO_METRICS_PERSISTENCE_TIMEOUT_READINESS_CHECK_STATUS_RESET_WINDOW_DURATION_SECONDS=10 \
+    APICURIO_METRICS_RESPONSE_TIMEOUT_READINESS_CHECK_COUNTER_RESET_WINDOW_DURATION_SECONDS=10 \
+    APICURIO_METRICS_RESPONSE_TIMEOUT_READINESS_CHECK_STATUS_RESET_WINDOW_DURATION_SECONDS=10 \
     "$java" -Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -jar "$(registry_jar)"
   wait_ready registry "$LAUNCHED_PID" "$REGISTRY_READY_TIMEOUT_S" registry_answers
   check_registry_storage "$since"
@@ -640,6 +690,9 @@ status_line() {
   local component=$1 endpoint=$2 check=$3 pid health
   if pid=$(our_pid "$component"); then
     if "$check"; then health=healthy; else health="NOT answering"; fi
+    if [ "$component" = registry ] && [ "$health" != healthy ] && registry_api_answers; then
+      health="API answers, /health/ready DOWN (recovers ~10 s after a database outage)"
+    fi
     say "$component" "running  pid $pid  $endpoint  $health"
   else
     say "$component" "stopped"
@@ -689,16 +742,20 @@ usage() {
 main() {
   local cmd=${1:-} component=${2:-}
   case $cmd in
+    up | down | start | stop | restart)
+      [ -n "${TALLY_STACK_LOCKED:-}" ] || run_locked "$@"
+      ;;
+  esac
+  case $cmd in
     status) cmd_status ;;
-    up) take_lock && cmd_up ;;
-    down) take_lock && cmd_down ;;
+    up) cmd_up ;;
+    down) cmd_down ;;
     start | stop | restart)
       case $component in postgres | kafka | registry) ;; *) usage ;; esac
-      take_lock
       case "$cmd:$component" in
-        start:postgres) ensure_postgres && write_stack_env ;;
+        start:postgres) start_postgres && write_stack_env ;;
         stop:postgres) stop_postgres ;;
-        restart:postgres) restart_postgres && write_stack_env ;;
+        restart:postgres) restart_postgres ;;
         start:kafka) start_kafka ;;
         start:registry) start_registry ;;
         stop:*) stop_component "$component" ;;
