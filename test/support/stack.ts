@@ -1,0 +1,93 @@
+// Each integration test file gets its own topic and databases on the shared local stack, so files
+// never see each other's rows, and removes them afterwards.
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { promisify } from "node:util";
+import pg from "pg";
+import { type Config, databaseNameOf, loadConfig } from "../../services/common/config.ts";
+import { createKafka } from "../../services/common/kafka.ts";
+
+export const repoRoot = new URL("../../", import.meta.url).pathname;
+const run = promisify(execFile);
+
+/** The stack's endpoints as `make up` wrote them, under the caller's own TALLY_* settings. */
+export function stackEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  try {
+    for (const line of readFileSync(`${repoRoot}.local/stack.env`, "utf8").split("\n")) {
+      const [name, ...rest] = line.split("=");
+      if (name?.startsWith("TALLY_")) env[name] = rest.join("=");
+    }
+  } catch {
+    // no stack.env: the defaults point at the local stack
+  }
+  for (const [name, value] of Object.entries(process.env)) if (name.startsWith("TALLY_")) env[name] = value;
+  return env;
+}
+
+export type TestStack = { config: Config; env: NodeJS.ProcessEnv; name: string };
+
+/** A unique topic and unique shard/views databases for one test file. */
+export function testStack(label: string, overrides: Record<string, string> = {}): TestStack {
+  const name = `t${label}_${randomBytes(3).toString("hex")}`;
+  const base = stackEnv();
+  const port = base.TALLY_LOCAL_PG_PORT ?? "5432";
+  const shards = Number(overrides.shards ?? 2);
+  const url = (db: string) => `postgres://postgres@127.0.0.1:${port}/${db}`;
+  const env: NodeJS.ProcessEnv = {
+    ...base,
+    TALLY_TOPIC: name,
+    TALLY_GROUP: `${name}-applier`,
+    TALLY_PARTITIONS: "4",
+    TALLY_PG_SHARDS: Array.from({ length: shards }, (_, k) => url(`${name}_shard_${k}`)).join(","),
+    TALLY_PG_VIEWS: url(`${name}_views`),
+    TALLY_LOG_LEVEL: "warn",
+    ...Object.fromEntries(Object.entries(overrides).filter(([k]) => k.startsWith("TALLY_"))),
+  };
+  return { config: loadConfig(env), env, name };
+}
+
+export async function dropTestStack({ config }: TestStack): Promise<void> {
+  const admin = createKafka(config, "test-admin").admin();
+  await admin.connect();
+  try {
+    if ((await admin.listTopics()).includes(config.TALLY_TOPIC))
+      await admin.deleteTopics({ topics: [config.TALLY_TOPIC] });
+  } finally {
+    await admin.disconnect();
+  }
+  for (const url of [...config.TALLY_PG_SHARDS, config.TALLY_PG_VIEWS]) {
+    const maintenance = new URL(url);
+    maintenance.pathname = "/postgres";
+    const client = new pg.Client({ connectionString: maintenance.toString() });
+    await client.connect();
+    await client.query(`DROP DATABASE IF EXISTS "${databaseNameOf(url)}" WITH (FORCE)`);
+    await client.end();
+  }
+}
+
+/** Runs `bin/tally` with the given environment; resolves with its exit code and output. */
+export async function tally(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(`${repoRoot}bin/tally`, args, {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      maxBuffer: 64 << 20,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+  }
+}
+
+/** `infra/stack.sh <verb> <component>`, e.g. restart registry. */
+export async function stackCtl(
+  verb: "stop" | "start" | "restart",
+  component: "kafka" | "registry" | "postgres",
+): Promise<void> {
+  await run("bash", [`${repoRoot}infra/stack.sh`, verb, component], { maxBuffer: 16 << 20 });
+}
