@@ -8,6 +8,8 @@ export PATH := $(NODE_DIR)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 # ~/.npmrc on these machines points nodedir at the system Node 20; add-ons must build against ours.
 export npm_config_nodedir := $(NODE_DIR)
 export KAFKAJS_NO_PARTITIONER_WARNING := 1
+# kafkajs on Node 24 warns about a negative timeout it clamps itself (STACK.md): harmless noise.
+export NODE_OPTIONS := --disable-warning=TimeoutNegativeWarning
 
 SETUP_STAMP := .local/setup.stamp
 

@@ -36,8 +36,9 @@ export async function runApplier(config: Config, options: ApplierOptions = {}): 
     groupId: config.TALLY_GROUP,
     maxBytesPerPartition: config.TALLY_FETCH_PARTITION_BYTES_MAX,
     maxBytes: config.TALLY_FETCH_BYTES_MAX,
-    sessionTimeout: 30_000,
-    heartbeatInterval: 3_000,
+    // A member that vanishes (SIGKILL) holds its partitions until this passes.
+    sessionTimeout: config.TALLY_KAFKA_SESSION_TIMEOUT_MS,
+    heartbeatInterval: Math.floor(config.TALLY_KAFKA_SESSION_TIMEOUT_MS / 10),
   });
   const lowWatermarks = new Map<number, bigint>();
   const member = new ApplierMember({

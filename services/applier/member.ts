@@ -156,8 +156,25 @@ export class ApplierMember {
       const result = await this.applyOne(partition, state, chunk, heartbeat);
       if (result === null) return;
       resolveOffset(chunk[chunk.length - 1]!.offset.toString());
-      await heartbeat();
+      if (!(await this.heartbeatOrYield(heartbeat, partition))) return;
       state = await this.stateOf(partition);
+    }
+  }
+
+  /**
+   * false when the group is rebalancing: this batch ends here. What committed stays committed; the
+   * rest comes again to whichever member gets the partition, and the stored offset skips the done part.
+   */
+  private async heartbeatOrYield(heartbeat: () => Promise<void>, partition: number): Promise<boolean> {
+    try {
+      await heartbeat();
+      return true;
+    } catch (error) {
+      this.log.info(
+        { partition, err: String((error as Error).message) },
+        "rebalance under way; ending this batch",
+      );
+      return false;
     }
   }
 

@@ -33,8 +33,11 @@ export function createPool(config: Config, url: string, applicationName: string,
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
   });
-  // A pool emits errors of idle clients (e.g. the server restarted); the next query reconnects.
+  // A server restart surfaces as an 'error' event: on idle clients through the pool, on checked-out
+  // clients on the client itself, where an unhandled one would kill the process. The query under
+  // way rejects anyway, and that rejection is what the retry loop acts on.
   pool.on("error", () => {});
+  pool.on("connect", (client) => client.on("error", () => {}));
   return pool;
 }
 

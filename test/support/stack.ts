@@ -43,6 +43,7 @@ export function testStack(label: string, overrides: Record<string, string> = {})
     TALLY_PG_SHARDS: Array.from({ length: shards }, (_, k) => url(`${name}_shard_${k}`)).join(","),
     TALLY_PG_VIEWS: url(`${name}_views`),
     TALLY_LOG_LEVEL: "warn",
+    TALLY_KAFKA_SESSION_TIMEOUT_MS: "6000",
     ...Object.fromEntries(Object.entries(overrides).filter(([k]) => k.startsWith("TALLY_"))),
   };
   return { config: loadConfig(env), env, name };
