@@ -10,11 +10,16 @@ export function registerApplyCommand(program: Command): void {
       "run an applier: consume transfer events and apply them to the shards, exactly once in effect",
     )
     .option("--until-caught-up", "exit once every partition's stored offset reaches the topic's end")
-    .action(async (options: { untilCaughtUp?: boolean }) => {
+    .option("--json", "print the summary as one JSON line (records by outcome, milliseconds per phase)")
+    .action(async (options: { untilCaughtUp?: boolean; json?: boolean }) => {
       const summary = await runApplier(loadConfig(), {
         untilCaughtUp: options.untilCaughtUp ?? false,
         signal: abortOnSignals(),
       });
+      if (options.json) {
+        console.log(JSON.stringify(summary));
+        return;
+      }
       const seconds = summary.elapsedMs / 1000;
       const events = summary.applied + summary.duplicates + summary.rejected;
       console.log(

@@ -30,6 +30,7 @@ type Outcomes = { applied: bigint; duplicates: bigint; rejected: bigint; reasons
 
 const binTally = new URL("../../bin/tally", import.meta.url).pathname;
 const progressIntervalMs = 1_000;
+const plain = { head: [], border: [] }; // no colour codes: the summary often lands in a log file
 
 export async function demo(config: Config, options: DemoOptions): Promise<boolean> {
   await migrate(config);
@@ -37,6 +38,7 @@ export async function demo(config: Config, options: DemoOptions): Promise<boolea
   console.log(
     `demo: topic ${topic.topic} (${topic.partitions} partitions), ${config.TALLY_PG_SHARDS.length} shards, schema id ${topic.schemaId}`,
   );
+  await drainBacklog(config);
   const before = await outcomes(config);
   const produced = await produceCommand(config, {
     events: options.events,
@@ -51,7 +53,8 @@ export async function demo(config: Config, options: DemoOptions): Promise<boolea
   const startedMs = performance.now();
   const appliers = Array.from({ length: options.appliers }, () => runApplierProcess());
   let appliersDone = false;
-  const appliersFinished = Promise.all(appliers).finally(() => {
+  // Settled promptly either way, so a failed applier stops the projector's wait instead of crashing.
+  const appliersFinished = Promise.allSettled(appliers).finally(() => {
     appliersDone = true;
   });
   const probe = await createProgressProbe(config);
@@ -69,7 +72,10 @@ export async function demo(config: Config, options: DemoOptions): Promise<boolea
   try {
     await runProjector(config, { untilCaughtUp: true, applierCaughtUp: () => appliersDone });
     projectedMs = performance.now() - startedMs;
-    applierSummaries = await appliersFinished;
+    const settled = await appliersFinished;
+    const failed = settled.find((s) => s.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    applierSummaries = settled.map((s) => (s as PromiseFulfilledResult<ApplierJson>).value);
   } finally {
     clearInterval(ticker);
     await probe.close();
@@ -79,6 +85,15 @@ export async function demo(config: Config, options: DemoOptions): Promise<boolea
   const report = await verify(config);
   console.log(formatReport(report));
   return report.ok;
+}
+
+/** Events left unapplied by an earlier, interrupted demo would be counted as this run's. */
+async function drainBacklog(config: Config): Promise<void> {
+  const probe = await createProgressProbe(config);
+  const { lagRecords } = await probe.read().finally(() => probe.close());
+  if (lagRecords === 0n) return;
+  console.log(`demo: applying ${lagRecords} records left from an earlier run first`);
+  await runApplierProcess();
 }
 
 function runApplierProcess(): Promise<ApplierJson> {
@@ -131,7 +146,10 @@ function printSummary(
   appliers: ApplierJson[],
   endToEndMs: number,
 ): void {
-  const outcomesTable = new Table({ head: ["outcome (this run)", "records", "expected by the generator"] });
+  const outcomesTable = new Table({
+    head: ["outcome (this run)", "records", "expected by the generator"],
+    style: plain,
+  });
   outcomesTable.push(
     ["applied", String(after.applied - before.applied), String(expected.applied)],
     ["duplicates", String(after.duplicates - before.duplicates), String(expected.duplicates)],
@@ -152,7 +170,10 @@ function printSummary(
   }
   console.log(outcomesTable.toString());
   const records = appliers.reduce((sum, a) => sum + a.applied + a.duplicates + a.rejected, 0);
-  const phaseTable = new Table({ head: ["phase", "seconds (all appliers)", "events/s if alone"] });
+  const phaseTable = new Table({
+    head: ["phase", "seconds (summed over appliers)", "events/s if alone"],
+    style: plain,
+  });
   for (const phase of ["decode", "validate", "write", "commit"]) {
     const ms = appliers.reduce((sum, a) => sum + (a.phaseMs[phase] ?? 0), 0);
     phaseTable.push([
