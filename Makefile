@@ -57,7 +57,8 @@ test-int: setup up
 	vitest run --project int
 
 test: setup up
-	vitest run
+	vitest run --reporter=default --reporter=json --outputFile.json=.local/test-results.json
+	@node infra/test-summary.mjs .local/test-results.json
 
 demo: setup up
 	bin/tally demo
