@@ -12,10 +12,14 @@ export function registerApplyCommand(program: Command): void {
     .option("--until-caught-up", "exit once every partition's stored offset reaches the topic's end")
     .option("--json", "print the summary as one JSON line (records by outcome, milliseconds per phase)")
     .action(async (options: { untilCaughtUp?: boolean; json?: boolean }) => {
-      const summary = await runApplier(loadConfig(), {
+      const config = loadConfig();
+      const stop = abortOnSignals(config.TALLY_SHUTDOWN_MS_MAX, (signal) =>
+        process.stderr.write(`tally: ${signal} received; finishing the current batch\n`),
+      );
+      const summary = await runApplier(config, {
         untilCaughtUp: options.untilCaughtUp ?? false,
-        signal: abortOnSignals(),
-      });
+        signal: stop.signal,
+      }).finally(stop.dispose);
       if (options.json) {
         console.log(JSON.stringify(summary));
         return;

@@ -72,10 +72,15 @@ export async function ensureDatabase(config: Config, url: string): Promise<boole
   }
 }
 
-export async function inTransaction<T>(pool: Pool, work: (client: Client) => Promise<T>): Promise<T> {
+/** Runs `work` in one transaction on a pooled client: committed if it returns, rolled back if it throws. */
+export async function inTransaction<T>(
+  pool: Pool,
+  work: (client: Client) => Promise<T>,
+  begin = "BEGIN",
+): Promise<T> {
   const client = await pool.connect();
   try {
-    await client.query("BEGIN");
+    await client.query(begin);
     const result = await work(client);
     await client.query("COMMIT");
     return result;

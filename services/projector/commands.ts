@@ -4,34 +4,11 @@
 import type { Command } from "commander";
 import { createProgressProbe } from "../applier/progress.ts";
 import { type Config, loadConfig } from "../common/config.ts";
-import { createLogger, type Logger } from "../common/log.ts";
+import { createLogger } from "../common/log.ts";
 import { createPool } from "../common/pg.ts";
+import { abortOnSignals } from "../common/signals.ts";
 import { runProjector } from "./projector.ts";
 import { rebuildViews } from "./rebuild.ts";
-
-/** Aborts on SIGTERM/SIGINT; a second signal, or the shutdown bound, ends the process. */
-function stopOnSignals(config: Config, log: Logger): { signal: AbortSignal; dispose: () => void } {
-  const controller = new AbortController();
-  const onSignal = (name: NodeJS.Signals) => {
-    if (controller.signal.aborted) process.exit(0);
-    log.info({ signal: name }, "projector: finishing the current round, then exiting");
-    controller.abort();
-    // A round that cannot finish in time is abandoned whole: its transaction never commits.
-    setTimeout(() => {
-      log.warn({ shutdown_ms_max: config.TALLY_SHUTDOWN_MS_MAX }, "projector: shutdown bound reached");
-      process.exit(0);
-    }, config.TALLY_SHUTDOWN_MS_MAX).unref();
-  };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
-  return {
-    signal: controller.signal,
-    dispose: () => {
-      process.off("SIGTERM", onSignal);
-      process.off("SIGINT", onSignal);
-    },
-  };
-}
 
 export function registerProjectCommand(program: Command): Command {
   return program
@@ -51,7 +28,9 @@ export function registerProjectCommand(program: Command): Command {
         );
         if (!options.untilCaughtUp) return;
       }
-      const stop = stopOnSignals(config, log);
+      const stop = abortOnSignals(config.TALLY_SHUTDOWN_MS_MAX, (signal) =>
+        log.info({ signal }, "projector: finishing the current round, then exiting"),
+      );
       // Caught up means the applier is too: every record in Kafka applied, then projected.
       const probe = options.untilCaughtUp ? await createProgressProbe(config) : null;
       try {

@@ -1,7 +1,7 @@
 // Reading one shard for a round: the applier's offsets and the pending balance deltas, in one
 // REPEATABLE READ snapshot, so that "every pending row taken" and "next_offset" describe the same
 // moment (the applier writes both in one transaction).
-import type { Client, Pool } from "../common/pg.ts";
+import { type Client, inTransaction, type Pool } from "../common/pg.ts";
 import {
   type DeltaRow,
   type PartitionRead,
@@ -35,19 +35,8 @@ const deltaColumns = `d.kafka_partition, d.end_offset::text AS end_offset, d.wal
   d.delta::text AS delta, d.minted::text AS minted, d.burned::text AS burned`;
 
 /** Runs `work` in a read-only REPEATABLE READ snapshot of the shard. */
-export async function inSnapshot<T>(pool: Pool, work: (client: Client) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    const result = await work(client);
-    await client.query("COMMIT");
-    return result;
-  } catch (error) {
-    await client.query("ROLLBACK").catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
+export function inSnapshot<T>(pool: Pool, work: (client: Client) => Promise<T>): Promise<T> {
+  return inTransaction(pool, work, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 }
 
 /** applier_offsets.next_offset per partition of the topic on this shard. */

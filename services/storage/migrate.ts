@@ -1,24 +1,16 @@
 // `tally migrate`: creates the missing databases, tables and day partitions. Idempotent.
 import type { Config } from "../common/config.ts";
-import { createPool, ensureDatabase, type Pool } from "../common/pg.ts";
+import { createPool, ensureDatabase, inTransaction, type Pool } from "../common/pg.ts";
 import { migrateLockKey, shardDdl, viewsDdl } from "./ddl.ts";
 import { dayOf, ensureDayPartitions } from "./partitions.ts";
 
 export type MigrateReport = { databasesCreated: string[]; partitionsCreated: number };
 
-async function applyDdl(pool: Pool, statements: string[]): Promise<void> {
-  const client = await pool.connect();
-  try {
-    await client.query("BEGIN");
+function applyDdl(pool: Pool, statements: string[]): Promise<void> {
+  return inTransaction(pool, async (client) => {
     await client.query("SELECT pg_advisory_xact_lock($1)", [migrateLockKey]);
     for (const statement of statements) await client.query(statement);
-    await client.query("COMMIT");
-  } catch (error) {
-    await client.query("ROLLBACK").catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /** The days migrate makes ahead: yesterday (late events) to `TALLY_DAYS_AHEAD` days from today. */

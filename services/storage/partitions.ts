@@ -1,6 +1,6 @@
 // Day partitions of `transfers`: one per UTC day, made ahead by migrate and on demand by the applier
 // before a batch writes into a day that has none (a row without a partition would fail the whole COPY).
-import type { Client, Pool } from "../common/pg.ts";
+import { type Client, inTransaction, type Pool } from "../common/pg.ts";
 import { migrateLockKey } from "./ddl.ts";
 
 export const dayMs = 86_400_000;
@@ -41,10 +41,8 @@ export async function existingDays(client: Client | Pool): Promise<Set<number>> 
  * Creates the missing day partitions among `days`, in a transaction of its own under an advisory
  * lock so that several appliers and migrate can race without "already exists" errors.
  */
-export async function ensureDayPartitions(pool: Pool, days: Iterable<number>): Promise<number[]> {
-  const client = await pool.connect();
-  try {
-    await client.query("BEGIN");
+export function ensureDayPartitions(pool: Pool, days: Iterable<number>): Promise<number[]> {
+  return inTransaction(pool, async (client) => {
     await client.query("SELECT pg_advisory_xact_lock($1)", [migrateLockKey]);
     const existing = await existingDays(client);
     const created: number[] = [];
@@ -53,12 +51,6 @@ export async function ensureDayPartitions(pool: Pool, days: Iterable<number>): P
       await client.query(createPartitionSql(day));
       created.push(day);
     }
-    await client.query("COMMIT");
     return created;
-  } catch (error) {
-    await client.query("ROLLBACK").catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
