@@ -13,7 +13,7 @@ export NODE_OPTIONS := --disable-warning=TimeoutNegativeWarning
 
 SETUP_STAMP := .local/setup.stamp
 
-.PHONY: help setup check typecheck lint format up down status test test-unit test-int demo clean
+.PHONY: help setup check typecheck lint format up down status test test-unit test-int demo bench clean
 
 help:
 	@echo "make demo   run the main job: stack, migrate, topics, load, apply, project, verify"
@@ -65,6 +65,9 @@ test: setup up
 
 demo: setup up
 	bin/tally demo
+
+bench: setup up
+	bin/tally bench
 
 clean: down
 	rm -rf .local node_modules
