@@ -43,3 +43,14 @@ export async function copyInto(
   const stream = client.query(copyFrom(`COPY ${table} (${columns.join(", ")}) FROM STDIN`));
   await pipeline(Readable.from([text]), stream);
 }
+
+/** Streams a binary COPY payload (see copy-binary.ts) into the table. */
+export async function copyBinaryInto(
+  client: Client,
+  table: string,
+  columns: readonly string[],
+  payload: Buffer,
+): Promise<void> {
+  const stream = client.query(copyFrom(`COPY ${table} (${columns.join(", ")}) FROM STDIN (FORMAT binary)`));
+  await pipeline(Readable.from([payload]), stream);
+}

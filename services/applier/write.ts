@@ -2,7 +2,8 @@
 // offsets compare-and-set first (the fence), then ledger and ids by COPY, token states, rejections,
 // balance deltas for the projector, and a NOTIFY. Everything or nothing.
 import type { Client, Pool } from "../common/pg.ts";
-import { copyBytea, copyField, copyInto, copyLine } from "./copy.ts";
+import { copyBinaryInto, copyBytea, copyField, copyInto, copyLine } from "./copy.ts";
+import { BinaryCopyWriter } from "./copy-binary.ts";
 import type { BatchPlan } from "./plan.ts";
 
 export type PartitionRef = { group: string; topic: string; partition: number };
@@ -110,29 +111,22 @@ async function advanceOffsets(
 
 async function copyLedger(client: Client, ref: PartitionRef, plan: BatchPlan): Promise<void> {
   if (plan.ledger.length === 0) return;
-  let ids = "";
-  let rows = "";
+  const ids = new BinaryCopyWriter(1, plan.ledger.length * 24);
+  const rows = new BinaryCopyWriter(ledgerColumns.length, plan.ledger.length * 256);
   for (const { event, offset, schemaId } of plan.ledger) {
-    ids += `${event.transfer_id}\n`;
-    rows += copyLine([
-      event.transfer_id,
-      copyField(event.batch_id),
-      copyField(event.token_id),
-      event.asset,
-      event.amount.toString(),
-      copyField(event.from_wallet),
-      copyField(event.to_wallet),
-      copyField(event.prev_state),
-      copyField(event.next_state),
-      new Date(event.occurred_at).toISOString(),
-      String(ref.partition),
-      offset.toString(),
-      String(schemaId),
-    ]);
+    ids.row().uuid(event.transfer_id);
+    rows.row().uuid(event.transfer_id).text(event.batch_id).text(event.token_id).text(event.asset);
+    rows.numeric(event.amount).text(event.from_wallet).text(event.to_wallet).text(event.prev_state);
+    rows
+      .text(event.next_state)
+      .timestamptz(event.occurred_at)
+      .int4(ref.partition)
+      .int8(offset)
+      .int4(schemaId);
   }
   // The ids first: a repeated id fails here, before the larger ledger COPY is sent.
-  await copyInto(client, "transfer_ids", ["transfer_id"], ids);
-  await copyInto(client, "transfers", ledgerColumns, rows);
+  await copyBinaryInto(client, "transfer_ids", ["transfer_id"], ids.finish());
+  await copyBinaryInto(client, "transfers", ledgerColumns, rows.finish());
 }
 
 async function writeTokenStates(client: Client, ref: PartitionRef, plan: BatchPlan): Promise<void> {
