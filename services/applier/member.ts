@@ -9,7 +9,7 @@ import { shardOf } from "../common/shards.ts";
 import { applyChunk, type ChunkResult, type RawRecord, type ShardContext } from "./apply-chunk.ts";
 import type { EventWindow } from "./decide.ts";
 import type { EventDecoder } from "./decode.ts";
-import { loadStoredOffset, PartitionState } from "./partition-state.ts";
+import { loadPartition, PartitionState } from "./partition-state.ts";
 import { OffsetFenceError } from "./write.ts";
 
 export type MemberSettings = {
@@ -88,7 +88,10 @@ export class ApplierMember {
       const ref = this.refOf(partition);
       const shard = this.shardOf(partition);
       const low = await this.lowWatermarkOf(partition);
-      state.nextOffset = await this.retry("load stored offset", () => loadStoredOffset(shard.pool, ref, low));
+      const loading = state;
+      await this.retry("load the partition", () =>
+        loadPartition(shard.pool, ref, low, loading, this.settings.tokensPerPartitionMax),
+      );
     }
     return state;
   }

@@ -1,7 +1,7 @@
 // What a member keeps in memory about a partition it owns: the stored next offset and the states of
 // the partition's tokens. Tokens never cross partitions, so no other writer changes them while the
 // member holds the partition; if one did, the offsets compare-and-set fails and this view is dropped.
-import type { Pool } from "../common/pg.ts";
+import { inTransaction, type Pool } from "../common/pg.ts";
 import type { TokenState } from "./decide.ts";
 import type { PartitionRef } from "./write.ts";
 
@@ -10,6 +10,11 @@ type CachedToken = TokenState | null;
 
 export class PartitionState {
   nextOffset: bigint | null = null;
+  /**
+   * True while the map holds every token of the partition (loaded whole, nothing evicted since):
+   * then a token not in the map was never minted and needs no query.
+   */
+  complete = false;
   private readonly tokens = new Map<string, CachedToken>();
   private readonly tokensMax: number;
 
@@ -22,6 +27,7 @@ export class PartitionState {
   }
 
   missing(tokenIds: Iterable<string>): string[] {
+    if (this.complete) return [];
     const missing = new Set<string>();
     for (const id of tokenIds) if (!this.tokens.has(id)) missing.add(id);
     return [...missing];
@@ -29,6 +35,7 @@ export class PartitionState {
 
   stateOf(tokenId: string): TokenState | undefined {
     const cached = this.tokens.get(tokenId);
+    if (cached === undefined && this.complete) return undefined;
     if (cached === undefined) throw new Error(`token ${tokenId} was not loaded before planning`);
     return cached ?? undefined;
   }
@@ -42,6 +49,7 @@ export class PartitionState {
   /** Keeps memory bounded; evicted tokens are simply loaded again when they next appear. */
   evictOver(keepIds: ReadonlySet<string>): void {
     if (this.tokens.size <= this.tokensMax) return;
+    this.complete = false;
     for (const id of this.tokens.keys()) {
       if (this.tokens.size <= this.tokensMax) break;
       if (!keepIds.has(id)) this.tokens.delete(id);
@@ -49,18 +57,41 @@ export class PartitionState {
   }
 }
 
-/** Reads the stored offset, creating the partition's row at `startOffset` when there is none. */
-export async function loadStoredOffset(pool: Pool, ref: PartitionRef, startOffset: bigint): Promise<bigint> {
+type TokenRow = { token_id: string; asset: string; amount: string; owner: string | null; state: string; retired: boolean };
+
+const rememberRow = (state: PartitionState, row: TokenRow) =>
+  state.remember(row.token_id, { asset: row.asset, amount: BigInt(row.amount), owner: row.owner, state: row.state, retired: row.retired });
+
+/**
+ * Loads the stored offset (creating the row at `startOffset` when there is none) and, when they fit
+ * the bound, every token of the partition, in ONE snapshot: tokens older than the offset would let
+ * a stale view pass the compare-and-set.
+ */
+export async function loadPartition(pool: Pool, ref: PartitionRef, startOffset: bigint, state: PartitionState, tokensMax: number): Promise<void> {
   await pool.query(
     `INSERT INTO applier_offsets ("group", topic, "partition", next_offset, first_offset)
      VALUES ($1, $2, $3, $4, $4) ON CONFLICT DO NOTHING`,
     [ref.group, ref.topic, ref.partition, startOffset.toString()],
   );
-  const result = await pool.query<{ next_offset: string }>(
-    `SELECT next_offset FROM applier_offsets WHERE "group" = $1 AND topic = $2 AND "partition" = $3`,
-    [ref.group, ref.topic, ref.partition],
+  await inTransaction(
+    pool,
+    async (client) => {
+      const offset = await client.query<{ next_offset: string }>(
+        `SELECT next_offset FROM applier_offsets WHERE "group" = $1 AND topic = $2 AND "partition" = $3`,
+        [ref.group, ref.topic, ref.partition],
+      );
+      state.nextOffset = BigInt(offset.rows[0]!.next_offset);
+      const count = await client.query<{ n: string }>("SELECT count(*)::text AS n FROM token_state WHERE kafka_partition = $1", [ref.partition]);
+      if (Number(count.rows[0]!.n) > tokensMax) return; // too many to hold: loaded per batch instead
+      const tokens = await client.query<TokenRow>(
+        "SELECT token_id, asset, amount::text, owner, state, retired FROM token_state WHERE kafka_partition = $1",
+        [ref.partition],
+      );
+      for (const row of tokens.rows) rememberRow(state, row);
+      state.complete = true;
+    },
+    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
   );
-  return BigInt(result.rows[0]!.next_offset);
 }
 
 /** One query for every token of the batch this member does not hold yet. */
@@ -70,27 +101,12 @@ export async function loadTokens(
   tokenIds: readonly string[],
 ): Promise<void> {
   if (tokenIds.length === 0) return;
-  const result = await pool.query<{
-    token_id: string;
-    asset: string;
-    amount: string;
-    owner: string | null;
-    state: string;
-    retired: boolean;
-  }>(
+  const result = await pool.query<TokenRow>(
     "SELECT token_id, asset, amount::text, owner, state, retired FROM token_state WHERE token_id = ANY($1::text[])",
     [tokenIds],
   );
   for (const id of tokenIds) state.remember(id, null);
-  for (const row of result.rows) {
-    state.remember(row.token_id, {
-      asset: row.asset,
-      amount: BigInt(row.amount),
-      owner: row.owner,
-      state: row.state,
-      retired: row.retired,
-    });
-  }
+  for (const row of result.rows) rememberRow(state, row);
 }
 
 /** The batch's transfer ids already applied on this shard (lower-cased). */
