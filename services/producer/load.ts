@@ -34,6 +34,11 @@ export type LoadOptions = {
   burnRate?: number;
   /** chance that a move starts a user-level transfer of several tokens under one batch_id */
   batchRate?: number;
+  /**
+   * share of moves (plain and batched; not burns) that touch one hot wallet, `walletName(0)`, as
+   * sender or receiver; 0 (the default) leaves the random sequence exactly as without it
+   */
+  hotWalletShare?: number;
 };
 
 export type LoadOutcome = {
@@ -54,6 +59,8 @@ export const loadEventsMax = 1_000_000_000;
 export const loadTokensMax = 10_000_000;
 export const loadWalletsMax = 10_000_000;
 export const loadSpanMsDefault = 2 * 24 * 3600 * 1000;
+/** The wallet `hotWalletShare` concentrates moves on. */
+export const hotWalletIndex = 0;
 const batchTokensMax = 4;
 // Duplicates are drawn from the most recent applied events: retries in practice are recent, and a
 // fixed ring keeps memory bounded whatever the event count.
@@ -81,6 +88,10 @@ export function loadOptionsProblems(options: LoadOptions): string[] {
     if (!(Number.isFinite(value) && value >= 0 && value <= 0.5))
       problems.push(`${name} must be a number from 0 to 0.5`);
   }
+  const hot = options.hotWalletShare ?? 0;
+  if (!(Number.isFinite(hot) && hot >= 0 && hot <= 1))
+    problems.push("hotWalletShare must be a number from 0 to 1");
+  if (hot > 0 && options.wallets < 3) problems.push("hotWalletShare needs at least 3 wallets");
   return problems;
 }
 
@@ -139,7 +150,13 @@ export class LoadRun {
   constructor(options: LoadOptions) {
     const problems = loadOptionsProblems(options);
     if (problems.length > 0) throw new RangeError(`load options: ${problems.join("; ")}`);
-    this.options = { spanMs: loadSpanMsDefault, burnRate: 0.01, batchRate: 0.1, ...options };
+    this.options = {
+      spanMs: loadSpanMsDefault,
+      burnRate: 0.01,
+      batchRate: 0.1,
+      hotWalletShare: 0,
+      ...options,
+    };
     this.random = createRandom(options.seed);
     this.runTag = hex(this.random.uint32(), 8);
     const { events, tokens } = options;
@@ -261,16 +278,40 @@ export class LoadRun {
     const mint =
       this.aliveCount === 0 || (this.mintsLeft > 0 && this.random.float() < this.mintsLeft / appliedLeft);
     if (mint) return this.planMint();
-    const token = this.alive[this.random.below(this.aliveCount)]!;
-    const { batchRate, burnRate } = this.options;
+    const drawn = this.alive[this.random.below(this.aliveCount)]!;
+    const { batchRate, burnRate, hotWalletShare } = this.options;
+    const { token, to } = hotWalletShare > 0 ? this.hotMove(drawn) : { token: drawn, to: -1 };
     if (this.random.float() < batchRate) {
-      const batch = this.planBatch(token, appliedLeft);
+      const batch = this.planBatch(token, appliedLeft, to);
       if (batch) return batch;
     }
     if (this.aliveCount > 1 && this.random.float() < burnRate) {
       return { event: this.move(token, null, null), kind: "burn" };
     }
-    return { event: this.move(token, this.otherWallet(this.owner[token]!), null), kind: "move" };
+    const receiver = to >= 0 ? to : this.otherWallet(this.owner[token]!);
+    return { event: this.move(token, receiver, null), kind: "move" };
+  }
+
+  /**
+   * With a hot wallet: which token moves and to whom. A hot move sends the drawn token to the hot
+   * wallet, or out of it when the hot wallet holds it; any other move takes a token held elsewhere
+   * to a wallet that is not hot (a bounded search; if it finds none, the move is a hot one).
+   */
+  private hotMove(drawn: number): { token: number; to: number } {
+    const hot = hotWalletIndex;
+    const { wallets, hotWalletShare } = this.options;
+    if (this.random.float() < hotWalletShare) {
+      return { token: drawn, to: this.owner[drawn] === hot ? this.otherWallet(hot) : hot };
+    }
+    let token = drawn;
+    for (let attempt = 0; attempt < doubleSpendAttemptsMax && this.owner[token] === hot; attempt++)
+      token = this.alive[this.random.below(this.aliveCount)]!;
+    const from = this.owner[token]!;
+    if (from === hot) return { token, to: this.otherWallet(hot) };
+    // A wallet that is neither the sender nor the hot one: draw among the other wallets - 2.
+    let to = this.random.below(wallets - 2);
+    for (const skipped of [Math.min(from, hot), Math.max(from, hot)]) if (to >= skipped) to += 1;
+    return { token, to };
   }
 
   private occurredAtNow(): number {
@@ -345,12 +386,12 @@ export class LoadRun {
   }
 
   /** Several tokens of one owner to one receiver under one batch_id, emitted back to back. */
-  private planBatch(first: number, appliedLeft: number): Planned | null {
+  private planBatch(first: number, appliedLeft: number, receiver: number): Planned | null {
     const from = this.owner[first]!;
     const owned = this.ownedBy[from]!;
     const size = Math.min(2 + this.random.below(batchTokensMax - 1), owned.length, appliedLeft);
     if (size < 2) return null;
-    const to = this.otherWallet(from);
+    const to = receiver >= 0 ? receiver : this.otherWallet(from);
     const batchId = this.newId();
     const start = this.ownedPosition[first]!;
     // Consecutive entries of the owner's list from `first`: distinct, and read before any move.
