@@ -1,6 +1,10 @@
 // Crashes, rebalances and outages mid-stream end in exactly the state the generator predicts.
+
+import { spawn } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
+import { createPool } from "../../services/common/pg.ts";
 import { sleep } from "../../services/common/retry.ts";
+import { rebuildViews, runProjector } from "../../services/projector/index.ts";
 import {
   expectExactState,
   finishPipeline,
@@ -8,7 +12,7 @@ import {
   startApplier,
   waitForApplied,
 } from "../support/pipeline.ts";
-import { dropTestStack, stackCtl, type TestStack, testStack } from "../support/stack.ts";
+import { dropTestStack, repoRoot, stackCtl, type TestStack, testStack } from "../support/stack.ts";
 
 const eventsPerTest = 40_000;
 // Small transactions make many commits, so that kills and rebalances land mid-stream.
@@ -74,6 +78,37 @@ describe("faults mid-stream", () => {
     await stackCtl("restart", "postgres");
     expect(await applier.exited).toBe(0);
     await finishPipeline(stack);
+    await expectExactState(stack, load);
+  });
+
+  it("given the projector killed with SIGKILL mid-run, when restarted, then its views equal --rebuild's and the generator's", async () => {
+    stack = testStack("proj", { TALLY_PROJECT_DELTAS_MAX: "100" }); // many small rounds to land in
+    const load = await produceLoad(stack, eventsPerTest / 2, 15);
+    const applier = startApplier(stack, ["--until-caught-up"]);
+    expect(await applier.exited).toBe(0);
+    const projector = spawn(`${repoRoot}bin/tally`, ["project"], {
+      env: { PATH: process.env.PATH, ...stack.env },
+      stdio: "ignore",
+    });
+    const views = createPool(stack.config, stack.config.TALLY_PG_VIEWS, "test", 1);
+    const snapshot = async () =>
+      (await views.query("SELECT wallet, asset, balance::text FROM wallet_balances ORDER BY wallet, asset"))
+        .rows;
+    for (
+      let rows = 0;
+      rows === 0;
+      rows = (await views.query("SELECT count(*)::int n FROM wallet_balances")).rows[0].n
+    )
+      await sleep(50);
+    projector.kill("SIGKILL");
+    await sleep(200); // let the killed process's connections go
+    const partial = await snapshot();
+    await runProjector(stack.config, { untilCaughtUp: true });
+    const incremental = await snapshot();
+    expect(partial).not.toEqual(incremental); // the kill did land mid-run
+    await rebuildViews(stack.config);
+    expect(await snapshot()).toEqual(incremental);
+    await views.end();
     await expectExactState(stack, load);
   });
 });
