@@ -33,6 +33,9 @@ function localPgUrl(env: NodeJS.ProcessEnv, database: string): string {
   return `postgres://postgres@127.0.0.1:${port}/${database}`;
 }
 
+/** Read by `make up` (infra/stack.sh), not by the tally command; allowed in its environment. */
+const stackVariables = new Set(["TALLY_LOCAL_PG_PORT", "TALLY_STACK_PG", "TALLY_JAVA21_HOME"]);
+
 /** Each entry: variable, schema, default (a function of the environment), whether it is a secret. */
 function specs(env: NodeJS.ProcessEnv) {
   return {
@@ -112,12 +115,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
   }
   for (const name of Object.keys(env)) {
-    if (
-      name.startsWith("TALLY_") &&
-      !(name in all) &&
-      name !== "TALLY_LOCAL_PG_PORT" &&
-      !name.startsWith("TALLY_TEST_")
-    ) {
+    if (name.startsWith("TALLY_") && !(name in all) && !stackVariables.has(name) && !name.startsWith("TALLY_TEST_")) {
       problems.push(`${name} is not a Tally setting (see README, "Configuration")`);
     }
   }
