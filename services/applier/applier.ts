@@ -1,14 +1,17 @@
-// `tally apply`: wires the member to Kafka, the registry and the shards, watches lag, and stops on
-// SIGTERM (the current chunk commits or rolls back whole) or, with --until-caught-up, at zero lag.
-import type { Admin } from "kafkajs";
+// `tally apply`: wires the member to Kafka, the registry and the shards, watches lag, serves metrics
+// and health, and drains on SIGTERM: the chunk in flight commits or rolls back whole, the member
+// leaves the group (so its partitions move at once, not after the session timeout), and the process
+// exits within TALLY_SHUTDOWN_MS_MAX. With --until-caught-up it stops the same way at zero lag.
+import type { Admin, Consumer, Kafka } from "kafkajs";
 import type { Config } from "../common/config.ts";
 import { createKafka } from "../common/kafka.ts";
 import { createLogger, type Logger } from "../common/log.ts";
-import { serveMetrics } from "../common/metrics.ts";
+import { initApplierMetrics, metricsHostOf, retriesTotal, serveMetrics } from "../common/metrics.ts";
 import { createPool } from "../common/pg.ts";
 import { createRegistry } from "../common/registry.ts";
 import { sleep } from "../common/retry.ts";
 import { ShardContext } from "./apply-chunk.ts";
+import { rejectionReasons } from "./decide.ts";
 import { EventDecoder } from "./decode.ts";
 import { ApplierMember, type MemberTotals } from "./member.ts";
 import { type GroupProgress, groupProgress } from "./progress.ts";
@@ -24,6 +27,11 @@ export type ApplierSummary = MemberTotals & { elapsedMs: number };
 
 const progressIntervalMs = 1000;
 const tokensPerPartitionMax = 500_000;
+/**
+ * How long a fetch waits on a caught-up partition. A drain waits for the fetch in flight, so this
+ * bounds the idle part of a drain; 1 s costs one empty fetch per second per broker when idle.
+ */
+const fetchWaitMsMax = 1000;
 
 export async function runApplier(config: Config, options: ApplierOptions = {}): Promise<ApplierSummary> {
   const log = options.log ?? createLogger(config.TALLY_LOG_LEVEL, "applier");
@@ -32,16 +40,76 @@ export async function runApplier(config: Config, options: ApplierOptions = {}): 
   const shards = config.TALLY_PG_SHARDS.map(
     (url) => new ShardContext(createPool(config, url, "tally-applier")),
   );
-  const consumer = kafka.consumer({
+  const consumer = createConsumer(config, kafka);
+  const member = createMember(config, admin, shards, consumer, log);
+  initApplierMetrics(rejectionReasons);
+  const startedMs = performance.now();
+  let stopRequestedMs: number | null = null;
+  const server = await serveMetrics(
+    config.TALLY_METRICS_PORT,
+    {
+      live: () => member.fatal === null,
+      ready: () => member.assignmentLoaded && !member.stopping,
+    },
+    metricsHostOf(config),
+  );
+  const stop = () => {
+    stopRequestedMs ??= performance.now();
+    member.stop();
+  };
+  options.signal?.addEventListener("abort", stop, { once: true });
+  if (options.signal?.aborted) stop();
+  try {
+    await admin.connect();
+    await consumer.connect();
+    watchConsumer(config, consumer, member, log);
+    await consumer.subscribe({ topic: config.TALLY_TOPIC, fromBeginning: true });
+    await consumer.run({
+      autoCommit: true, // commits only what eachBatch resolved, i.e. what Postgres already committed
+      autoCommitInterval: 5_000,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: Math.max(1, Math.min(config.TALLY_PARTITIONS, shards.length)),
+      eachBatch: (payload) => member.eachBatch(payload),
+    });
+    await watchProgress(config, admin, shards, member, options);
+  } finally {
+    options.signal?.removeEventListener("abort", stop);
+    stopRequestedMs ??= performance.now();
+    await shutdown(config, log, [
+      // Waits for the chunk in flight, then LeaveGroup: the group rebalances at once.
+      () => consumer.disconnect(),
+      () => admin.disconnect(),
+      ...shards.map((s) => () => s.pool.end()),
+    ]);
+    await server?.close();
+    log.info({ drain_ms: Math.round(performance.now() - stopRequestedMs) }, "applier stopped");
+  }
+  if (member.fatal) throw member.fatal;
+  return { ...member.totals, elapsedMs: performance.now() - startedMs };
+}
+
+function createConsumer(config: Config, kafka: Kafka): Consumer {
+  return kafka.consumer({
     groupId: config.TALLY_GROUP,
     maxBytesPerPartition: config.TALLY_FETCH_PARTITION_BYTES_MAX,
     maxBytes: config.TALLY_FETCH_BYTES_MAX,
-    // A member that vanishes (SIGKILL) holds its partitions until this passes.
+    maxWaitTimeInMs: fetchWaitMsMax,
+    // A member that vanishes (SIGKILL) holds its partitions until this passes; one that drains
+    // leaves the group and holds nothing.
     sessionTimeout: config.TALLY_KAFKA_SESSION_TIMEOUT_MS,
     heartbeatInterval: Math.floor(config.TALLY_KAFKA_SESSION_TIMEOUT_MS / 10),
   });
+}
+
+function createMember(
+  config: Config,
+  admin: Admin,
+  shards: ShardContext[],
+  consumer: Consumer,
+  log: Logger,
+): ApplierMember {
   const lowWatermarks = new Map<number, bigint>();
-  const member = new ApplierMember({
+  return new ApplierMember({
     settings: {
       group: config.TALLY_GROUP,
       topic: config.TALLY_TOPIC,
@@ -65,48 +133,30 @@ export async function runApplier(config: Config, options: ApplierOptions = {}): 
     },
     log,
   });
-  const startedMs = performance.now();
-  let ready = false;
-  const server = await serveMetrics(config.TALLY_METRICS_PORT, {
-    live: () => member.fatal === null,
-    ready: () => ready,
+}
+
+/** Assignments load stored offsets (readiness); consumer crashes count as Kafka retries or end the run. */
+function watchConsumer(config: Config, consumer: Consumer, member: ApplierMember, log: Logger): void {
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    const partitions = payload.memberAssignment[config.TALLY_TOPIC] ?? [];
+    member
+      .onAssigned(partitions)
+      .catch((error) => log.warn({ err: error }, "seek on assignment failed; the in-batch check covers it"));
   });
-  const stop = () => {
-    member.stopping = true;
-  };
-  options.signal?.addEventListener("abort", stop, { once: true });
-  try {
-    await admin.connect();
-    await consumer.connect();
-    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-      const partitions = payload.memberAssignment[config.TALLY_TOPIC] ?? [];
-      member
-        .onAssigned(partitions)
-        .catch((error) =>
-          log.warn({ err: error }, "seek on assignment failed; the in-batch check covers it"),
-        );
-    });
-    await consumer.subscribe({ topic: config.TALLY_TOPIC, fromBeginning: true });
-    await consumer.run({
-      autoCommit: true, // commits only what eachBatch resolved, i.e. what Postgres already committed
-      autoCommitInterval: 5_000,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: Math.max(1, Math.min(config.TALLY_PARTITIONS, shards.length)),
-      eachBatch: (payload) => member.eachBatch(payload),
-    });
-    ready = true;
-    await watchProgress(config, admin, shards, member, options);
-  } finally {
-    options.signal?.removeEventListener("abort", stop);
-    await shutdown(config, log, [
-      () => consumer.disconnect(),
-      () => admin.disconnect(),
-      ...shards.map((s) => () => s.pool.end()),
-    ]);
-    server?.close();
-  }
-  if (member.fatal) throw member.fatal;
-  return { ...member.totals, elapsedMs: performance.now() - startedMs };
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    if (payload.restart) {
+      // kafkajs disconnects, waits and rejoins; what committed stays committed.
+      retriesTotal.inc({ cause: "kafka" });
+      log.warn(
+        { err: String(payload.error.message) },
+        "consumer crashed on a retriable Kafka error; restarting",
+      );
+      return;
+    }
+    // The consumer will not run again: stop, so the process exits and the supervisor restarts it.
+    member.fail(payload.error);
+    log.error({ err: payload.error }, "consumer stopped on a Kafka error it will not retry");
+  });
 }
 
 async function watchProgress(
@@ -123,10 +173,10 @@ async function watchProgress(
       config,
       admin,
       shards.map((s) => s.pool),
-    ).catch(() => null);
+    ).catch(() => null); // a broker or shard away for a moment: the next tick tries again
     if (progress === null) continue;
     options.onProgress?.(progress);
-    if (options.untilCaughtUp && progress.lagRecords === 0n) member.stopping = true;
+    if (options.untilCaughtUp && progress.lagRecords === 0n) member.stop();
   }
 }
 

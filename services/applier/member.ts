@@ -3,8 +3,15 @@
 // write, so correctness does not depend on when a seek after a rebalance lands.
 import type { Consumer, EachBatchPayload, KafkaMessage } from "kafkajs";
 import type { Logger } from "../common/log.ts";
-import { batchEvents, phaseSeconds, recordsTotal, retriesTotal } from "../common/metrics.ts";
-import { type RetryPolicy, withRetry } from "../common/retry.ts";
+import {
+  assignedPartitions,
+  batchEvents,
+  phaseSeconds,
+  recordsTotal,
+  retriesTotal,
+  retryCauseOf,
+} from "../common/metrics.ts";
+import { RetriesExhaustedError, type RetryPolicy, withRetry } from "../common/retry.ts";
 import { shardOf } from "../common/shards.ts";
 import { applyChunk, type ChunkResult, type RawRecord, type ShardContext } from "./apply-chunk.ts";
 import type { EventWindow } from "./decide.ts";
@@ -40,8 +47,13 @@ export class ApplierMember {
   private readonly states = new Map<number, PartitionState>();
   /** Partitions sought back to fill a gap, and where to: a second gap at the same place is real. */
   private readonly gapSeeks = new Map<number, bigint>();
+  /** Set by stop() or a fatal error: no new chunk starts; the one in flight commits or rolls back. */
   stopping = false;
   fatal: Error | null = null;
+  /** Joined the group and loaded the stored offsets of the latest assignment: ready to apply. */
+  assignmentLoaded = false;
+  /** Aborts a retry's backoff on stop: a batch waiting for a database is abandoned whole. */
+  private readonly stopController = new AbortController();
   private readonly settings: MemberSettings;
   private readonly shards: ShardContext[];
   private readonly decoder: EventDecoder;
@@ -65,8 +77,22 @@ export class ApplierMember {
     this.log = deps.log;
   }
 
+  /** Drain: the chunk in flight commits (or is abandoned whole); none starts after it. */
+  stop(): void {
+    this.stopping = true;
+    this.stopController.abort();
+  }
+
+  /** An error nothing here can retry: stop without moving past the record; the supervisor restarts. */
+  fail(error: Error): void {
+    this.fatal ??= error;
+    this.stop();
+  }
+
   /** On a new assignment: forget partitions lost, seek the others to their stored offsets. */
   async onAssigned(partitions: readonly number[]): Promise<void> {
+    this.assignmentLoaded = false;
+    assignedPartitions.set(partitions.length);
     const assigned = new Set(partitions);
     for (const p of this.states.keys()) if (!assigned.has(p)) this.states.delete(p);
     for (const p of partitions) {
@@ -75,6 +101,7 @@ export class ApplierMember {
       const state = await this.stateOf(p);
       this.consumer.seek({ topic: this.settings.topic, partition: p, offset: state.nextOffset!.toString() });
     }
+    this.assignmentLoaded = true;
     this.log.info({ partitions }, "partitions assigned; sought to stored offsets");
   }
 
@@ -105,15 +132,16 @@ export class ApplierMember {
   }
 
   private retry<T>(what: string, attempt: () => Promise<T>, heartbeat?: () => Promise<void>): Promise<T> {
-    return withRetry(what, this.settings.retry, attempt, (error, attemptIndex, delayMs) => {
-      const cause = (error as { source?: string }).source ?? "database";
+    const onRetry = (error: unknown, attemptIndex: number, delayMs: number) => {
+      const cause = retryCauseOf(error);
       retriesTotal.inc({ cause });
       this.log.warn(
-        { what, attempt: attemptIndex + 1, delay_ms: delayMs, err: String((error as Error).message) },
+        { what, cause, attempt: attemptIndex + 1, delay_ms: delayMs, err: String((error as Error).message) },
         "transient failure; retrying",
       );
       heartbeat?.().catch(() => {});
-    });
+    };
+    return withRetry(what, this.settings.retry, attempt, onRetry, this.stopController.signal);
   }
 
   async eachBatch(payload: EachBatchPayload): Promise<void> {
@@ -121,9 +149,16 @@ export class ApplierMember {
     try {
       await this.applyBatch(payload);
     } catch (error) {
+      if (error instanceof RetriesExhaustedError && this.stopController.signal.aborted && !this.fatal) {
+        // Stopped while waiting out a transient failure: nothing of this chunk committed.
+        this.log.info(
+          { partition: payload.batch.partition },
+          "stopped while retrying; chunk abandoned whole",
+        );
+        return;
+      }
       // Exhausted retries or a bug: stop without moving past the record; the supervisor restarts.
-      this.fatal = error as Error;
-      this.stopping = true;
+      this.fail(error as Error);
       this.log.error({ err: error }, "applier stopping on an error it cannot retry");
     }
   }

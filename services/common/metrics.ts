@@ -1,41 +1,57 @@
-// Prometheus metrics and liveness/readiness over HTTP (TALLY_METRICS_PORT, 0 = off).
+// Prometheus metrics and liveness/readiness over HTTP (TALLY_METRICS_PORT, 0 = off). One registry
+// per process: `apply` and `project` are separate processes, so Prometheus tells them apart by
+// target (job/pod), and a metric carries only the labels that vary inside one process.
 import { createServer, type Server } from "node:http";
 import client from "prom-client";
+import type { Config } from "./config.ts";
 
 export const metricsRegistry = new client.Registry();
 client.collectDefaultMetrics({ register: metricsRegistry });
 
-const phaseBucketsSeconds = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+// From 0.5 ms (decoding a small batch) to 30 s (a commit stalled behind a failover).
+const phaseBucketsSeconds = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+];
+
+export const applierPhases = ["decode", "validate", "write", "commit"] as const;
+export const projectorPhases = ["project"] as const;
+export const retryCauses = ["registry", "database", "kafka"] as const;
+export type RetryCause = (typeof retryCauses)[number];
 
 export const phaseSeconds = new client.Histogram({
   name: "tally_phase_seconds",
-  help: "Time per batch spent in each phase (decode, validate, write, commit, project)",
+  help: "Time per batch in each phase: decode, validate, write, commit (applier); project, per round that moved rows (projector)",
   labelNames: ["phase"] as const,
   buckets: phaseBucketsSeconds,
   registers: [metricsRegistry],
 });
 export const recordsTotal = new client.Counter({
   name: "tally_records_total",
-  help: "Consumed records by outcome (applied, duplicate, rejected) and rejection reason",
+  help: "Consumed records committed, by outcome (applied, duplicate, rejected) and rejection reason",
   labelNames: ["outcome", "reason"] as const,
   registers: [metricsRegistry],
 });
 export const batchEvents = new client.Histogram({
   name: "tally_batch_events",
-  help: "Records per applied batch",
-  buckets: [1, 10, 100, 500, 1000, 2000, 5000, 10_000, 20_000],
+  help: "Records per committed applier transaction",
+  buckets: [1, 10, 100, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000],
   registers: [metricsRegistry],
 });
 export const retriesTotal = new client.Counter({
   name: "tally_retries_total",
-  help: "Retries of transient failures by cause",
+  help: "Retries of transient failures by cause (registry, database, kafka: a consumer restart)",
   labelNames: ["cause"] as const,
   registers: [metricsRegistry],
 });
 export const consumerLag = new client.Gauge({
   name: "tally_consumer_lag_records",
-  help: "High watermark minus the stored next offset, per partition",
+  help: "High watermark minus the stored next offset, per partition, group-wide (take max by partition across appliers)",
   labelNames: ["partition"] as const,
+  registers: [metricsRegistry],
+});
+export const assignedPartitions = new client.Gauge({
+  name: "tally_applier_assigned_partitions",
+  help: "Partitions assigned to this applier by the consumer group",
   registers: [metricsRegistry],
 });
 export const projectorLag = new client.Gauge({
@@ -44,26 +60,92 @@ export const projectorLag = new client.Gauge({
   labelNames: ["partition"] as const,
   registers: [metricsRegistry],
 });
+export const projectorRowsTotal = new client.Counter({
+  name: "tally_projector_rows_total",
+  help: "Balance-delta rows projected into the views",
+  registers: [metricsRegistry],
+});
+export const projectorRoundsTotal = new client.Counter({
+  name: "tally_projector_rounds_total",
+  help: "Projector rounds by result: rows (moved rows), idle (nothing pending), conflict (another projector won)",
+  labelNames: ["result"] as const,
+  registers: [metricsRegistry],
+});
+
+/**
+ * Every label value a dashboard plots starts at 0, so rate() and "no rejections yet" read as 0,
+ * not as a missing series.
+ */
+export function initApplierMetrics(rejectionReasons: readonly string[]): void {
+  recordsTotal.inc({ outcome: "applied", reason: "" }, 0);
+  recordsTotal.inc({ outcome: "duplicate", reason: "" }, 0);
+  for (const reason of rejectionReasons) recordsTotal.inc({ outcome: "rejected", reason }, 0);
+  for (const cause of retryCauses) retriesTotal.inc({ cause }, 0);
+  assignedPartitions.set(0);
+}
+
+export function initProjectorMetrics(): void {
+  for (const cause of retryCauses) retriesTotal.inc({ cause }, 0);
+  for (const result of ["rows", "idle", "conflict"]) projectorRoundsTotal.inc({ result }, 0);
+}
+
+/** The cause of a transient failure: a TransientError says its source; anything else came from pg. */
+export function retryCauseOf(error: unknown): RetryCause {
+  const source = (error as { source?: unknown } | null)?.source;
+  return retryCauses.includes(source as RetryCause) ? (source as RetryCause) : "database";
+}
 
 export type Health = { live: () => boolean; ready: () => boolean };
 
-/** Serves /metrics, /health/live and /health/ready on 127.0.0.1 unless port is 0. */
-export async function serveMetrics(port: number, health: Health, host = "127.0.0.1"): Promise<Server | null> {
+/** Where the metrics server binds: 127.0.0.1 unless TALLY_METRICS_HOST says otherwise (a pod: 0.0.0.0). */
+export function metricsHostOf(config: Config): string {
+  // TALLY_METRICS_HOST joins the settings in config.ts; until then the loopback default holds.
+  return (config as Config & { TALLY_METRICS_HOST?: string }).TALLY_METRICS_HOST || "127.0.0.1";
+}
+
+export type MetricsServer = { port: number; close: () => Promise<void> };
+
+/** Serves /metrics, /health/live and /health/ready, or nothing when port is 0. */
+export async function serveMetrics(
+  port: number,
+  health: Health,
+  host = "127.0.0.1",
+): Promise<MetricsServer | null> {
   if (port === 0) return null;
-  const server = createServer(async (request, response) => {
-    const answer = (ok: boolean) => {
-      response.writeHead(ok ? 200 : 503, { "content-type": "text/plain" }).end(ok ? "ok\n" : "not ready\n");
+  const server = createServer((request, response) => {
+    const answer = (ok: boolean, no: string) => {
+      response.writeHead(ok ? 200 : 503, { "content-type": "text/plain" }).end(ok ? "ok\n" : `${no}\n`);
     };
-    if (request.url === "/metrics") {
-      response.writeHead(200, { "content-type": metricsRegistry.contentType });
-      response.end(await metricsRegistry.metrics());
-    } else if (request.url === "/health/live") answer(health.live());
-    else if (request.url === "/health/ready") answer(health.ready());
+    const path = (request.url ?? "").split("?")[0];
+    if (path === "/metrics") {
+      metricsRegistry.metrics().then(
+        (text) => response.writeHead(200, { "content-type": metricsRegistry.contentType }).end(text),
+        (error: Error) => response.writeHead(500).end(`${error.message}\n`),
+      );
+    } else if (path === "/health/live") answer(health.live(), "not live");
+    else if (path === "/health/ready") answer(health.ready(), "not ready");
     else response.writeHead(404).end();
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+  await listen(server, port, host);
+  const address = server.address();
+  return {
+    port: typeof address === "object" && address !== null ? address.port : port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        // A scraper's keep-alive connection would hold the process open past its drain.
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once("error", (error: NodeJS.ErrnoException) => {
+      const why =
+        error.code === "EADDRINUSE" ? "is taken (another apply or project on this host?)" : "failed";
+      reject(new Error(`TALLY_METRICS_PORT=${port}: listening on ${host}:${port} ${why}`, { cause: error }));
+    });
     server.listen(port, host, resolve);
   });
-  return server;
 }

@@ -3,8 +3,16 @@
 // cut short: a stop request (abort signal) is honoured between rounds.
 import type { Config } from "../common/config.ts";
 import { createLogger, type Logger } from "../common/log.ts";
+import {
+  initProjectorMetrics,
+  metricsHostOf,
+  retriesTotal,
+  retryCauseOf,
+  serveMetrics,
+} from "../common/metrics.ts";
 import { createPool, type Pool } from "../common/pg.ts";
 import { RetriesExhaustedError, withRetry } from "../common/retry.ts";
+import { observeRound } from "./metrics.ts";
 import {
   partitionsByShard,
   projectShardOnce,
@@ -76,8 +84,14 @@ async function close(resources: Resources): Promise<void> {
 async function projectRound(resources: Resources, log: Logger, signal?: AbortSignal): Promise<ShardRound[]> {
   const results: ShardRound[] = [];
   for (const context of resources.contexts) {
-    const onRetry = (error: unknown, attempt: number, delayMs: number) =>
-      log.warn({ shard: context.shard, attempt, delayMs, err: String(error) }, "projector: retrying shard");
+    const onRetry = (error: unknown, attempt: number, delayMs: number) => {
+      const cause = retryCauseOf(error);
+      retriesTotal.inc({ cause });
+      log.warn(
+        { shard: context.shard, cause, attempt, delayMs, err: String(error) },
+        "projector: retrying shard",
+      );
+    };
     const policy = retryPolicyOf(context.config);
     results.push(
       await withRetry(
@@ -120,9 +134,6 @@ export async function runProjector(
 ): Promise<ProjectorSummary> {
   const log = options.logger ?? createLogger(config.TALLY_LOG_LEVEL, "tally-projector");
   const signal = options.signal ?? new AbortController().signal;
-  const resources = open(config);
-  const waker = new Waker();
-  const stopListening = listenAll(resources.listenPools, waker, log, signal);
   const summary: ProjectorSummary = {
     rounds: 0,
     rowsProjected: 0,
@@ -131,6 +142,17 @@ export async function runProjector(
     lagRecords: 0n,
     reason: "stopped",
   };
+  let fatal: unknown = null;
+  initProjectorMetrics();
+  // Ready after the first round: the views' checkpoints exist and both databases answered.
+  const server = await serveMetrics(
+    config.TALLY_METRICS_PORT,
+    { live: () => fatal === null, ready: () => summary.rounds > 0 && !signal.aborted && fatal === null },
+    metricsHostOf(config),
+  );
+  const resources = open(config);
+  const waker = new Waker();
+  const stopListening = listenAll(resources.listenPools, waker, log, signal);
   try {
     const allPartitions = resources.contexts.flatMap((c) => c.partitions);
     await withRetry("projector start", retryPolicyOf(config), () =>
@@ -139,11 +161,15 @@ export async function runProjector(
     await loop(config, resources, waker, log, signal, options, summary);
   } catch (error) {
     // Retries cut short by a stop request leave nothing half-written: a clean stop.
-    if (!(error instanceof RetriesExhaustedError && signal.aborted)) throw error;
+    if (!(error instanceof RetriesExhaustedError && signal.aborted)) {
+      fatal = error;
+      throw error;
+    }
     log.warn({ err: String(error) }, "projector: stopped while retrying");
   } finally {
     await stopListening();
     await close(resources);
+    await server?.close();
   }
   log.info({ ...summary, lagRecords: summary.lagRecords.toString() }, "projector: done");
   return summary;
@@ -166,7 +192,7 @@ async function loop(
     const progress: RoundProgress = {
       round: ++summary.rounds,
       rows: shards.reduce((sum, s) => sum + s.rows, 0),
-      projectMs: Math.round(performance.now() - startMs),
+      projectMs: performance.now() - startMs,
       lagRecords: shards.reduce((sum, s) => sum + s.lagRecords, 0n),
       conflicts: shards.filter((s) => s.conflict).length,
       level: shards.every((s) => s.level),
@@ -175,6 +201,7 @@ async function loop(
     summary.conflicts += progress.conflicts;
     summary.lagRecords = progress.lagRecords;
     logRound(log, progress, shards);
+    observeRound(progress, shards);
     options.onProgress?.(progress);
 
     if (performance.now() - lastPruneMs >= pruneIntervalMs) {
@@ -198,9 +225,9 @@ function logRound(log: Logger, progress: RoundProgress, shards: ShardRound[]): v
   const fields = {
     round: progress.round,
     rows: progress.rows,
-    project_ms: progress.projectMs,
-    read_ms: Math.round(shards.reduce((sum, s) => sum + s.readMs, 0)),
-    write_ms: Math.round(shards.reduce((sum, s) => sum + s.writeMs, 0)),
+    project_ms: roundTenth(progress.projectMs),
+    read_ms: roundTenth(shards.reduce((sum, s) => sum + s.readMs, 0)),
+    write_ms: roundTenth(shards.reduce((sum, s) => sum + s.writeMs, 0)),
     lag_records: progress.lagRecords.toString(),
     conflicts: progress.conflicts,
     level: progress.level,
@@ -208,3 +235,5 @@ function logRound(log: Logger, progress: RoundProgress, shards: ShardRound[]): v
   if (progress.rows > 0 || progress.conflicts > 0) log.info(fields, "projector: round");
   else log.debug(fields, "projector: round");
 }
+
+const roundTenth = (ms: number) => Math.round(ms * 10) / 10;

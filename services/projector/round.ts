@@ -17,6 +17,8 @@ export type ShardRound = {
   conflict: boolean;
   /** records the applier has and the views do not yet, summed over the shard's partitions */
   lagRecords: bigint;
+  /** the same per partition, once the round is over (0 for a partition the applier has not reached) */
+  lagByPartition: Map<number, bigint>;
   /** the shard's checkpoints once the round is over */
   checkpoints: Map<number, bigint>;
   readMs: number;
@@ -47,15 +49,18 @@ export async function projectShardOnce(context: ShardContext): Promise<ShardRoun
 
   const moves: CheckpointMove[] = [];
   const after = new Map<number, bigint>();
+  const lagByPartition = new Map<number, bigint>();
   let lagRecords = 0n;
   for (const read of reads) {
     const to = checkpointAfter(read);
     after.set(read.partition, to);
     if (to !== read.checkpoint) moves.push({ partition: read.partition, from: read.checkpoint, to });
-    if (read.appliedUpTo !== null) lagRecords += read.appliedUpTo - to;
+    const lag = read.appliedUpTo === null ? 0n : read.appliedUpTo - to;
+    lagByPartition.set(read.partition, lag);
+    lagRecords += lag;
   }
   const level = reads.every(isComplete);
-  const result = { shard, level, lagRecords, readMs, writeMs: 0 };
+  const result = { shard, level, lagRecords, lagByPartition, readMs, writeMs: 0 };
   if (moves.length === 0) return { ...result, rows: 0, conflict: false, checkpoints };
 
   const writeStartMs = performance.now();
