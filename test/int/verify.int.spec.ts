@@ -12,7 +12,7 @@ import {
   type TestDatabases,
   testEnv,
   writeWorkload,
-} from "./projector-fixture.ts";
+} from "../support/projector-fixture.ts";
 
 const logger = createLogger("silent", "test");
 const opened: TestDatabases[] = [];

@@ -3,11 +3,11 @@
 // offsets compare-and-set, balance deltas, NOTIFY, in one shard transaction), while computing
 // the expected balances on its own, independently of any SQL.
 import { randomBytes, randomUUID } from "node:crypto";
-import pg from "pg";
-import { type Config, databaseNameOf, loadConfig } from "../../services/common/config.ts";
-import { createPool, type Pool } from "../../services/common/pg.ts";
+import { type Config, loadConfig } from "../../services/common/config.ts";
+import { type Client, createPool, type Pool } from "../../services/common/pg.ts";
 import { shardOf } from "../../services/common/shards.ts";
 import { migrate } from "../../services/storage/migrate.ts";
+import { dropDatabases, stackEnv } from "./stack.ts";
 
 export type TestDatabases = { config: Config; env: NodeJS.ProcessEnv; shardPools: Pool[]; viewsPool: Pool };
 
@@ -17,7 +17,7 @@ export function testEnv(
   extra: Record<string, string> = {},
 ): NodeJS.ProcessEnv {
   const name = `tally_t${label}${randomBytes(3).toString("hex")}`;
-  const port = process.env.TALLY_LOCAL_PG_PORT ?? "5432";
+  const port = stackEnv().TALLY_LOCAL_PG_PORT ?? "5432";
   const url = (db: string) => `postgres://postgres@127.0.0.1:${port}/${db}`;
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("TALLY_")));
   return {
@@ -48,14 +48,7 @@ export async function createTestDatabases(env: NodeJS.ProcessEnv): Promise<TestD
 
 export async function dropTestDatabases(dbs: TestDatabases): Promise<void> {
   await Promise.all([...dbs.shardPools, dbs.viewsPool].map((p) => p.end()));
-  for (const url of [...dbs.config.TALLY_PG_SHARDS, dbs.config.TALLY_PG_VIEWS]) {
-    const maintenance = new URL(url);
-    maintenance.pathname = "/postgres";
-    const client = new pg.Client({ connectionString: maintenance.toString() });
-    await client.connect();
-    await client.query(`DROP DATABASE IF EXISTS "${databaseNameOf(url)}" WITH (FORCE)`);
-    await client.end();
-  }
+  await dropDatabases(dbs.config);
 }
 
 export type Step =
@@ -223,7 +216,7 @@ export class LedgerModel {
   }
 
   private async writeTokenStates(
-    client: pg.PoolClient,
+    client: Client,
     partition: number,
     ledger: LedgerRow[],
   ): Promise<void> {
@@ -253,7 +246,7 @@ export class LedgerModel {
   }
 }
 
-async function insertLedger(client: pg.PoolClient, partition: number, ledger: LedgerRow[]): Promise<void> {
+async function insertLedger(client: Client, partition: number, ledger: LedgerRow[]): Promise<void> {
   for (const r of ledger) {
     await client.query("INSERT INTO transfer_ids (transfer_id) VALUES ($1)", [r.id]);
     await client.query(
@@ -267,7 +260,7 @@ async function insertLedger(client: pg.PoolClient, partition: number, ledger: Le
 
 /** As the applier: one row per (wallet, asset) with a non-zero net, one per asset minted or burned. */
 async function insertDeltas(
-  client: pg.PoolClient,
+  client: Client,
   topic: string,
   partition: number,
   endOffset: bigint,

@@ -58,6 +58,11 @@ export async function dropTestStack({ config }: TestStack): Promise<void> {
   } finally {
     await admin.disconnect();
   }
+  await dropDatabases(config);
+}
+
+/** Drops the shard and views databases of a test configuration, connections and all. */
+export async function dropDatabases(config: Config): Promise<void> {
   for (const url of [...config.TALLY_PG_SHARDS, config.TALLY_PG_VIEWS]) {
     const maintenance = new URL(url);
     maintenance.pathname = "/postgres";
