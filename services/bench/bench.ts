@@ -1,0 +1,297 @@
+// `tally bench`: every case in one run, on the same generated events, each on its own topic and
+// databases, durability on; then docs/bench/latest.{json,md,svg}. Progress lines go to stderr.
+import { mkdir, writeFile } from "node:fs/promises";
+import { cpus, totalmem } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import type { Config } from "../common/config.ts";
+import { createLoad, type LoadOptions } from "../producer/load.ts";
+import { runCeiling, runNaive } from "./baseline.ts";
+import { renderChartSvg } from "./chart.ts";
+import { runLatency, runUserTransfers } from "./live.ts";
+import { benchLoad, benchRates, type Expected } from "./loads.ts";
+import { runUntilCaughtUp } from "./pipeline.ts";
+import { produceChunks } from "./produce.ts";
+import {
+  type BenchResults,
+  type Durability,
+  formatMarkdown,
+  memoryFlatOf,
+  ratiosOf,
+  type TallyCase,
+} from "./report.ts";
+import { type BenchStack, benchStack, dropStack, setUpStack } from "./stack.ts";
+
+export type BenchOptions = {
+  events: number;
+  naiveEvents: number;
+  scaling: number[];
+  latencySeconds: number;
+  /** the steady rate of the latency case; half of Tally's measured end-to-end rate when absent */
+  rateEventsPerSecond?: number;
+  userTransferMoves: number[];
+  hotWalletShare: number;
+  appliers: number;
+  seed: number;
+  keep: boolean;
+  outDir: string;
+  command: string;
+  log: (line: string) => void;
+};
+
+export const defaultBenchOptions = {
+  events: 200_000,
+  naiveEvents: 5_000,
+  scaling: [10_000, 100_000, 1_000_000],
+  latencySeconds: 20,
+  userTransferMoves: [1_000, 5_000],
+  hotWalletShare: 0.8,
+  appliers: 2,
+  seed: 20_250_601,
+} as const;
+export const hugeScalingEvents = 10_000_000;
+/** --quick: tiny sizes, for the integration test and a smoke run. */
+export const quickBenchOptions = {
+  events: 3_000,
+  naiveEvents: 300,
+  scaling: [1_000, 4_000],
+  latencySeconds: 3,
+  userTransferMoves: [100, 500],
+} as const;
+
+const produceChunkEvents = 5_000;
+
+/** SHOW of the settings that make a commit durable, on every server the stack uses. */
+export async function readDurability(config: Config): Promise<Durability[]> {
+  const servers = new Map<string, string>();
+  for (const url of [...config.TALLY_PG_SHARDS, config.TALLY_PG_VIEWS]) {
+    const u = new URL(url);
+    u.pathname = "/postgres";
+    servers.set(`${u.hostname}:${u.port || "5432"}`, u.toString());
+  }
+  const found: Durability[] = [];
+  for (const [server, url] of servers) {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      const show = async (name: string) => (await client.query(`SHOW ${name}`)).rows[0]![name] as string;
+      found.push({
+        server,
+        version: `PostgreSQL ${await show("server_version")}`,
+        fsync: await show("fsync"),
+        synchronousCommit: await show("synchronous_commit"),
+        fullPageWrites: await show("full_page_writes"),
+        walSyncMethod: await show("wal_sync_method"),
+      });
+    } finally {
+      await client.end();
+    }
+  }
+  return found;
+}
+
+async function onStack<T>(
+  base: Config,
+  label: string,
+  options: BenchOptions,
+  work: (s: BenchStack) => Promise<T>,
+) {
+  const stack = benchStack(base, label);
+  try {
+    await setUpStack(stack);
+    return await work(stack);
+  } finally {
+    if (options.keep) options.log(`bench: kept topic and databases ${stack.name}`);
+    else for (const problem of await dropStack(stack)) options.log(`bench: cleanup: ${problem}`);
+  }
+}
+
+/** Pre-fills the topic with the load (not timed), then appliers + projector until caught up. */
+async function prefilledRun(
+  stack: BenchStack,
+  load: LoadOptions,
+  options: BenchOptions,
+  expectedOf: (fresh: Expected) => Expected = (fresh) => fresh,
+): Promise<TallyCase> {
+  const run = createLoad(load);
+  const produced = await produceChunks(stack.config, run.chunks(produceChunkEvents));
+  const o = run.outcome;
+  const expected = expectedOf({
+    applied: o.applied,
+    duplicates: o.duplicates,
+    rejected: o.rejected.state_conflict,
+  });
+  options.log(
+    `bench:   produced ${produced.sent} events in ${(produced.elapsedMs / 1000).toFixed(1)} s; applying`,
+  );
+  const result = await runUntilCaughtUp(stack, options.appliers);
+  const c = result.counted;
+  if (
+    c.applied !== expected.applied ||
+    c.duplicates !== expected.duplicates ||
+    c.rejected !== expected.rejected
+  )
+    options.log(`bench:   WARNING counted ${JSON.stringify(c)} but expected ${JSON.stringify(expected)}`);
+  options.log(
+    `bench:   ${result.events} events in ${(result.endToEndMs / 1000).toFixed(2)} s: ${result.eventsPerSecond} events/s ` +
+      `end to end, ${result.applyEventsPerSecond}/s apply-only; batch p99 ${result.batchLatencyMs.p99} ms`,
+  );
+  return { ...result, expected, produceMs: Math.round(produced.elapsedMs) };
+}
+
+/** Runs `work` as a numbered step, with a line before and after. */
+function stepper(options: BenchOptions, total: number) {
+  let index = 0;
+  return async <T>(name: string, work: () => Promise<T>): Promise<T> => {
+    index += 1;
+    options.log(`bench: [${index}/${total}] ${name}`);
+    const startedMs = performance.now();
+    const result = await work();
+    options.log(
+      `bench: [${index}/${total}] ${name} done in ${((performance.now() - startedMs) / 1000).toFixed(1)} s`,
+    );
+    return result;
+  };
+}
+
+type Step = <T>(name: string, work: () => Promise<T>) => Promise<T>;
+type Run = { base: Config; options: BenchOptions; step: Step; nowMs: number };
+
+async function runBaselines({ base, options, step }: Run, load: LoadOptions) {
+  const ceiling = await step(`ceiling: COPY of ${options.events} events' ledger rows`, () =>
+    runCeiling(base, load, options.keep),
+  );
+  options.log(`bench:   ${ceiling.rows} rows in ${ceiling.elapsedMs} ms: ${ceiling.eventsPerSecond} rows/s`);
+  const naive = await step(`naive: one transaction per event, ${options.naiveEvents} events`, () =>
+    runNaive(base, load, options.naiveEvents, options.keep),
+  );
+  options.log(`bench:   ${naive.events} events in ${naive.elapsedMs} ms: ${naive.eventsPerSecond} events/s`);
+  return { ceiling, naive };
+}
+
+async function runPipelines({ base, options, step, nowMs }: Run, load: LoadOptions) {
+  const { tally, replay } = await onStack(base, "tally", options, async (stack) => {
+    const fresh = await step(`Tally end to end, ${options.events} events`, () =>
+      prefilledRun(stack, load, options),
+    );
+    const again = await step("replay: the same events again", () =>
+      prefilledRun(stack, load, options, (e) => ({
+        applied: 0,
+        duplicates: e.applied + e.duplicates,
+        rejected: e.rejected,
+      })),
+    );
+    return { tally: fresh, replay: again };
+  });
+  const hotLoad = benchLoad(options.events, options.seed, nowMs, options.hotWalletShare);
+  const hotWallet = await step(`hot wallet: ${options.hotWalletShare} of the moves on one wallet`, () =>
+    onStack(base, "hot", options, (stack) => prefilledRun(stack, hotLoad, options)),
+  );
+  return { tally, replay, hotWallet };
+}
+
+async function runLive({ base, options, step, nowMs }: Run, tallyEventsPerSecond: number) {
+  const rate = options.rateEventsPerSecond ?? Math.max(100, Math.round(tallyEventsPerSecond / 2));
+  const durationMs = options.latencySeconds * 1000;
+  const latency = await step(`latency: ${rate} events/s for ${options.latencySeconds} s`, () =>
+    onStack(base, "latency", options, (stack) =>
+      runLatency(stack, { rateEventsPerSecond: rate, durationMs, seed: options.seed, nowMs }),
+    ),
+  );
+  options.log(
+    `bench:   p50 ${latency.latencyMsP50} ms, p99 ${latency.latencyMsP99} ms (${latency.latencyMs.count} samples)`,
+  );
+  const sizes = options.userTransferMoves;
+  const userTransfers = await step(`user-level transfers of ${sizes.join(", ")} moves`, () =>
+    onStack(base, "user", options, (stack) => runUserTransfers(stack, { sizes, seed: options.seed, nowMs })),
+  );
+  for (const u of userTransfers)
+    options.log(`bench:   ${u.moves} moves visible ${u.visibleMs} ms after the first produce`);
+  return { latency, userTransfers };
+}
+
+async function runScaling({ base, options, step, nowMs }: Run): Promise<TallyCase[]> {
+  const scaling: TallyCase[] = [];
+  for (const events of options.scaling) {
+    const load = benchLoad(events, options.seed, nowMs);
+    scaling.push(
+      await step(`scaling: ${events} events`, () =>
+        onStack(base, `s${events}`, options, (stack) => prefilledRun(stack, load, options)),
+      ),
+    );
+  }
+  return scaling;
+}
+
+async function checkDurability(base: Config, options: BenchOptions): Promise<Durability[]> {
+  const durability = await readDurability(base);
+  for (const d of durability)
+    options.log(
+      `bench: ${d.server} ${d.version}: fsync ${d.fsync}, synchronous_commit ${d.synchronousCommit}`,
+    );
+  if (durability.some((d) => d.fsync !== "on" || d.synchronousCommit !== "on"))
+    options.log("bench: WARNING durability is not fully on: the figures are not comparable");
+  return durability;
+}
+
+function settingsOf(base: Config, options: BenchOptions): BenchResults["settings"] {
+  return {
+    seed: options.seed,
+    events: options.events,
+    naiveEvents: options.naiveEvents,
+    ...benchRates,
+    hotWalletShare: options.hotWalletShare,
+    appliers: options.appliers,
+    partitions: base.TALLY_PARTITIONS,
+    shards: base.TALLY_PG_SHARDS.length,
+    batchEventsMax: base.TALLY_BATCH_EVENTS_MAX,
+    latencySeconds: options.latencySeconds,
+  };
+}
+
+export async function runBench(base: Config, options: BenchOptions): Promise<BenchResults> {
+  const startedAt = new Date();
+  const startedMs = performance.now();
+  const run: Run = {
+    base,
+    options,
+    step: stepper(options, 7 + options.scaling.length),
+    nowMs: startedAt.getTime(),
+  };
+  const load = benchLoad(options.events, options.seed, run.nowMs);
+  const durability = await checkDurability(base, options);
+  const baselines = await runBaselines(run, load);
+  const pipelines = await runPipelines(run, load);
+  const live = await runLive(run, pipelines.tally.eventsPerSecond);
+  const scaling = await runScaling(run);
+  const cases = { ...baselines, ...pipelines, ...live, scaling };
+  const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model.trim() ?? "?", memoryBytes: totalmem() };
+  return {
+    startedAt: startedAt.toISOString(),
+    totalMs: Math.round(performance.now() - startedMs),
+    command: options.command,
+    machine: { ...machine, node: process.version },
+    durability,
+    settings: settingsOf(base, options),
+    cases,
+    ratios: ratiosOf(cases),
+    memoryFlat: memoryFlatOf(scaling),
+  };
+}
+
+/** latest.json, latest.md and latest.svg in the output folder; the paths written. */
+export async function writeResults(results: BenchResults, outDir: string): Promise<string[]> {
+  await mkdir(outDir, { recursive: true });
+  const files = {
+    "latest.json": `${JSON.stringify(results, null, 2)}\n`,
+    "latest.md": formatMarkdown(results),
+    "latest.svg": await renderChartSvg(results),
+  };
+  const written: string[] = [];
+  for (const [name, text] of Object.entries(files)) {
+    const path = join(outDir, name);
+    await writeFile(path, text);
+    written.push(path);
+  }
+  return written;
+}

@@ -1,0 +1,95 @@
+// The chart of a run (docs/bench/latest.svg): events/s per case, and the scaling series' events/s
+// and peak RSS per process against size. Vega-Lite compiled to Vega, rendered to SVG headless.
+import { parse, View } from "vega";
+import { compile, type TopLevelSpec } from "vega-lite";
+import type { BenchResults } from "./report.ts";
+import { mebibytes } from "./stats.ts";
+
+export function chartSpec(r: BenchResults): TopLevelSpec {
+  const { ceiling, naive, tally, replay, hotWallet, scaling } = r.cases;
+  const cases = [
+    { case: "ceiling (COPY)", eventsPerSecond: ceiling.eventsPerSecond },
+    { case: "Tally apply-only", eventsPerSecond: tally.applyEventsPerSecond },
+    { case: "Tally end to end", eventsPerSecond: tally.eventsPerSecond },
+    { case: "replay", eventsPerSecond: replay.eventsPerSecond },
+    { case: "hot wallet", eventsPerSecond: hotWallet.eventsPerSecond },
+    { case: "naive (1 tx/event)", eventsPerSecond: naive.eventsPerSecond },
+  ];
+  const throughput = scaling.map((p) => ({ events: p.events, eventsPerSecond: p.eventsPerSecond }));
+  const memory = scaling.flatMap((p) =>
+    Object.entries(p.peakRssBytes).map(([process, bytes]) => ({
+      events: p.events,
+      process,
+      peakRssMiB: mebibytes(bytes),
+    })),
+  );
+  const sizeAxis = {
+    field: "events",
+    type: "quantitative",
+    scale: { type: "log" },
+    title: "events",
+  } as const;
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: {
+      text: `Tally bench ${r.startedAt.slice(0, 10)}`,
+      subtitle: `fsync ${r.durability[0]?.fsync}, synchronous_commit ${r.durability[0]?.synchronousCommit}; ${r.machine.cpus} cores`,
+      anchor: "start",
+      offset: 16,
+    },
+    config: { font: "sans-serif", view: { stroke: null } },
+    resolve: { scale: { color: "independent" } },
+    hconcat: [
+      {
+        title: "events/s by case",
+        data: { values: cases },
+        width: 260,
+        height: 180,
+        encoding: {
+          y: { field: "case", type: "nominal", sort: null, title: null },
+          x: { field: "eventsPerSecond", type: "quantitative", title: "events/s" },
+        },
+        layer: [
+          { mark: { type: "bar" }, encoding: { color: { field: "case", type: "nominal", legend: null } } },
+          {
+            mark: { type: "text", align: "left", dx: 3 },
+            encoding: { text: { field: "eventsPerSecond", type: "quantitative", format: "," } },
+          },
+        ],
+      },
+      {
+        title: "scaling: events/s (end to end)",
+        data: { values: throughput },
+        width: 200,
+        height: 180,
+        mark: { type: "line", point: true },
+        encoding: {
+          x: sizeAxis,
+          y: { field: "eventsPerSecond", type: "quantitative", title: "events/s" },
+        },
+      },
+      {
+        title: "scaling: peak RSS per process",
+        data: { values: memory },
+        width: 200,
+        height: 180,
+        mark: { type: "line", point: true },
+        encoding: {
+          x: sizeAxis,
+          y: { field: "peakRssMiB", type: "quantitative", title: "peak RSS (MiB)", scale: { zero: true } },
+          color: { field: "process", type: "nominal", title: "process" },
+        },
+      },
+    ],
+  };
+}
+
+/** The chart as an SVG document. */
+export async function renderChartSvg(r: BenchResults): Promise<string> {
+  const view = new View(parse(compile(chartSpec(r)).spec), { renderer: "none" });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}

@@ -1,0 +1,205 @@
+// The results of one bench run: their shape (docs/bench/latest.json), the ratios against the
+// issue's targets, and the Markdown report (docs/bench/latest.md). Pure: unit tested.
+import type { CeilingResult, NaiveResult } from "./baseline.ts";
+import type { LatencyResult, UserTransferResult } from "./live.ts";
+import type { Expected } from "./loads.ts";
+import type { PipelineResult } from "./pipeline.ts";
+import { isFlat, mebibytes, ratioOf } from "./stats.ts";
+
+export type TallyCase = PipelineResult & { expected: Expected; produceMs: number };
+export type ScalingPoint = TallyCase;
+export type Durability = {
+  server: string;
+  version: string;
+  fsync: string;
+  synchronousCommit: string;
+  fullPageWrites: string;
+  walSyncMethod: string;
+};
+
+export type BenchResults = {
+  startedAt: string;
+  totalMs: number;
+  command: string;
+  machine: { cpus: number; cpuModel: string; memoryBytes: number; node: string };
+  durability: Durability[];
+  settings: Record<string, number | string | boolean>;
+  cases: {
+    ceiling: CeilingResult;
+    naive: NaiveResult;
+    tally: TallyCase;
+    replay: TallyCase;
+    hotWallet: TallyCase;
+    latency: LatencyResult;
+    userTransfers: UserTransferResult[];
+    scaling: ScalingPoint[];
+  };
+  ratios: Ratios;
+  memoryFlat: boolean;
+};
+
+export type Ratios = {
+  tallyOverCeiling: number | null;
+  tallyOverNaive: number | null;
+  replayOverFresh: number | null;
+  hotOverUniform: number | null;
+  /** the appliers' own rate (without process start and projection) over the ceiling */
+  applyOverCeiling: number | null;
+};
+
+/** The issue's targets (part 4), each checked by `met`. */
+export const targets = {
+  tallyOverCeiling: { text: "≥ 0.5", met: (v: number) => v >= 0.5 },
+  tallyOverNaive: { text: "≥ 50", met: (v: number) => v >= 50 },
+  replayOverFresh: { text: "≥ 0.8", met: (v: number) => v >= 0.8 },
+  hotOverUniform: { text: "≥ 0.9", met: (v: number) => v >= 0.9 },
+  applyOverCeiling: { text: "(for reference)", met: (_: number) => true },
+} as const;
+
+export function ratiosOf(cases: BenchResults["cases"]): Ratios {
+  const { ceiling, naive, tally, replay, hotWallet } = cases;
+  return {
+    tallyOverCeiling: ratioOf(tally.eventsPerSecond, ceiling.eventsPerSecond),
+    tallyOverNaive: ratioOf(tally.eventsPerSecond, naive.eventsPerSecond),
+    replayOverFresh: ratioOf(replay.eventsPerSecond, tally.eventsPerSecond),
+    hotOverUniform: ratioOf(hotWallet.eventsPerSecond, tally.eventsPerSecond),
+    applyOverCeiling: ratioOf(tally.applyEventsPerSecond, ceiling.eventsPerSecond),
+  };
+}
+
+/** Memory is flat when every process's peak at the largest size is within 1.5× of the smallest's. */
+export function memoryFlatOf(scaling: readonly ScalingPoint[]): boolean {
+  const roles = new Set(scaling.flatMap((p) => Object.keys(p.peakRssBytes)));
+  return [...roles].every((role) => isFlat(scaling.map((p) => p.peakRssBytes[role] ?? 0)));
+}
+
+const ratioLabels: Record<keyof Ratios, string> = {
+  tallyOverCeiling: "Tally ÷ ceiling",
+  tallyOverNaive: "Tally ÷ naive",
+  replayOverFresh: "replay ÷ fresh",
+  hotOverUniform: "hot wallet ÷ uniform",
+  applyOverCeiling: "Tally apply-only ÷ ceiling",
+};
+
+/** A ratio as the report prints it: two decimals below 10, whole above. */
+export function formatRatio(value: number | null): string {
+  if (value === null) return "n/a";
+  return value >= 10 ? `${Math.round(value)}×` : `${value.toFixed(2)}×`;
+}
+
+export function ratioRows(ratios: Ratios): string[][] {
+  return (Object.keys(ratioLabels) as (keyof Ratios)[]).map((key) => {
+    const value = ratios[key];
+    const target = targets[key];
+    const verdict = value === null ? "" : target.met(value) ? "met" : "missed";
+    return [ratioLabels[key], formatRatio(value), target.text, key === "applyOverCeiling" ? "" : verdict];
+  });
+}
+
+/** A Markdown table; cells are escaped for pipes. */
+export function markdownTable(head: string[], rows: string[][]): string {
+  const cell = (text: string) => text.replaceAll("|", "\\|");
+  const line = (cells: string[]) => `| ${cells.map(cell).join(" | ")} |`;
+  return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
+}
+
+const thousands = (n: number) => Math.round(n).toLocaleString("en-US");
+const seconds = (ms: number) => (ms / 1000).toFixed(2);
+
+function caseRows(r: BenchResults): string[][] {
+  const { ceiling, naive, tally, replay, hotWallet } = r.cases;
+  const pipeline = (name: string, c: TallyCase) => [
+    name,
+    thousands(c.events),
+    seconds(c.endToEndMs),
+    thousands(c.eventsPerSecond),
+    `apply-only ${thousands(c.applyEventsPerSecond)}/s; batch p50 ${c.batchLatencyMs.p50} ms, p99 ${c.batchLatencyMs.p99} ms`,
+  ];
+  return [
+    [
+      "ceiling: COPY of the ledger rows, one transaction",
+      thousands(ceiling.rows),
+      seconds(ceiling.elapsedMs),
+      thousands(ceiling.eventsPerSecond),
+      "rows/s",
+    ],
+    [
+      "naive: one transaction per event",
+      thousands(naive.events),
+      seconds(naive.elapsedMs),
+      thousands(naive.eventsPerSecond),
+      `first ${thousands(naive.events)} events of the load`,
+    ],
+    pipeline("Tally end to end (appliers + projector)", tally),
+    pipeline("replay: the same events again (duplicates)", replay),
+    pipeline(`hot wallet: ${r.settings.hotWalletShare ?? 0.8} of the moves on one wallet`, hotWallet),
+  ];
+}
+
+function phaseRows(c: TallyCase): string[][] {
+  const total = Object.values(c.phaseMs).reduce((a, b) => a + b, 0) || 1;
+  return Object.entries(c.phaseMs).map(([phase, ms]) => [
+    phase,
+    seconds(ms),
+    `${Math.round((ms / total) * 100)} %`,
+    ms > 0 ? thousands((c.events * 1000) / ms) : "-",
+  ]);
+}
+
+function scalingRows(points: readonly ScalingPoint[]): string[][] {
+  return points.map((p) => [
+    thousands(p.events),
+    thousands(p.eventsPerSecond),
+    thousands(p.applyEventsPerSecond),
+    ...["applier-1", "applier-2", "projector"].map((role) => String(mebibytes(p.peakRssBytes[role] ?? 0))),
+  ]);
+}
+
+export function formatMarkdown(r: BenchResults): string {
+  const { latency, userTransfers, tally } = r.cases;
+  const durability = r.durability
+    .map(
+      (d) =>
+        `${d.server} (${d.version}): fsync ${d.fsync}, synchronous_commit ${d.synchronousCommit}, full_page_writes ${d.fullPageWrites}, wal_sync_method ${d.walSyncMethod}`,
+    )
+    .join("; ");
+  return [
+    `# Tally benchmark, ${r.startedAt.slice(0, 10)}`,
+    "",
+    `\`${r.command}\` in one run of ${seconds(r.totalMs)} s on ${r.machine.cpus} × ${r.machine.cpuModel}, ` +
+      `${Math.round(r.machine.memoryBytes / 2 ** 30)} GiB, Node ${r.machine.node}.`,
+    `Durability in force: ${durability}.`,
+    `Every case on its own topic and databases; the same generated events (seed ${r.settings.seed}, ` +
+      `${thousands(Number(r.settings.events))} events, ${r.settings.duplicateRate} duplicates, ${r.settings.doubleSpendRate} double spends); ` +
+      `${r.settings.appliers} applier processes, ${r.settings.partitions} partitions, ${r.settings.shards} shards.`,
+    "",
+    markdownTable(["case", "events", "seconds", "events/s", "notes"], caseRows(r)),
+    "",
+    markdownTable(["ratio", "value", "target", ""], ratioRows(r.ratios)),
+    "",
+    "Where Tally's time goes (end to end run, summed over processes):",
+    "",
+    markdownTable(["phase", "seconds", "share", "events/s if alone"], phaseRows(tally)),
+    "",
+    `Produce to balance visible at a steady ${thousands(latency.rateEventsPerSecond)} events/s ` +
+      `(achieved ${thousands(latency.achievedEventsPerSecond)}/s for ${seconds(latency.durationMs)} s, ${latency.latencyMs.count} samples): ` +
+      `p50 ${latency.latencyMsP50} ms, p99 ${latency.latencyMsP99} ms, max ${latency.latencyMs.max} ms.`,
+    "",
+    markdownTable(
+      ["user-level transfer (one batch_id)", "first produce → balance visible (ms)", "moves/s"],
+      userTransfers.map((u) => [
+        `${thousands(u.moves)} token moves`,
+        thousands(u.visibleMs),
+        thousands(u.eventsPerSecond),
+      ]),
+    ),
+    "",
+    `Scaling (end to end; peak RSS in MiB per process; memory ${r.memoryFlat ? "flat" : "NOT flat"}):`,
+    "",
+    markdownTable(
+      ["events", "events/s", "apply-only events/s", "applier-1 MiB", "applier-2 MiB", "projector MiB"],
+      scalingRows(r.cases.scaling),
+    ),
+    "",
+  ].join("\n");
+}
