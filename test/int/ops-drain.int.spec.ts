@@ -1,6 +1,7 @@
 // Graceful drain: SIGTERM mid-stream ends the applier with code 0 within TALLY_SHUTDOWN_MS_MAX, the
 // stored offsets are exact at that moment, the member has left the group, and a member started
 // right after takes every partition at once rather than after the session timeout.
+import { createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { createKafka } from "../../services/common/kafka.ts";
 import { createPool } from "../../services/common/pg.ts";
@@ -70,9 +71,37 @@ async function groupState(s: TestStack): Promise<{ state: string; members: numbe
   }
 }
 
-/** Milliseconds from now until every partition in `behind` has moved past its stored offset. */
-async function timeUntilAllMoved(s: TestStack, behind: Map<number, bigint>, timeoutMs: number) {
-  const startedMs = performance.now();
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const port = (probe.address() as { port: number }).port;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/** Milliseconds from `startedMs` until the applier on `port` is ready holding `partitions`. */
+async function timeUntilAssigned(port: number, partitions: number, startedMs: number, timeoutMs: number) {
+  for (;;) {
+    const ready = await fetch(`http://127.0.0.1:${port}/health/ready`).then(
+      (r) => r.status,
+      () => 0,
+    );
+    const text = ready === 200 ? await (await fetch(`http://127.0.0.1:${port}/metrics`)).text() : "";
+    const held = /^tally_applier_assigned_partitions (\d+)$/m.exec(text)?.[1];
+    const elapsedMs = performance.now() - startedMs;
+    if (Number(held) === partitions) return elapsedMs;
+    if (elapsedMs > timeoutMs) throw new Error(`not ready with ${partitions} partitions in ${timeoutMs} ms`);
+    await sleep(25);
+  }
+}
+
+/** Milliseconds from `startedMs` until the first commit, and until every partition in `behind` moved. */
+async function timeUntilAllMoved(
+  s: TestStack,
+  behind: Map<number, bigint>,
+  startedMs: number,
+  timeoutMs: number,
+) {
   let firstCommitMs: number | null = null;
   for (;;) {
     const now = await storedPartitions(s);
@@ -118,14 +147,24 @@ describe("graceful drain", () => {
     // The member left the group on its way out: nothing for the next one to wait for.
     expect(await groupState(stack)).toEqual({ state: "Empty", members: 0 });
 
-    const second = startApplier(stack);
+    const port = await freePort();
+    const startedMs = performance.now();
+    const second = startApplier({ ...stack, env: { ...stack.env, TALLY_METRICS_PORT: String(port) } });
     const behind = new Map([...drained].map(([p, s]) => [p, s.next]));
-    const takeover = await timeUntilAllMoved(stack, behind, sessionTimeoutMs);
-    // Process start, join and first commit: far below the session timeout a dead member costs.
-    expect(takeover.allMs).toBeLessThan(sessionTimeoutMs / 3);
+    const [assignedMs, moved] = await Promise.all([
+      timeUntilAssigned(port, stack.config.TALLY_PARTITIONS, startedMs, sessionTimeoutMs),
+      timeUntilAllMoved(stack, behind, startedMs, sessionTimeoutMs),
+    ]);
+    // Process start, join, every partition assigned and loaded, a first commit: all far below the
+    // session timeout that a member which vanished without leaving would cost.
+    expect(assignedMs).toBeLessThan(sessionTimeoutMs / 3);
+    expect(moved.firstCommitMs).toBeLessThan(sessionTimeoutMs / 3);
+    // Every partition moving depends on the work queued before it (2 partitions at a time here).
+    expect(moved.allMs).toBeLessThan(sessionTimeoutMs / 2);
     process.stderr.write(
-      `ops-drain: drain ${Math.round(drainMs)} ms; second member: first commit ${Math.round(takeover.firstCommitMs)} ms, ` +
-        `every partition ${Math.round(takeover.allMs)} ms after start (session timeout ${sessionTimeoutMs} ms)\n`,
+      `ops-drain: drain ${Math.round(drainMs)} ms; second member after its start: ready with every partition ` +
+        `${Math.round(assignedMs)} ms, first commit ${Math.round(moved.firstCommitMs)} ms, every partition moved ` +
+        `${Math.round(moved.allMs)} ms (session timeout ${sessionTimeoutMs} ms)\n`,
     );
 
     await waitForApplied(stack, BigInt(events));
@@ -133,5 +172,58 @@ describe("graceful drain", () => {
     expect(await second.exited).toBe(0);
     await runProjector(stack.config, { untilCaughtUp: true });
     await expectExactState(stack, load);
+  });
+
+  it("given a chunk waiting out a registry outage, when SIGTERM, then it is abandoned whole and exit 0 at once", async () => {
+    stack = testStack("drainwait", { TALLY_SHUTDOWN_MS_MAX: String(shutdownMsMax) });
+    await produceLoad(stack, 2_000, 32);
+    const port = await freePort();
+    const deadRegistry = `http://127.0.0.1:${await freePort()}/apis/ccompat/v7`; // nothing listens
+    const applier = startApplier({
+      ...stack,
+      env: {
+        ...stack.env,
+        TALLY_METRICS_PORT: String(port),
+        TALLY_SCHEMA_REGISTRY_URL: deadRegistry,
+        TALLY_RETRY_BACKOFF_MS_MAX: "60000",
+      },
+    });
+    // The n-th retry waits between 12.5·2^n and 25·2^n ms: the 8th, 3.2 s at least.
+    const retriesBeforeStop = 8;
+    const deadlineMs = Date.now() + 60_000;
+    for (;;) {
+      const text = await fetch(`http://127.0.0.1:${port}/metrics`).then(
+        (r) => r.text(),
+        () => "",
+      );
+      const retries = Number(/^tally_retries_total\{cause="registry"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+      if (retries >= retriesBeforeStop) break;
+      expect(Date.now()).toBeLessThan(deadlineMs);
+      await sleep(50);
+    }
+    const signalledMs = performance.now();
+    applier.child.kill("SIGTERM");
+    expect(await applier.exited).toBe(0);
+    const drainMs = performance.now() - signalledMs;
+    // The backoff in progress was cut short, not waited out.
+    expect(drainMs).toBeLessThan(2_500);
+    // Abandoned whole: no partition moved, nothing counted, no ledger row.
+    const stored = await storedPartitions(stack);
+    for (const [partition, p] of stored) {
+      expect({
+        partition,
+        next: p.next,
+        counted: p.applied + p.duplicates + p.rejected,
+        rows: p.ledgerRows,
+      }).toEqual({
+        partition,
+        next: p.first,
+        counted: 0n,
+        rows: 0n,
+      });
+    }
+    process.stderr.write(
+      `ops-drain: stopped while retrying the registry: exit 0 in ${Math.round(drainMs)} ms\n`,
+    );
   });
 });
