@@ -5,8 +5,9 @@ import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import type { Config } from "../common/config.ts";
+import { createPool } from "../common/pg.ts";
 import { createLoad, type LoadOptions } from "../producer/load.ts";
-import { runCeiling, runNaive } from "./baseline.ts";
+import { type Cleanup, checkpoint, runCeiling, runNaive } from "./baseline.ts";
 import { renderChartSvg } from "./chart.ts";
 import { runLatency, runUserTransfers } from "./live.ts";
 import { benchLoad, benchRates, type Expected } from "./loads.ts";
@@ -90,20 +91,34 @@ export async function readDurability(config: Config): Promise<Durability[]> {
   return found;
 }
 
-async function onStack<T>(
-  base: Config,
-  label: string,
-  options: BenchOptions,
-  work: (s: BenchStack) => Promise<T>,
-) {
-  const stack = benchStack(base, label);
-  try {
-    await setUpStack(stack);
-    return await work(stack);
-  } finally {
-    if (options.keep) options.log(`bench: kept topic and databases ${stack.name}`);
-    else for (const problem of await dropStack(stack)) options.log(`bench: cleanup: ${problem}`);
-  }
+/** A case on a stack of its own; the stack is removed at the end of the run, not between cases. */
+async function onStack<T>(run: Run, label: string, work: (s: BenchStack) => Promise<T>) {
+  const stack = benchStack(run.base, label);
+  run.cleanup(`topic and databases ${stack.name}`, async () => {
+    for (const problem of await dropStack(stack)) run.options.log(`bench: cleanup: ${problem}`);
+  });
+  await setUpStack(stack);
+  await checkpointAll(stack);
+  return await work(stack);
+}
+
+/**
+ * Removal deferred to the end of the run: DROP DATABASE forces a checkpoint, whose writes would
+ * land in the next case's measurement. With --keep, only the names are printed.
+ */
+function cleanupList(options: BenchOptions) {
+  const pending: { what: string; remove: () => Promise<unknown> }[] = [];
+  return {
+    add: (what: string, remove: () => Promise<unknown>) => {
+      pending.push({ what, remove });
+    },
+    async run(): Promise<void> {
+      for (const { what, remove } of pending) {
+        if (options.keep) options.log(`bench: kept ${what}`);
+        else await remove().catch((error) => options.log(`bench: cleanup of ${what}: ${error}`));
+      }
+    },
+  };
 }
 
 /** Pre-fills the topic with the load (not timed), then appliers + projector until caught up. */
@@ -124,19 +139,32 @@ async function prefilledRun(
   options.log(
     `bench:   produced ${produced.sent} events in ${(produced.elapsedMs / 1000).toFixed(1)} s; applying`,
   );
+  await checkpointAll(stack);
   const result = await runUntilCaughtUp(stack, options.appliers);
   const c = result.counted;
-  if (
-    c.applied !== expected.applied ||
-    c.duplicates !== expected.duplicates ||
-    c.rejected !== expected.rejected
-  )
+  const countsMatch =
+    c.applied === expected.applied &&
+    c.duplicates === expected.duplicates &&
+    c.rejected === expected.rejected;
+  if (!countsMatch)
     options.log(`bench:   WARNING counted ${JSON.stringify(c)} but expected ${JSON.stringify(expected)}`);
   options.log(
     `bench:   ${result.events} events in ${(result.endToEndMs / 1000).toFixed(2)} s: ${result.eventsPerSecond} events/s ` +
       `end to end, ${result.applyEventsPerSecond}/s apply-only; batch p99 ${result.batchLatencyMs.p99} ms`,
   );
-  return { ...result, expected, produceMs: Math.round(produced.elapsedMs) };
+  return { ...result, expected, countsMatch, produceMs: Math.round(produced.elapsedMs) };
+}
+
+/** CHECKPOINT on every server of the stack before a timed run: earlier cases' writes land now. */
+async function checkpointAll(stack: BenchStack): Promise<void> {
+  for (const url of [...stack.config.TALLY_PG_SHARDS, stack.config.TALLY_PG_VIEWS]) {
+    const pool = createPool(stack.config, url, "tally-bench", 1);
+    try {
+      await checkpoint(pool);
+    } finally {
+      await pool.end();
+    }
+  }
 }
 
 /** Runs `work` as a numbered step, with a line before and after. */
@@ -155,22 +183,26 @@ function stepper(options: BenchOptions, total: number) {
 }
 
 type Step = <T>(name: string, work: () => Promise<T>) => Promise<T>;
-type Run = { base: Config; options: BenchOptions; step: Step; nowMs: number };
+type Run = { base: Config; options: BenchOptions; step: Step; nowMs: number; cleanup: Cleanup };
 
-async function runBaselines({ base, options, step }: Run, load: LoadOptions) {
+async function runBaselines({ base, options, step, cleanup }: Run, load: LoadOptions) {
   const ceiling = await step(`ceiling: COPY of ${options.events} events' ledger rows`, () =>
-    runCeiling(base, load, options.keep),
+    runCeiling(base, load, cleanup),
   );
-  options.log(`bench:   ${ceiling.rows} rows in ${ceiling.elapsedMs} ms: ${ceiling.eventsPerSecond} rows/s`);
+  options.log(
+    `bench:   ${ceiling.rows} rows: encoding ${ceiling.encodeMs} ms + COPY ${ceiling.copyMs} ms: ` +
+      `${ceiling.eventsPerSecond} rows/s (COPY alone ${ceiling.copyOnlyEventsPerSecond})`,
+  );
   const naive = await step(`naive: one transaction per event, ${options.naiveEvents} events`, () =>
-    runNaive(base, load, options.naiveEvents, options.keep),
+    runNaive(base, load, options.naiveEvents, cleanup),
   );
   options.log(`bench:   ${naive.events} events in ${naive.elapsedMs} ms: ${naive.eventsPerSecond} events/s`);
   return { ceiling, naive };
 }
 
-async function runPipelines({ base, options, step, nowMs }: Run, load: LoadOptions) {
-  const { tally, replay } = await onStack(base, "tally", options, async (stack) => {
+async function runPipelines(run: Run, load: LoadOptions) {
+  const { options, step, nowMs } = run;
+  const { tally, replay } = await onStack(run, "tally", async (stack) => {
     const fresh = await step(`Tally end to end, ${options.events} events`, () =>
       prefilledRun(stack, load, options),
     );
@@ -185,16 +217,17 @@ async function runPipelines({ base, options, step, nowMs }: Run, load: LoadOptio
   });
   const hotLoad = benchLoad(options.events, options.seed, nowMs, options.hotWalletShare);
   const hotWallet = await step(`hot wallet: ${options.hotWalletShare} of the moves on one wallet`, () =>
-    onStack(base, "hot", options, (stack) => prefilledRun(stack, hotLoad, options)),
+    onStack(run, "hot", (stack) => prefilledRun(stack, hotLoad, options)),
   );
   return { tally, replay, hotWallet };
 }
 
-async function runLive({ base, options, step, nowMs }: Run, tallyEventsPerSecond: number) {
+async function runLive(run: Run, tallyEventsPerSecond: number) {
+  const { options, step, nowMs } = run;
   const rate = options.rateEventsPerSecond ?? Math.max(100, Math.round(tallyEventsPerSecond / 2));
   const durationMs = options.latencySeconds * 1000;
   const latency = await step(`latency: ${rate} events/s for ${options.latencySeconds} s`, () =>
-    onStack(base, "latency", options, (stack) =>
+    onStack(run, "latency", (stack) =>
       runLatency(stack, { rateEventsPerSecond: rate, durationMs, seed: options.seed, nowMs }),
     ),
   );
@@ -203,20 +236,21 @@ async function runLive({ base, options, step, nowMs }: Run, tallyEventsPerSecond
   );
   const sizes = options.userTransferMoves;
   const userTransfers = await step(`user-level transfers of ${sizes.join(", ")} moves`, () =>
-    onStack(base, "user", options, (stack) => runUserTransfers(stack, { sizes, seed: options.seed, nowMs })),
+    onStack(run, "user", (stack) => runUserTransfers(stack, { sizes, seed: options.seed, nowMs })),
   );
   for (const u of userTransfers)
     options.log(`bench:   ${u.moves} moves visible ${u.visibleMs} ms after the first produce`);
   return { latency, userTransfers };
 }
 
-async function runScaling({ base, options, step, nowMs }: Run): Promise<TallyCase[]> {
+async function runScaling(run: Run): Promise<TallyCase[]> {
+  const { options, step, nowMs } = run;
   const scaling: TallyCase[] = [];
   for (const events of options.scaling) {
     const load = benchLoad(events, options.seed, nowMs);
     scaling.push(
       await step(`scaling: ${events} events`, () =>
-        onStack(base, `s${events}`, options, (stack) => prefilledRun(stack, load, options)),
+        onStack(run, `s${events}`, (stack) => prefilledRun(stack, load, options)),
       ),
     );
   }
@@ -252,19 +286,26 @@ function settingsOf(base: Config, options: BenchOptions): BenchResults["settings
 export async function runBench(base: Config, options: BenchOptions): Promise<BenchResults> {
   const startedAt = new Date();
   const startedMs = performance.now();
+  const cleanups = cleanupList(options);
   const run: Run = {
     base,
     options,
     step: stepper(options, 7 + options.scaling.length),
     nowMs: startedAt.getTime(),
+    cleanup: cleanups.add,
   };
   const load = benchLoad(options.events, options.seed, run.nowMs);
   const durability = await checkDurability(base, options);
-  const baselines = await runBaselines(run, load);
-  const pipelines = await runPipelines(run, load);
-  const live = await runLive(run, pipelines.tally.eventsPerSecond);
-  const scaling = await runScaling(run);
-  const cases = { ...baselines, ...pipelines, ...live, scaling };
+  let cases: BenchResults["cases"];
+  try {
+    const baselines = await runBaselines(run, load);
+    const pipelines = await runPipelines(run, load);
+    const live = await runLive(run, pipelines.tally.eventsPerSecond);
+    cases = { ...baselines, ...pipelines, ...live, scaling: await runScaling(run) };
+  } finally {
+    options.log("bench: removing the topics and databases of the run");
+    await cleanups.run();
+  }
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model.trim() ?? "?", memoryBytes: totalmem() };
   return {
     startedAt: startedAt.toISOString(),
@@ -275,7 +316,7 @@ export async function runBench(base: Config, options: BenchOptions): Promise<Ben
     settings: settingsOf(base, options),
     cases,
     ratios: ratiosOf(cases),
-    memoryFlat: memoryFlatOf(scaling),
+    memoryFlat: memoryFlatOf(cases.scaling),
   };
 }
 

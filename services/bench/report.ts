@@ -6,7 +6,12 @@ import type { Expected } from "./loads.ts";
 import type { PipelineResult } from "./pipeline.ts";
 import { isFlat, mebibytes, ratioOf } from "./stats.ts";
 
-export type TallyCase = PipelineResult & { expected: Expected; produceMs: number };
+export type TallyCase = PipelineResult & {
+  expected: Expected;
+  /** counted (applier_offsets) equals what the generator says a correct pipeline reports */
+  countsMatch: boolean;
+  produceMs: number;
+};
 export type ScalingPoint = TallyCase;
 export type Durability = {
   server: string;
@@ -45,6 +50,8 @@ export type Ratios = {
   hotOverUniform: number | null;
   /** the appliers' own rate (without process start and projection) over the ceiling */
   applyOverCeiling: number | null;
+  /** Tally over the COPY alone (rows already encoded): the stricter yardstick */
+  tallyOverCopyOnly: number | null;
 };
 
 /** The issue's targets (part 4), each checked by `met`. */
@@ -54,7 +61,9 @@ export const targets = {
   replayOverFresh: { text: "≥ 0.8", met: (v: number) => v >= 0.8 },
   hotOverUniform: { text: "≥ 0.9", met: (v: number) => v >= 0.9 },
   applyOverCeiling: { text: "(for reference)", met: (_: number) => true },
+  tallyOverCopyOnly: { text: "(for reference)", met: (_: number) => true },
 } as const;
+const referenceOnly = new Set<keyof Ratios>(["applyOverCeiling", "tallyOverCopyOnly"]);
 
 export function ratiosOf(cases: BenchResults["cases"]): Ratios {
   const { ceiling, naive, tally, replay, hotWallet } = cases;
@@ -64,6 +73,7 @@ export function ratiosOf(cases: BenchResults["cases"]): Ratios {
     replayOverFresh: ratioOf(replay.eventsPerSecond, tally.eventsPerSecond),
     hotOverUniform: ratioOf(hotWallet.eventsPerSecond, tally.eventsPerSecond),
     applyOverCeiling: ratioOf(tally.applyEventsPerSecond, ceiling.eventsPerSecond),
+    tallyOverCopyOnly: ratioOf(tally.eventsPerSecond, ceiling.copyOnlyEventsPerSecond),
   };
 }
 
@@ -79,6 +89,7 @@ const ratioLabels: Record<keyof Ratios, string> = {
   replayOverFresh: "replay ÷ fresh",
   hotOverUniform: "hot wallet ÷ uniform",
   applyOverCeiling: "Tally apply-only ÷ ceiling",
+  tallyOverCopyOnly: "Tally ÷ COPY alone (rows pre-encoded)",
 };
 
 /** A ratio as the report prints it: two decimals below 10, whole above. */
@@ -92,7 +103,7 @@ export function ratioRows(ratios: Ratios): string[][] {
     const value = ratios[key];
     const target = targets[key];
     const verdict = value === null ? "" : target.met(value) ? "met" : "missed";
-    return [ratioLabels[key], formatRatio(value), target.text, key === "applyOverCeiling" ? "" : verdict];
+    return [ratioLabels[key], formatRatio(value), target.text, referenceOnly.has(key) ? "" : verdict];
   });
 }
 
@@ -121,7 +132,8 @@ function caseRows(r: BenchResults): string[][] {
       thousands(ceiling.rows),
       seconds(ceiling.elapsedMs),
       thousands(ceiling.eventsPerSecond),
-      "rows/s",
+      `rows/s: encoding ${seconds(ceiling.encodeMs)} s + COPY ${seconds(ceiling.copyMs)} s ` +
+        `(COPY alone ${thousands(ceiling.copyOnlyEventsPerSecond)} rows/s)`,
     ],
     [
       "naive: one transaction per event",

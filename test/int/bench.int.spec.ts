@@ -1,0 +1,77 @@
+// `tally bench --quick` end to end on the local stack: every case present, positive rates,
+// counts that match the generator, and the three output files.
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runBench, writeResults } from "../../services/bench/bench.ts";
+import { benchOptionsOf } from "../../services/bench/command.ts";
+import type { BenchResults } from "../../services/bench/report.ts";
+import { loadConfig } from "../../services/common/config.ts";
+import { stackEnv } from "../support/stack.ts";
+
+describe("tally bench --quick", () => {
+  let outDir: string;
+  let results: BenchResults;
+  let written: string[];
+
+  beforeAll(async () => {
+    outDir = await mkdtemp(join(tmpdir(), "tally-bench-"));
+    const env = stackEnv();
+    for (const [name, value] of Object.entries(env)) if (value !== undefined) process.env[name] = value;
+    const lines: string[] = [];
+    const options = benchOptionsOf({ quick: true, out: outDir }, ["--quick"], (line) => lines.push(line));
+    results = await runBench(loadConfig(env), options);
+    written = await writeResults(results, outDir);
+  }, 120_000);
+
+  afterAll(async () => {
+    await rm(outDir, { recursive: true, force: true });
+  });
+
+  it("given a quick run, when it ends, then every case has a positive rate and durability is reported on", () => {
+    const { ceiling, naive, tally, replay, hotWallet, latency, userTransfers, scaling } = results.cases;
+    for (const rate of [ceiling, naive, tally, replay, hotWallet].map((c) => c.eventsPerSecond))
+      expect(rate).toBeGreaterThan(0);
+    expect(ceiling.copyOnlyEventsPerSecond).toBeGreaterThan(0);
+    expect(latency.latencyMs.count).toBeGreaterThan(0);
+    expect(latency.latencyMsP99).toBeGreaterThanOrEqual(latency.latencyMsP50);
+    expect(userTransfers.map((u) => u.moves)).toEqual([100, 500]);
+    for (const u of userTransfers) expect(u.visibleMs).toBeGreaterThan(0);
+    expect(scaling.map((p) => p.events)).toEqual([1_000, 4_000]);
+    expect(results.durability[0]).toMatchObject({ fsync: "on", synchronousCommit: "on" });
+    for (const ratio of ["tallyOverCeiling", "tallyOverNaive", "replayOverFresh", "hotOverUniform"] as const)
+      expect(results.ratios[ratio]).toBeGreaterThan(0);
+  });
+
+  it("given a quick run, when counts are compared, then every pipeline case counted what the generator expects", () => {
+    const { ceiling, naive, tally, replay, hotWallet, scaling } = results.cases;
+    expect(naive.applied).toBe(naive.expectedApplied);
+    expect(ceiling.rows).toBe(tally.counted.applied);
+    for (const c of [tally, replay, hotWallet, ...scaling]) {
+      expect(c.counted).toEqual(c.expected);
+      expect(c.countsMatch).toBe(true);
+      expect(c.batchLatencyMs.count).toBeGreaterThan(0);
+      expect(Object.keys(c.peakRssBytes).sort()).toEqual(["applier-1", "applier-2", "projector"]);
+      for (const bytes of Object.values(c.peakRssBytes)) expect(bytes).toBeGreaterThan(10 << 20);
+    }
+    expect(tally.events).toBe(3_000);
+    expect(replay.counted).toEqual({
+      applied: 0,
+      duplicates: tally.counted.applied + tally.counted.duplicates,
+      rejected: tally.counted.rejected,
+    });
+  });
+
+  it("given a quick run, when written, then the JSON, the Markdown table and the SVG chart are there", async () => {
+    expect(written.map((p) => p.slice(outDir.length + 1)).sort()).toEqual([
+      "latest.json",
+      "latest.md",
+      "latest.svg",
+    ]);
+    const json = JSON.parse(await readFile(join(outDir, "latest.json"), "utf8")) as BenchResults;
+    expect(json.cases.tally.eventsPerSecond).toBe(results.cases.tally.eventsPerSecond);
+    expect(await readFile(join(outDir, "latest.md"), "utf8")).toMatch(/\| Tally ÷ ceiling \|/);
+    expect(await readFile(join(outDir, "latest.svg"), "utf8")).toMatch(/^<svg[\s\S]*<\/svg>$/);
+  });
+});

@@ -1,0 +1,131 @@
+import { describe, expect, it } from "vitest";
+import { absorbLogLine, type ChildReport } from "../../services/bench/processes.ts";
+import {
+  formatRatio,
+  markdownTable,
+  memoryFlatOf,
+  ratioRows,
+  type ScalingPoint,
+} from "../../services/bench/report.ts";
+import {
+  distributionOf,
+  eventsPerSecondOf,
+  isFlat,
+  parseSizes,
+  percentile,
+  ratioOf,
+} from "../../services/bench/stats.ts";
+
+describe("bench arithmetic", () => {
+  it("given values, when percentiles are taken, then the nearest rank is returned", () => {
+    const values = Array.from({ length: 100 }, (_, k) => 100 - k); // 1..100, unsorted
+    expect(percentile(values, 50)).toBe(50);
+    expect(percentile(values, 99)).toBe(99);
+    expect(percentile(values, 100)).toBe(100);
+    expect(percentile(values, 0)).toBe(1);
+    expect(percentile([7], 99)).toBe(7);
+    expect(percentile([], 50)).toBeNaN();
+    expect(() => percentile(values, 101)).toThrow(RangeError);
+  });
+
+  it("given a few values, when p99 is taken, then it is the largest, not an interpolation", () => {
+    expect(percentile([10, 20, 30], 99)).toBe(30);
+    expect(distributionOf([10, 20, 30, 40.04])).toEqual({ count: 4, p50: 20, p99: 40, max: 40, mean: 25 });
+    expect(distributionOf([])).toEqual({ count: 0, p50: 0, p99: 0, max: 0, mean: 0 });
+  });
+
+  it("given counts and times, when rates and ratios are computed, then they are rounded and missing sides give null", () => {
+    expect(eventsPerSecondOf(200_000, 4_000)).toBe(50_000);
+    expect(eventsPerSecondOf(10, 0)).toBe(0);
+    expect(ratioOf(30_000, 90_000)).toBe(0.333);
+    expect(ratioOf(1, 0)).toBeNull();
+    expect(ratioOf(null, 5)).toBeNull();
+  });
+
+  it("given size lists, when parsed, then exponent notation works and junk is refused", () => {
+    expect(parseSizes("1e4,1e5, 1000000")).toEqual([10_000, 100_000, 1_000_000]);
+    expect(() => parseSizes("1e4,abc")).toThrow(RangeError);
+    expect(() => parseSizes("0")).toThrow(RangeError);
+    expect(() => parseSizes("1.5")).toThrow(RangeError);
+  });
+
+  it("given peak RSS series, when judged, then growth beyond 1.5× the smallest size's is not flat", () => {
+    expect(isFlat([100, 120, 140])).toBe(true);
+    expect(isFlat([100, 200])).toBe(false);
+    const point = (events: number, applier: number): ScalingPoint =>
+      ({ events, peakRssBytes: { "applier-1": applier, projector: 100 } }) as unknown as ScalingPoint;
+    expect(memoryFlatOf([point(1e4, 100), point(1e6, 140)])).toBe(true);
+    expect(memoryFlatOf([point(1e4, 100), point(1e6, 400)])).toBe(false);
+  });
+});
+
+describe("bench report formatting", () => {
+  it("given ratios, when formatted, then small ones keep two decimals and large ones are whole", () => {
+    expect(formatRatio(0.4567)).toBe("0.46×");
+    expect(formatRatio(57.4)).toBe("57×");
+    expect(formatRatio(null)).toBe("n/a");
+  });
+
+  it("given ratios, when tabled, then each row names the ratio, its value, the target and the verdict", () => {
+    const rows = ratioRows({
+      tallyOverCeiling: 0.62,
+      tallyOverNaive: 41,
+      replayOverFresh: null,
+      hotOverUniform: 0.95,
+      applyOverCeiling: 0.8,
+      tallyOverCopyOnly: 0.3,
+    });
+    expect(rows).toEqual([
+      ["Tally ÷ ceiling", "0.62×", "≥ 0.5", "met"],
+      ["Tally ÷ naive", "41×", "≥ 50", "missed"],
+      ["replay ÷ fresh", "n/a", "≥ 0.8", ""],
+      ["hot wallet ÷ uniform", "0.95×", "≥ 0.9", "met"],
+      ["Tally apply-only ÷ ceiling", "0.80×", "(for reference)", ""],
+      ["Tally ÷ COPY alone (rows pre-encoded)", "0.30×", "(for reference)", ""],
+    ]);
+  });
+
+  it("given rows, when a Markdown table is made, then it has a header rule and pipes in cells are escaped", () => {
+    expect(markdownTable(["a", "b"], [["1", "x|y"]])).toBe("| a | b |\n| --- | --- |\n| 1 | x\\|y |");
+  });
+});
+
+describe("child log lines", () => {
+  const empty = (): ChildReport => ({
+    role: "applier-1",
+    pid: 1,
+    code: null,
+    peakRssBytes: 0,
+    stdout: "",
+    batchMs: [],
+    batchEvents: [],
+    batchSpan: null,
+    projectMs: 0,
+    stderrTail: [],
+  });
+
+  it("given batch and projector lines, when absorbed, then batch times, the span and project time add up", () => {
+    const report = empty();
+    const batch = (time: number, write: number) =>
+      JSON.stringify({
+        level: 30,
+        time,
+        msg: "batch committed",
+        events: 5000,
+        decode_ms: 5,
+        validate_ms: 10,
+        write_ms: write,
+        commit_ms: 2,
+      });
+    absorbLogLine(report, batch(10_000, 83));
+    absorbLogLine(report, batch(10_500, 183));
+    absorbLogLine(report, JSON.stringify({ level: 30, msg: "projector: round", project_ms: 12 }));
+    absorbLogLine(report, JSON.stringify({ level: 30, msg: "partitions assigned" }));
+    absorbLogLine(report, "tally: something plain");
+    expect(report.batchMs).toEqual([100, 200]);
+    expect(report.batchEvents).toEqual([5000, 5000]);
+    expect(report.batchSpan).toEqual({ firstStartMs: 9_900, lastEndMs: 10_500 });
+    expect(report.projectMs).toBe(12);
+    expect(report.stderrTail).toEqual(["tally: something plain"]);
+  });
+});
