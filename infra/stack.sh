@@ -4,6 +4,8 @@
 #
 #   bash infra/stack.sh up | down | status
 #   bash infra/stack.sh start|stop|restart postgres|kafka|registry
+#   bash infra/stack.sh up-secure | start|stop|restart kafka-secure
+#     (opt-in: a second broker over SASL_SSL + SCRAM on 19094; see infra/stack/kafka-secure.sh)
 #
 # What was verified to work on these machines (versions, settings, pitfalls) is in
 # ../shared/STACK.md; the "local stack" section of ../shared/DESIGN.md says what `make up`
@@ -103,6 +105,7 @@ marker_of() {
     postgres) echo "$PG_DATA" ;;
     kafka) echo "$KAFKA_PROPS" ;;
     registry) echo "$APICURIO_HOME" ;;
+    kafka-secure) echo "$SECURE_KAFKA_PROPS" ;;
   esac
 }
 
@@ -711,6 +714,10 @@ cmd_status() {
   fi
   status_line kafka "$HOST:$KAFKA_PORT" kafka_answers
   status_line registry "$CCOMPAT_URL" registry_answers
+  # Opt-in: listed once it has been made (or while it runs), so a plain stack's status stays as it was.
+  if [ -d "$SECURE_KAFKA_HOME" ] || our_pid kafka-secure >/dev/null; then
+    status_line kafka-secure "SASL_SSL $HOST:$SECURE_KAFKA_PORT" secure_kafka_answers
+  fi
 }
 
 cmd_up() {
@@ -720,8 +727,15 @@ cmd_up() {
   write_stack_env
 }
 
+# The plain stack, then the secured broker beside it.
+cmd_up_secure() {
+  cmd_up
+  start_kafka_secure
+}
+
 # Reverse order of `up`: the registry needs PostgreSQL until it has stopped.
 cmd_down() {
+  if our_pid kafka-secure >/dev/null; then stop_component kafka-secure; fi
   stop_component registry
   stop_component kafka
   if our_pid postgres >/dev/null; then
@@ -734,24 +748,25 @@ cmd_down() {
 }
 
 usage() {
-  echo "usage: bash infra/stack.sh up | down | status" >&2
-  echo "       bash infra/stack.sh start | stop | restart  postgres | kafka | registry" >&2
+  echo "usage: bash infra/stack.sh up | up-secure | down | status" >&2
+  echo "       bash infra/stack.sh start | stop | restart  postgres | kafka | registry | kafka-secure" >&2
   exit 2
 }
 
 main() {
   local cmd=${1:-} component=${2:-}
   case $cmd in
-    up | down | start | stop | restart)
+    up | up-secure | down | start | stop | restart)
       [ -n "${TALLY_STACK_LOCKED:-}" ] || run_locked "$@"
       ;;
   esac
   case $cmd in
     status) cmd_status ;;
     up) cmd_up ;;
+    up-secure) cmd_up_secure ;;
     down) cmd_down ;;
     start | stop | restart)
-      case $component in postgres | kafka | registry) ;; *) usage ;; esac
+      case $component in postgres | kafka | registry | kafka-secure) ;; *) usage ;; esac
       case "$cmd:$component" in
         start:postgres) start_postgres && write_stack_env ;;
         stop:postgres) stop_postgres ;;
@@ -761,10 +776,16 @@ main() {
         stop:*) stop_component "$component" ;;
         restart:kafka) stop_component kafka && start_kafka ;;
         restart:registry) stop_component registry && start_registry ;;
+        start:kafka-secure) start_kafka_secure ;;
+        restart:kafka-secure) stop_component kafka-secure && start_kafka_secure ;;
       esac
       ;;
     *) usage ;;
   esac
 }
+
+# The opt-in secured broker: its settings and functions (uses the helpers above).
+# shellcheck source=infra/stack/kafka-secure.sh
+source "$STACK_DIR/kafka-secure.sh"
 
 main "$@"

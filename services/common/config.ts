@@ -1,5 +1,6 @@
 // The one configuration module: every setting comes from a TALLY_* variable, is validated at start,
 // and a bad value stops the command with a message naming the variable and what it expected.
+import { readFileSync } from "node:fs";
 import { z } from "zod";
 
 export class ConfigError extends Error {
@@ -99,23 +100,59 @@ function specs(env: NodeJS.ProcessEnv) {
 type Specs = ReturnType<typeof specs>;
 export type Config = { [K in keyof Specs]: z.output<Specs[K]["schema"]> };
 
+const isSecret = (spec: object): boolean => "secret" in spec && spec.secret === true;
+
+/** A secret may come from a file instead (`<NAME>_FILE`), as orchestrators mount secrets. */
+export const secretFileSuffix = "_FILE";
+
+/** The secret's value from `<name>_FILE` if that is set; a problem is recorded, never the value. */
+function secretFromFile(env: NodeJS.ProcessEnv, name: string, problems: string[]): string | undefined {
+  const fileVariable = `${name}${secretFileSuffix}`;
+  const path = env[fileVariable];
+  if (path === undefined) return undefined;
+  if (env[name] !== undefined) {
+    problems.push(`${name} and ${fileVariable} are both set: give the secret one way`);
+    return undefined;
+  }
+  try {
+    // One trailing newline is what `echo` and most secret files add; it is not part of the secret.
+    const text = readFileSync(path, "utf8").replace(/\r?\n$/, "");
+    if (text === "") problems.push(`${fileVariable}=${JSON.stringify(path)} is empty`);
+    return text;
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code ?? String(error);
+    problems.push(`${fileVariable}=${JSON.stringify(path)} cannot be read (${why})`);
+    return undefined;
+  }
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const all = specs(env);
   const config: Record<string, unknown> = {};
   const problems: string[] = [];
+  const secretNames = new Set(Object.keys(all).filter((name) => isSecret(all[name as keyof Specs])));
   for (const [name, spec] of Object.entries(all)) {
-    const raw = env[name] ?? spec.fallback;
+    const fromFile = secretNames.has(name) ? secretFromFile(env, name, problems) : undefined;
+    const raw = fromFile ?? env[name] ?? spec.fallback;
     const parsed = (spec.schema as z.ZodType).safeParse(raw);
     if (parsed.success) {
       config[name] = parsed.data;
     } else {
       const why = parsed.error.issues.map((i) => i.message).join("; ");
-      const shown = "secret" in spec && spec.secret ? "(hidden)" : JSON.stringify(raw);
+      const shown = isSecret(spec) ? "(hidden)" : JSON.stringify(raw);
       problems.push(`${name}=${shown} is invalid: ${why}`);
     }
   }
   for (const name of Object.keys(env)) {
-    if (name.startsWith("TALLY_") && !(name in all) && !stackVariables.has(name) && !name.startsWith("TALLY_TEST_")) {
+    const secretFile =
+      name.endsWith(secretFileSuffix) && secretNames.has(name.slice(0, -secretFileSuffix.length));
+    if (
+      name.startsWith("TALLY_") &&
+      !(name in all) &&
+      !secretFile &&
+      !stackVariables.has(name) &&
+      !name.startsWith("TALLY_TEST_")
+    ) {
       problems.push(`${name} is not a Tally setting (see README, "Configuration")`);
     }
   }
@@ -147,7 +184,7 @@ export function configAsExports(config: Config, env: NodeJS.ProcessEnv = process
     const spec = all[name as keyof Specs];
     const value = config[name as keyof Config];
     const text = Array.isArray(value) ? value.join(",") : String(value);
-    const shown = "secret" in spec && spec.secret && text !== "" ? "********" : maskUrlPassword(text);
+    const shown = isSecret(spec) && text !== "" ? "********" : maskUrlPassword(text);
     return `export ${name}='${shown.replaceAll("'", "'\\''")}'`;
   });
 }

@@ -2,9 +2,48 @@
 // Java-compatible murmur2 one, so producers in any language route a token to the same partition.
 import { readFileSync } from "node:fs";
 import { Kafka, logLevel, Partitioners, type SASLOptions } from "kafkajs";
-import type { Config } from "./config.ts";
+import { type Config, ConfigError } from "./config.ts";
 
 export const javaCompatiblePartitioner = Partitioners.DefaultPartitioner;
+
+const pemCertificate = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/**
+ * The CA bundle's certificates, one PEM string each (Node's `ca` takes an array). A path that
+ * cannot be read, or a file that holds no PEM certificate (a PKCS12 truststore given by mistake),
+ * stops the command as bad configuration, not as a connection error after retries.
+ */
+export function caCertificatesOf(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new ConfigError(`TALLY_KAFKA_SSL_CA_FILE=${JSON.stringify(path)} cannot be read (${why})`);
+  }
+  const certificates = text.match(pemCertificate) ?? [];
+  if (certificates.length === 0) {
+    throw new ConfigError(
+      `TALLY_KAFKA_SSL_CA_FILE=${JSON.stringify(path)} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
+    );
+  }
+  return certificates;
+}
+
+/**
+ * kafkajs' `ssl` option: false, true (the system's CAs), or our CA bundle. kafkajs sets the TLS
+ * server name (SNI and the name checked) to the broker's host when it is a name; for an IP it
+ * leaves it out and Node checks the IP against the certificate's IP entries.
+ */
+function sslOf(config: Config): boolean | { ca: string[] } {
+  const caFile = config.TALLY_KAFKA_SSL_CA_FILE;
+  if (!config.TALLY_KAFKA_SSL) {
+    // A CA without TLS would be silently ignored and the connection made in plaintext.
+    if (caFile !== "") throw new ConfigError("TALLY_KAFKA_SSL_CA_FILE is set but TALLY_KAFKA_SSL is false");
+    return false;
+  }
+  return caFile === "" ? true : { ca: caCertificatesOf(caFile) };
+}
 
 function saslOf(config: Config): SASLOptions | undefined {
   const mechanism = config.TALLY_KAFKA_SASL_MECHANISM;
@@ -16,14 +55,20 @@ function saslOf(config: Config): SASLOptions | undefined {
   return { mechanism, ...credentials } as SASLOptions;
 }
 
-export function createKafka(config: Config, clientIdSuffix: string): Kafka {
-  const ca = config.TALLY_KAFKA_SSL_CA_FILE;
+/** The options given to kafkajs, apart from the client id: exported for tests. */
+export function kafkaSecurityOptions(config: Config): {
+  ssl: boolean | { ca: string[] };
+  sasl?: SASLOptions;
+} {
   const sasl = saslOf(config);
+  return { ssl: sslOf(config), ...(sasl ? { sasl } : {}) };
+}
+
+export function createKafka(config: Config, clientIdSuffix: string): Kafka {
   return new Kafka({
     clientId: `${config.TALLY_KAFKA_CLIENT_ID}-${clientIdSuffix}`,
     brokers: config.TALLY_KAFKA_BROKERS,
-    ssl: config.TALLY_KAFKA_SSL ? (ca ? { ca: [readFileSync(ca, "utf8")] } : true) : false,
-    ...(sasl ? { sasl } : {}),
+    ...kafkaSecurityOptions(config),
     logLevel: logLevel.ERROR,
     retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5_000 },
   });
