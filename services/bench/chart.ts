@@ -5,83 +5,84 @@ import { compile, type TopLevelSpec } from "vega-lite";
 import type { BenchResults } from "./report.ts";
 import { mebibytes } from "./stats.ts";
 
-export function chartSpec(r: BenchResults): TopLevelSpec {
-  const { ceiling, naive, tally, replay, hotWallet, scaling } = r.cases;
-  const cases = [
-    { case: "COPY alone (pre-encoded)", eventsPerSecond: ceiling.copyOnlyEventsPerSecond },
-    { case: "ceiling (encode + COPY)", eventsPerSecond: ceiling.eventsPerSecond },
+type Panel = Extract<TopLevelSpec, { hconcat: unknown }>["hconcat"][number];
+const panelSize = { width: 200, height: 180 };
+const sizeAxis = { field: "events", type: "quantitative", scale: { type: "log" }, title: "events" } as const;
+
+function casesPanel({ cases }: BenchResults): Panel {
+  const { ceiling, naive, tally, replay, hotWallet } = cases;
+  const values = [
+    { case: "COPY alone", eventsPerSecond: ceiling.copyOnlyEventsPerSecond },
+    { case: "ceiling: encode + COPY", eventsPerSecond: ceiling.eventsPerSecond },
     { case: "Tally apply-only", eventsPerSecond: tally.applyEventsPerSecond },
     { case: "Tally end to end", eventsPerSecond: tally.eventsPerSecond },
     { case: "replay", eventsPerSecond: replay.eventsPerSecond },
     { case: "hot wallet", eventsPerSecond: hotWallet.eventsPerSecond },
     { case: "naive (1 tx/event)", eventsPerSecond: naive.eventsPerSecond },
   ];
-  const throughput = scaling.map((p) => ({ events: p.events, eventsPerSecond: p.eventsPerSecond }));
-  const memory = scaling.flatMap((p) =>
+  return {
+    title: "events/s by case",
+    data: { values },
+    width: 260,
+    height: panelSize.height,
+    encoding: {
+      y: { field: "case", type: "nominal", sort: null, title: null, axis: { labelLimit: 220 } },
+      x: { field: "eventsPerSecond", type: "quantitative", title: "events/s" },
+    },
+    layer: [
+      { mark: { type: "bar" }, encoding: { color: { field: "case", type: "nominal", legend: null } } },
+      {
+        mark: { type: "text", align: "left", dx: 3 },
+        encoding: { text: { field: "eventsPerSecond", type: "quantitative", format: "," } },
+      },
+    ],
+  };
+}
+
+function throughputPanel({ cases }: BenchResults): Panel {
+  return {
+    title: "scaling: events/s (end to end)",
+    data: { values: cases.scaling.map((p) => ({ events: p.events, eventsPerSecond: p.eventsPerSecond })) },
+    ...panelSize,
+    mark: { type: "line", point: true },
+    encoding: { x: sizeAxis, y: { field: "eventsPerSecond", type: "quantitative", title: "events/s" } },
+  };
+}
+
+function memoryPanel({ cases }: BenchResults): Panel {
+  const values = cases.scaling.flatMap((p) =>
     Object.entries(p.peakRssBytes).map(([process, bytes]) => ({
       events: p.events,
       process,
       peakRssMiB: mebibytes(bytes),
     })),
   );
-  const sizeAxis = {
-    field: "events",
-    type: "quantitative",
-    scale: { type: "log" },
-    title: "events",
-  } as const;
+  return {
+    title: "scaling: peak RSS per process",
+    data: { values },
+    ...panelSize,
+    mark: { type: "line", point: true },
+    encoding: {
+      x: sizeAxis,
+      y: { field: "peakRssMiB", type: "quantitative", title: "peak RSS (MiB)", scale: { zero: true } },
+      color: { field: "process", type: "nominal", title: "process" },
+    },
+  };
+}
+
+export function chartSpec(r: BenchResults): TopLevelSpec {
+  const durability = r.durability[0];
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: {
       text: `Tally bench ${r.startedAt.slice(0, 10)}`,
-      subtitle: `fsync ${r.durability[0]?.fsync}, synchronous_commit ${r.durability[0]?.synchronousCommit}; ${r.machine.cpus} cores`,
+      subtitle: `fsync ${durability?.fsync}, synchronous_commit ${durability?.synchronousCommit}; ${r.machine.cpus} cores`,
       anchor: "start",
       offset: 16,
     },
     config: { font: "sans-serif", view: { stroke: null } },
     resolve: { scale: { color: "independent" } },
-    hconcat: [
-      {
-        title: "events/s by case",
-        data: { values: cases },
-        width: 260,
-        height: 180,
-        encoding: {
-          y: { field: "case", type: "nominal", sort: null, title: null },
-          x: { field: "eventsPerSecond", type: "quantitative", title: "events/s" },
-        },
-        layer: [
-          { mark: { type: "bar" }, encoding: { color: { field: "case", type: "nominal", legend: null } } },
-          {
-            mark: { type: "text", align: "left", dx: 3 },
-            encoding: { text: { field: "eventsPerSecond", type: "quantitative", format: "," } },
-          },
-        ],
-      },
-      {
-        title: "scaling: events/s (end to end)",
-        data: { values: throughput },
-        width: 200,
-        height: 180,
-        mark: { type: "line", point: true },
-        encoding: {
-          x: sizeAxis,
-          y: { field: "eventsPerSecond", type: "quantitative", title: "events/s" },
-        },
-      },
-      {
-        title: "scaling: peak RSS per process",
-        data: { values: memory },
-        width: 200,
-        height: 180,
-        mark: { type: "line", point: true },
-        encoding: {
-          x: sizeAxis,
-          y: { field: "peakRssMiB", type: "quantitative", title: "peak RSS (MiB)", scale: { zero: true } },
-          color: { field: "process", type: "nominal", title: "process" },
-        },
-      },
-    ],
+    hconcat: [casesPanel(r), throughputPanel(r), memoryPanel(r)],
   };
 }
 
