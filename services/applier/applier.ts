@@ -6,7 +6,13 @@ import type { Admin, Consumer, Kafka } from "kafkajs";
 import type { Config } from "../common/config.ts";
 import { createKafka } from "../common/kafka.ts";
 import { createLogger, type Logger } from "../common/log.ts";
-import { initApplierMetrics, metricsHostOf, retriesTotal, serveMetrics } from "../common/metrics.ts";
+import {
+  consumerLag,
+  initApplierMetrics,
+  metricsHostOf,
+  retriesTotal,
+  serveMetrics,
+} from "../common/metrics.ts";
 import { createPool } from "../common/pg.ts";
 import { createRegistry } from "../common/registry.ts";
 import { sleep } from "../common/retry.ts";
@@ -175,6 +181,9 @@ async function watchProgress(
       shards.map((s) => s.pool),
     ).catch(() => null); // a broker or shard away for a moment: the next tick tries again
     if (progress === null) continue;
+    // Only appliers export the group's lag (a probe elsewhere reads the same numbers silently).
+    for (const [partition, lag] of progress.lagByPartition)
+      consumerLag.set({ partition: String(partition) }, Number(lag));
     options.onProgress?.(progress);
     if (options.untilCaughtUp && progress.lagRecords === 0n) member.stop();
   }

@@ -3,10 +3,15 @@
 import type { Admin } from "kafkajs";
 import type { Config } from "../common/config.ts";
 import { createKafka } from "../common/kafka.ts";
-import { consumerLag } from "../common/metrics.ts";
 import { createPool, type Pool } from "../common/pg.ts";
 
-export type GroupProgress = { appliedOffsets: bigint; highWatermarks: bigint; lagRecords: bigint };
+export type GroupProgress = {
+  appliedOffsets: bigint;
+  highWatermarks: bigint;
+  lagRecords: bigint;
+  /** per partition: high watermark minus the stored next offset (what the applier's lag gauge shows) */
+  lagByPartition: Map<number, bigint>;
+};
 
 /** Group-wide: the stored offsets of every partition (all members) against the high watermarks. */
 export async function groupProgress(config: Config, admin: Admin, pools: Pool[]): Promise<GroupProgress> {
@@ -19,12 +24,17 @@ export async function groupProgress(config: Config, admin: Admin, pools: Pool[])
     );
     for (const row of result.rows) stored.set(row.partition, BigInt(row.next_offset));
   }
-  const progress: GroupProgress = { appliedOffsets: 0n, highWatermarks: 0n, lagRecords: 0n };
+  const progress: GroupProgress = {
+    appliedOffsets: 0n,
+    highWatermarks: 0n,
+    lagRecords: 0n,
+    lagByPartition: new Map(),
+  };
   for (const o of offsets) {
     const high = BigInt(o.high);
     const next = stored.get(o.partition) ?? BigInt(o.low);
     const lag = high > next ? high - next : 0n;
-    consumerLag.set({ partition: String(o.partition) }, Number(lag));
+    progress.lagByPartition.set(o.partition, lag);
     progress.appliedOffsets += next;
     progress.highWatermarks += high;
     progress.lagRecords += lag;
