@@ -57,17 +57,36 @@ export class PartitionState {
   }
 }
 
-type TokenRow = { token_id: string; asset: string; amount: string; owner: string | null; state: string; retired: boolean };
+type TokenRow = {
+  token_id: string;
+  asset: string;
+  amount: string;
+  owner: string | null;
+  state: string;
+  retired: boolean;
+};
 
 const rememberRow = (state: PartitionState, row: TokenRow) =>
-  state.remember(row.token_id, { asset: row.asset, amount: BigInt(row.amount), owner: row.owner, state: row.state, retired: row.retired });
+  state.remember(row.token_id, {
+    asset: row.asset,
+    amount: BigInt(row.amount),
+    owner: row.owner,
+    state: row.state,
+    retired: row.retired,
+  });
 
 /**
  * Loads the stored offset (creating the row at `startOffset` when there is none) and, when they fit
  * the bound, every token of the partition, in ONE snapshot: tokens older than the offset would let
  * a stale view pass the compare-and-set.
  */
-export async function loadPartition(pool: Pool, ref: PartitionRef, startOffset: bigint, state: PartitionState, tokensMax: number): Promise<void> {
+export async function loadPartition(
+  pool: Pool,
+  ref: PartitionRef,
+  startOffset: bigint,
+  state: PartitionState,
+  tokensMax: number,
+): Promise<void> {
   await pool.query(
     `INSERT INTO applier_offsets ("group", topic, "partition", next_offset, first_offset)
      VALUES ($1, $2, $3, $4, $4) ON CONFLICT DO NOTHING`,
@@ -81,7 +100,10 @@ export async function loadPartition(pool: Pool, ref: PartitionRef, startOffset: 
         [ref.group, ref.topic, ref.partition],
       );
       state.nextOffset = BigInt(offset.rows[0]!.next_offset);
-      const count = await client.query<{ n: string }>("SELECT count(*)::text AS n FROM token_state WHERE kafka_partition = $1", [ref.partition]);
+      const count = await client.query<{ n: string }>(
+        "SELECT count(*)::text AS n FROM token_state WHERE kafka_partition = $1",
+        [ref.partition],
+      );
       if (Number(count.rows[0]!.n) > tokensMax) return; // too many to hold: loaded per batch instead
       const tokens = await client.query<TokenRow>(
         "SELECT token_id, asset, amount::text, owner, state, retired FROM token_state WHERE kafka_partition = $1",

@@ -98,7 +98,9 @@ async function drainBacklog(config: Config): Promise<void> {
 
 function runApplierProcess(): Promise<ApplierJson> {
   return new Promise((resolve, reject) => {
+    // Several appliers share this environment: a metrics port would be taken by the first.
     const child = spawn(binTally, ["apply", "--until-caught-up", "--json"], {
+      env: { ...process.env, TALLY_METRICS_PORT: "0" },
       stdio: ["ignore", "pipe", "inherit"],
     });
     let stdout = "";

@@ -90,6 +90,7 @@ function specs(env: NodeJS.ProcessEnv) {
     TALLY_SHUTDOWN_MS_MAX: { schema: positiveInt(100, 600_000), fallback: "20000" },
     TALLY_KAFKA_SESSION_TIMEOUT_MS: { schema: positiveInt(6_000, 300_000), fallback: "30000" },
     TALLY_METRICS_PORT: { schema: positiveInt(0, 65_535), fallback: "0" },
+    TALLY_METRICS_HOST: { schema: z.string().min(1), fallback: "127.0.0.1" },
     TALLY_LOG_LEVEL: {
       schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
       fallback: "info",

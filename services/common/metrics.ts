@@ -99,8 +99,7 @@ export type Health = { live: () => boolean; ready: () => boolean };
 
 /** Where the metrics server binds: 127.0.0.1 unless TALLY_METRICS_HOST says otherwise (a pod: 0.0.0.0). */
 export function metricsHostOf(config: Config): string {
-  // TALLY_METRICS_HOST joins the settings in config.ts; until then the loopback default holds.
-  return (config as Config & { TALLY_METRICS_HOST?: string }).TALLY_METRICS_HOST || "127.0.0.1";
+  return config.TALLY_METRICS_HOST;
 }
 
 export type MetricsServer = { port: number; close: () => Promise<void> };

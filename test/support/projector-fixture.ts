@@ -215,11 +215,7 @@ export class LedgerModel {
     return s;
   }
 
-  private async writeTokenStates(
-    client: Client,
-    partition: number,
-    ledger: LedgerRow[],
-  ): Promise<void> {
+  private async writeTokenStates(client: Client, partition: number, ledger: LedgerRow[]): Promise<void> {
     for (const tokenId of new Set(ledger.map((r) => r.token))) {
       const t = this.tokens.get(tokenId)!;
       await client.query(
