@@ -75,8 +75,9 @@ async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
-    if (error instanceof ConfigError) {
-      console.error(`tally: ${error.message}`);
+    // Wrong credentials are a configuration problem too: one line, exit 2, no stack trace.
+    if (error instanceof ConfigError || (error as Error).name === "KafkaJSSASLAuthenticationError") {
+      console.error(`tally: ${(error as Error).message}`);
       return 2;
     }
     console.error(`tally: ${(error as Error).stack ?? error}`);
