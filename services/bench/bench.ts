@@ -18,10 +18,12 @@ import {
   type Durability,
   formatMarkdown,
   memoryFlatOf,
+  type Repeated,
   ratiosOf,
   type TallyCase,
 } from "./report.ts";
 import { type BenchStack, benchStack, dropStack, setUpStack } from "./stack.ts";
+import { medianIndex } from "./stats.ts";
 
 export type BenchOptions = {
   events: number;
@@ -33,6 +35,8 @@ export type BenchOptions = {
   userTransferMoves: number[];
   hotWalletShare: number;
   appliers: number;
+  /** runs of the ceiling, naive, Tally, replay and hot wallet cases; the median run is reported */
+  repeat: number;
   seed: number;
   keep: boolean;
   outDir: string;
@@ -48,6 +52,7 @@ export const defaultBenchOptions = {
   userTransferMoves: [1_000, 5_000],
   hotWalletShare: 0.8,
   appliers: 2,
+  repeat: 3,
   seed: 20_250_601,
 } as const;
 export const hugeScalingEvents = 10_000_000;
@@ -58,6 +63,7 @@ export const quickBenchOptions = {
   scaling: [1_000, 4_000],
   latencySeconds: 3,
   userTransferMoves: [100, 500],
+  repeat: 1,
 } as const;
 
 const produceChunkEvents = 5_000;
@@ -185,41 +191,75 @@ function stepper(options: BenchOptions, total: number) {
 type Step = <T>(name: string, work: () => Promise<T>) => Promise<T>;
 type Run = { base: Config; options: BenchOptions; step: Step; nowMs: number; cleanup: Cleanup };
 
+/** The run of median events/s, with every run's rate beside it. */
+function medianOf<T extends { eventsPerSecond: number }>(runs: T[]): Repeated<T> {
+  const rates = runs.map((r) => r.eventsPerSecond);
+  return { ...runs[medianIndex(rates)]!, runsEventsPerSecond: rates };
+}
+
+/** Runs `once` `repeat` times; the median run. */
+async function repeated<T extends { eventsPerSecond: number }>(
+  repeat: number,
+  once: (label: string) => Promise<T>,
+): Promise<Repeated<T>> {
+  const runs: T[] = [];
+  for (let k = 1; k <= repeat; k++) runs.push(await once(repeat > 1 ? ` (run ${k} of ${repeat})` : ""));
+  return medianOf(runs);
+}
+
 async function runBaselines({ base, options, step, cleanup }: Run, load: LoadOptions) {
-  const ceiling = await step(`ceiling: COPY of ${options.events} events' ledger rows`, () =>
-    runCeiling(base, load, cleanup),
-  );
-  options.log(
-    `bench:   ${ceiling.rows} rows: encoding ${ceiling.encodeMs} ms + COPY ${ceiling.copyMs} ms: ` +
-      `${ceiling.eventsPerSecond} rows/s (COPY alone ${ceiling.copyOnlyEventsPerSecond})`,
-  );
-  const naive = await step(`naive: one transaction per event, ${options.naiveEvents} events`, () =>
-    runNaive(base, load, options.naiveEvents, cleanup),
-  );
-  options.log(`bench:   ${naive.events} events in ${naive.elapsedMs} ms: ${naive.eventsPerSecond} events/s`);
+  const ceiling = await repeated(options.repeat, async (label) => {
+    const c = await step(`ceiling: COPY of ${options.events} events' ledger rows${label}`, () =>
+      runCeiling(base, load, cleanup),
+    );
+    options.log(
+      `bench:   ${c.rows} rows: encoding ${c.encodeMs} ms + COPY ${c.copyMs} ms: ` +
+        `${c.eventsPerSecond} rows/s (COPY alone ${c.copyOnlyEventsPerSecond})`,
+    );
+    return c;
+  });
+  const naive = await repeated(options.repeat, async (label) => {
+    const n = await step(`naive: one transaction per event, ${options.naiveEvents} events${label}`, () =>
+      runNaive(base, load, options.naiveEvents, cleanup),
+    );
+    options.log(`bench:   ${n.events} events in ${n.elapsedMs} ms: ${n.eventsPerSecond} events/s`);
+    return n;
+  });
   return { ceiling, naive };
 }
 
+/** Fresh, replay (same stack) and hot wallet (its own), `repeat` times interleaved; medians of each. */
 async function runPipelines(run: Run, load: LoadOptions) {
   const { options, step, nowMs } = run;
-  const { tally, replay } = await onStack(run, "tally", async (stack) => {
-    const fresh = await step(`Tally end to end, ${options.events} events`, () =>
-      prefilledRun(stack, load, options),
-    );
-    const again = await step("replay: the same events again", () =>
-      prefilledRun(stack, load, options, (e) => ({
-        applied: 0,
-        duplicates: e.applied + e.duplicates,
-        rejected: e.rejected,
-      })),
-    );
-    return { tally: fresh, replay: again };
-  });
   const hotLoad = benchLoad(options.events, options.seed, nowMs, options.hotWalletShare);
-  const hotWallet = await step(`hot wallet: ${options.hotWalletShare} of the moves on one wallet`, () =>
-    onStack(run, "hot", (stack) => prefilledRun(stack, hotLoad, options)),
-  );
-  return { tally, replay, hotWallet };
+  const fresh: TallyCase[] = [];
+  const replays: TallyCase[] = [];
+  const hot: TallyCase[] = [];
+  for (let k = 1; k <= options.repeat; k++) {
+    const label = options.repeat > 1 ? ` (run ${k} of ${options.repeat})` : "";
+    await onStack(run, "tally", async (stack) => {
+      fresh.push(
+        await step(`Tally end to end, ${options.events} events${label}`, () =>
+          prefilledRun(stack, load, options),
+        ),
+      );
+      replays.push(
+        await step(`replay: the same events again${label}`, () =>
+          prefilledRun(stack, load, options, (e) => ({
+            applied: 0,
+            duplicates: e.applied + e.duplicates,
+            rejected: e.rejected,
+          })),
+        ),
+      );
+    });
+    hot.push(
+      await step(`hot wallet: ${options.hotWalletShare} of the moves on one wallet${label}`, () =>
+        onStack(run, "hot", (stack) => prefilledRun(stack, hotLoad, options)),
+      ),
+    );
+  }
+  return { tally: medianOf(fresh), replay: medianOf(replays), hotWallet: medianOf(hot) };
 }
 
 async function runLive(run: Run, tallyEventsPerSecond: number) {
@@ -280,6 +320,7 @@ function settingsOf(base: Config, options: BenchOptions): BenchResults["settings
     shards: base.TALLY_PG_SHARDS.length,
     batchEventsMax: base.TALLY_BATCH_EVENTS_MAX,
     latencySeconds: options.latencySeconds,
+    repeat: options.repeat,
   };
 }
 
@@ -290,7 +331,7 @@ export async function runBench(base: Config, options: BenchOptions): Promise<Ben
   const run: Run = {
     base,
     options,
-    step: stepper(options, 7 + options.scaling.length),
+    step: stepper(options, 5 * options.repeat + 2 + options.scaling.length),
     nowMs: startedAt.getTime(),
     cleanup: cleanups.add,
   };

@@ -23,6 +23,7 @@ type BenchFlags = {
   latencySeconds?: number;
   rate?: number;
   seed?: number;
+  repeat?: number;
   keep?: boolean;
   out: string;
 };
@@ -61,6 +62,7 @@ export function benchOptionsOf(
     userTransferMoves: [...base.userTransferMoves],
     ...(flags.rate ? { rateEventsPerSecond: flags.rate } : {}),
     seed: flags.seed ?? base.seed,
+    repeat: flags.repeat ?? base.repeat,
     keep: flags.keep ?? false,
     outDir: flags.out,
     command: ["tally", "bench", ...argv].join(" "),
@@ -91,6 +93,11 @@ export function registerBenchCommand(program: Command): Command {
       positive("--rate"),
     )
     .option("--seed <n>", "seed of the generated load", positive("--seed"))
+    .option(
+      "--repeat <n>",
+      "runs of each headline case; the median is reported (default 3)",
+      positive("--repeat"),
+    )
     .option("--keep", "keep the topics and databases of every case")
     .option("--out <dir>", "where latest.json, latest.md and latest.svg go", benchOutDirDefault)
     .action(async (flags: BenchFlags, command: Command) => {

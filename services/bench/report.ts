@@ -13,6 +13,8 @@ export type TallyCase = PipelineResult & {
   produceMs: number;
 };
 export type ScalingPoint = TallyCase;
+/** The median of several runs, with each run's events/s. */
+export type Repeated<T> = T & { runsEventsPerSecond: number[] };
 export type Durability = {
   server: string;
   version: string;
@@ -30,11 +32,11 @@ export type BenchResults = {
   durability: Durability[];
   settings: Record<string, number | string | boolean>;
   cases: {
-    ceiling: CeilingResult;
-    naive: NaiveResult;
-    tally: TallyCase;
-    replay: TallyCase;
-    hotWallet: TallyCase;
+    ceiling: Repeated<CeilingResult>;
+    naive: Repeated<NaiveResult>;
+    tally: Repeated<TallyCase>;
+    replay: Repeated<TallyCase>;
+    hotWallet: Repeated<TallyCase>;
     latency: LatencyResult;
     userTransfers: UserTransferResult[];
     scaling: ScalingPoint[];
@@ -117,14 +119,20 @@ export function markdownTable(head: string[], rows: string[][]): string {
 const thousands = (n: number) => Math.round(n).toLocaleString("en-US");
 const seconds = (ms: number) => (ms / 1000).toFixed(2);
 
+/** "runs 21,000 / 23,000 / 25,000": every run's events/s when there were several. */
+export function runsNote(runs: readonly number[] | undefined): string {
+  return runs && runs.length > 1 ? `; runs ${runs.map(thousands).join(" / ")}` : "";
+}
+
 function caseRows(r: BenchResults): string[][] {
   const { ceiling, naive, tally, replay, hotWallet } = r.cases;
-  const pipeline = (name: string, c: TallyCase) => [
+  const pipeline = (name: string, c: Repeated<TallyCase>) => [
     name,
     thousands(c.events),
     seconds(c.endToEndMs),
     thousands(c.eventsPerSecond),
-    `apply-only ${thousands(c.applyEventsPerSecond)}/s; batch p50 ${c.batchLatencyMs.p50} ms, p99 ${c.batchLatencyMs.p99} ms`,
+    `apply-only ${thousands(c.applyEventsPerSecond)}/s; batch p50 ${c.batchLatencyMs.p50} ms, ` +
+      `p99 ${c.batchLatencyMs.p99} ms${runsNote(c.runsEventsPerSecond)}`,
   ];
   return [
     [
@@ -133,14 +141,14 @@ function caseRows(r: BenchResults): string[][] {
       seconds(ceiling.elapsedMs),
       thousands(ceiling.eventsPerSecond),
       `rows/s: encoding ${seconds(ceiling.encodeMs)} s + COPY ${seconds(ceiling.copyMs)} s ` +
-        `(COPY alone ${thousands(ceiling.copyOnlyEventsPerSecond)} rows/s)`,
+        `(COPY alone ${thousands(ceiling.copyOnlyEventsPerSecond)} rows/s)${runsNote(ceiling.runsEventsPerSecond)}`,
     ],
     [
       "naive: one transaction per event",
       thousands(naive.events),
       seconds(naive.elapsedMs),
       thousands(naive.eventsPerSecond),
-      `first ${thousands(naive.events)} events of the load`,
+      `first ${thousands(naive.events)} events of the load${runsNote(naive.runsEventsPerSecond)}`,
     ],
     pipeline("Tally end to end (appliers + projector)", tally),
     pipeline("replay: the same events again (duplicates)", replay),

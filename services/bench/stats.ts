@@ -61,3 +61,10 @@ export function isFlat(peaksBytes: readonly number[], tolerance = 1.5): boolean 
   if (positive.length < 2) return true;
   return Math.max(...positive) <= tolerance * positive[0]!;
 }
+
+/** The index of the median value (the lower one of an even count); -1 for none. */
+export function medianIndex(values: readonly number[]): number {
+  if (values.length === 0) return -1;
+  const order = values.map((value, index) => ({ value, index })).sort((a, b) => a.value - b.value);
+  return order[Math.floor((order.length - 1) / 2)]!.index;
+}

@@ -5,12 +5,14 @@ import {
   markdownTable,
   memoryFlatOf,
   ratioRows,
+  runsNote,
   type ScalingPoint,
 } from "../../services/bench/report.ts";
 import {
   distributionOf,
   eventsPerSecondOf,
   isFlat,
+  medianIndex,
   parseSizes,
   percentile,
   ratioOf,
@@ -40,6 +42,13 @@ describe("bench arithmetic", () => {
     expect(ratioOf(30_000, 90_000)).toBe(0.333);
     expect(ratioOf(1, 0)).toBeNull();
     expect(ratioOf(null, 5)).toBeNull();
+  });
+
+  it("given runs, when the median is picked, then it is the middle one (the lower of two) by value", () => {
+    expect(medianIndex([30, 10, 20])).toBe(2);
+    expect(medianIndex([40, 10])).toBe(1);
+    expect(medianIndex([5])).toBe(0);
+    expect(medianIndex([])).toBe(-1);
   });
 
   it("given size lists, when parsed, then exponent notation works and junk is refused", () => {
@@ -83,6 +92,11 @@ describe("bench report formatting", () => {
       ["Tally apply-only ÷ ceiling", "0.80×", "(for reference)", ""],
       ["Tally ÷ COPY alone (rows pre-encoded)", "0.30×", "(for reference)", ""],
     ]);
+  });
+
+  it("given several runs, when noted, then each run's rate is listed; one run gives no note", () => {
+    expect(runsNote([21_000, 23_500, 25_000])).toBe("; runs 21,000 / 23,500 / 25,000");
+    expect(runsNote([21_000])).toBe("");
   });
 
   it("given rows, when a Markdown table is made, then it has a header rule and pipes in cells are escaped", () => {
