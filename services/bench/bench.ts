@@ -353,6 +353,7 @@ export async function runBench(base: Config, options: BenchOptions): Promise<Ben
     totalMs: Math.round(performance.now() - startedMs),
     command: options.command,
     machine: { ...machine, node: process.version },
+    benchPeakRssBytes: process.resourceUsage().maxRSS * 1024,
     durability,
     settings: settingsOf(base, options),
     cases,

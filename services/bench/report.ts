@@ -29,6 +29,8 @@ export type BenchResults = {
   totalMs: number;
   command: string;
   machine: { cpus: number; cpuModel: string; memoryBytes: number; node: string };
+  /** the bench process itself: generator, producer, pollers */
+  benchPeakRssBytes: number;
   durability: Durability[];
   settings: Record<string, number | string | boolean>;
   cases: {
@@ -175,6 +177,11 @@ function scalingRows(points: readonly ScalingPoint[]): string[][] {
   ]);
 }
 
+const rssText = (peaks: Record<string, number>) =>
+  Object.entries(peaks)
+    .map(([role, bytes]) => `${role} ${mebibytes(bytes)} MiB`)
+    .join(", ");
+
 export function formatMarkdown(r: BenchResults): string {
   const { latency, userTransfers, tally } = r.cases;
   const durability = r.durability
@@ -196,6 +203,9 @@ export function formatMarkdown(r: BenchResults): string {
     markdownTable(["case", "events", "seconds", "events/s", "notes"], caseRows(r)),
     "",
     markdownTable(["ratio", "value", "target", ""], ratioRows(r.ratios)),
+    "",
+    `Peak RSS, Tally end to end: ${rssText(tally.peakRssBytes)}; latency case: ${rssText(latency.peakRssBytes)}; ` +
+      `the bench process (generator, producer): ${mebibytes(r.benchPeakRssBytes)} MiB.`,
     "",
     "Where Tally's time goes (end to end run, summed over processes):",
     "",
