@@ -29,7 +29,7 @@ export type ApplierOptions = {
   onProgress?: (progress: GroupProgress) => void;
   log?: Logger;
 };
-export type ApplierSummary = MemberTotals & { elapsedMs: number };
+export type ApplierSummary = MemberTotals & { elapsedMs: number; maxRssBytes: number };
 
 const progressIntervalMs = 1000;
 const tokensPerPartitionMax = 500_000;
@@ -91,7 +91,8 @@ export async function runApplier(config: Config, options: ApplierOptions = {}): 
     log.info({ drain_ms: Math.round(performance.now() - stopRequestedMs) }, "applier stopped");
   }
   if (member.fatal) throw member.fatal;
-  return { ...member.totals, elapsedMs: performance.now() - startedMs };
+  const maxRssBytes = process.resourceUsage().maxRSS * 1024;
+  return { ...member.totals, elapsedMs: performance.now() - startedMs, maxRssBytes };
 }
 
 function createConsumer(config: Config, kafka: Kafka): Consumer {

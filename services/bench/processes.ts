@@ -3,6 +3,7 @@
 // the appliers' "batch committed", time spent per round from the projector's "projector: round".
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import type { ApplierSummary } from "../applier/applier.ts";
 import { assert } from "../common/assert.ts";
 
 const binTally = new URL("../../bin/tally", import.meta.url).pathname;
@@ -10,16 +11,8 @@ const rssPollMs = 200;
 const stderrTailLines = 20;
 const batchPhases = ["decode_ms", "validate_ms", "write_ms", "commit_ms"] as const;
 
-export type ApplierJson = {
-  applied: number;
-  duplicates: number;
-  rejected: number;
-  batches: number;
-  phaseMs: Record<string, number>;
-  elapsedMs: number;
-  /** if the applier ever reports it itself */
-  maxRssBytes?: number;
-};
+/** What `tally apply --json` prints. */
+export type ApplierJson = ApplierSummary;
 
 export type ChildReport = {
   role: string;

@@ -2,6 +2,7 @@
 // projector until caught up with live progress, then a summary table and verify.
 import { spawn } from "node:child_process";
 import Table from "cli-table3";
+import type { ApplierSummary as ApplierJson } from "../applier/applier.ts";
 import { createProgressProbe } from "../applier/progress.ts";
 import type { Config } from "../common/config.ts";
 import { createPool } from "../common/pg.ts";
@@ -17,14 +18,6 @@ export type DemoOptions = {
   appliers: number;
   duplicateRate: number;
   doubleSpendRate: number;
-};
-type ApplierJson = {
-  applied: number;
-  duplicates: number;
-  rejected: number;
-  batches: number;
-  phaseMs: Record<string, number>;
-  elapsedMs: number;
 };
 type Outcomes = { applied: bigint; duplicates: bigint; rejected: bigint; reasons: Map<string, bigint> };
 

@@ -2,6 +2,7 @@
 // 0 done, 1 a check failed (verify), 2 bad configuration or usage, 3 an unexpected error.
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { registerApplyCommand } from "../applier/command.ts";
+import { registerBenchCommand } from "../bench/command.ts";
 import { ConfigError, configAsExports, loadConfig } from "../common/config.ts";
 import { registerProduceCommand } from "../producer/produce-command.ts";
 import { registerBalanceCommand, registerProjectCommand } from "../projector/index.ts";
@@ -51,6 +52,7 @@ registerApplyCommand(program);
 registerProjectCommand(program);
 registerBalanceCommand(program);
 registerVerifyCommand(program);
+registerBenchCommand(program);
 
 program
   .command("demo")
