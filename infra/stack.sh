@@ -519,6 +519,13 @@ controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=$KAFKA_DATA
+EOF
+  single_node_kafka_properties >>"$KAFKA_PROPS"
+}
+
+# What every one-node broker of the stack sets, the plain one and the secured one alike.
+single_node_kafka_properties() {
+  cat <<'EOF'
 # Topics are created by 'tally topics' with explicit partition counts, never by accident.
 auto.create.topics.enable=false
 # One node: internal topics cannot have more than one replica.

@@ -150,14 +150,8 @@ ssl.enabled.protocols=TLSv1.3,TLSv1.2
 ssl.endpoint.identification.algorithm=https
 ssl.client.auth=none
 log.dirs=$SECURE_KAFKA_DATA
-auto.create.topics.enable=false
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
 EOF
+    single_node_kafka_properties >>"$SECURE_KAFKA_PROPS"
   )
 }
 

@@ -1,13 +1,13 @@
 // Graceful drain: SIGTERM mid-stream ends the applier with code 0 within TALLY_SHUTDOWN_MS_MAX, the
 // stored offsets are exact at that moment, the member has left the group, and a member started
 // right after takes every partition at once rather than after the session timeout.
-import { createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { createKafka } from "../../services/common/kafka.ts";
 import { createPool } from "../../services/common/pg.ts";
 import { sleep } from "../../services/common/retry.ts";
 import { runProjector } from "../../services/projector/index.ts";
 import { expectExactState, produceLoad, startApplier, waitForApplied } from "../support/pipeline.ts";
+import { freePort } from "../support/ports.ts";
 import { dropTestStack, type TestStack, testStack } from "../support/stack.ts";
 
 const events = 60_000;
@@ -69,14 +69,6 @@ async function groupState(s: TestStack): Promise<{ state: string; members: numbe
   } finally {
     await admin.disconnect();
   }
-}
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const port = (probe.address() as { port: number }).port;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 /** Milliseconds from `startedMs` until the applier on `port` is ready holding `partitions`. */

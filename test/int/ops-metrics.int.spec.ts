@@ -2,11 +2,11 @@
 // after a known load, the counters equal the generator's outcome, the phase histograms count every
 // batch, the lag gauges reach 0, both are ready, and the JSON logs carry the same figures.
 import { type ChildProcess, spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { rejectionReasons } from "../../services/applier/decide.ts";
 import { sleep } from "../../services/common/retry.ts";
 import { expectExactState, produceLoad } from "../support/pipeline.ts";
+import { freePort } from "../support/ports.ts";
 import { dropTestStack, repoRoot, type TestStack, testStack } from "../support/stack.ts";
 
 const events = 20_000;
@@ -27,14 +27,6 @@ type Tally = {
   logLines: () => Record<string, unknown>[];
   exited: Promise<number | null>;
 };
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const port = (probe.address() as { port: number }).port;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 /** `bin/tally <command>` serving metrics on a free port, its JSON log lines kept whole. */
 async function startTally(s: TestStack, command: "apply" | "project"): Promise<Tally> {

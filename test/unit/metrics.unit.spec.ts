@@ -1,6 +1,5 @@
 // The metrics server's contract (paths, status codes, port 0 = off) and what a projector round
 // records, without any of the stack.
-import { createServer } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../services/common/config.ts";
 import {
@@ -14,14 +13,7 @@ import { TransientError } from "../../services/common/retry.ts";
 import { observeRound } from "../../services/projector/metrics.ts";
 import type { RoundProgress } from "../../services/projector/projector.ts";
 import type { ShardRound } from "../../services/projector/round.ts";
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const port = (probe.address() as { port: number }).port;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
+import { freePort } from "../support/ports.ts";
 
 async function metricValue(name: string, labels: Record<string, string>): Promise<number | undefined> {
   // A histogram's _count and _sum are values of the histogram's metric, named by metricName.
