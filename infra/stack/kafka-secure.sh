@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# The opt-in secured Kafka of the local stack, sourced by infra/stack.sh (it uses that script's
-# helpers: launch, wait_ready, our_pid, ensure_port_free, find_java, fetch_kafka_libs, ...).
+# The opt-in secured Kafka of the local stack, sourced by infra/stack.sh (it uses the helpers of
+# lib.sh and kafka.sh: launch, wait_ready, our_pid, ensure_port_free, find_java, fetch_kafka_libs, ...).
 #
 # A SECOND single-node KRaft broker, beside the plain one on 19092 (which stays as it is):
 #   - clients: SASL_SSL on 127.0.0.1:19094, SCRAM-SHA-512, user "tally";

@@ -1,0 +1,220 @@
+# shellcheck shell=bash
+# PostgreSQL for the local stack, sourced by infra/stack.sh: the system server on 5432 when one
+# answers (used, never managed, except by the explicit per-component commands), else a cluster
+# of our own on 15432 under .local/pg; which one is in use is recorded in .local/run/postgres.mode.
+
+pg_answers_on() { pg_isready -h "$HOST" -p "$1" -q -t 2 2>/dev/null; }
+
+pg_mode() { [ -s "$PG_MODE_FILE" ] && cat "$PG_MODE_FILE" || echo none; }
+
+pg_port() { if [ "$(pg_mode)" = local ]; then echo "$LOCAL_PG_PORT"; else echo "$SYSTEM_PG_PORT"; fi; }
+
+# Remembers which server is in use; switching means the registry's schemas (in the other
+# server) are no longer seen, which is worth a note.
+set_pg_mode() {
+  local previous
+  previous=$(pg_mode)
+  if [ "$previous" != none ] && [ "$previous" != "$1" ]; then
+    echo "stack: note: PostgreSQL switches from $previous to $1; the registry's schemas stored in the $previous server are not visible from the $1 one" >&2
+  fi
+  echo "$1" >"$PG_MODE_FILE"
+}
+
+# The newest installed server binaries; installs Debian's package when missing and we may.
+pg_bin_dir() {
+  local dir
+  # shellcheck disable=SC2012 # version-named folders; sort -V needs the list
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+  if [ -z "$dir" ] || [ ! -x "$dir/initdb" ]; then
+    [ "$(id -u)" = 0 ] || die "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin and no server answers on $HOST:$SYSTEM_PG_PORT; install them (sudo apt-get install postgresql) or start a server on $SYSTEM_PG_PORT"
+    echo "stack: installing PostgreSQL with apt-get (binaries missing)" >&2
+    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; } >>"$LOGS/downloads.log" 2>&1 ||
+      { show_log_tail "$LOGS/downloads.log"; die "apt-get install postgresql failed"; }
+    # shellcheck disable=SC2012
+    dir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  fi
+  echo "$dir"
+}
+
+# initdb and the server refuse to run as root: as root, run them as the postgres user.
+as_pg_owner() {
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || die "running as root, but there is no 'postgres' user to own the local cluster"
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# Version of the system cluster (Debian's layout /etc/postgresql/<version>/main).
+system_pg_version() {
+  local conf
+  # shellcheck disable=SC2012 # version-named folders; sort -V needs the list
+  conf=$(ls -d /etc/postgresql/*/main 2>/dev/null | sort -V | tail -1 || true)
+  [ -n "$conf" ] || die "no system cluster under /etc/postgresql/*/main to manage"
+  basename "$(dirname "$conf")"
+}
+
+# Stop/start/restart of the system server, for tests that need a database restart mid-stream.
+system_pg_ctl() {
+  local action=$1 version
+  version=$(system_pg_version)
+  command -v pg_ctlcluster >/dev/null || die "pg_ctlcluster not found (Debian's postgresql-common)"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main "$action" >>"$(log_of postgres)" 2>&1 ||
+    fail_component postgres "pg_ctlcluster $version main $action failed"
+}
+
+wait_system_pg() {
+  local deadline=$((SECONDS + PG_READY_TIMEOUT_S))
+  until pg_answers_on "$SYSTEM_PG_PORT"; do
+    [ "$SECONDS" -lt "$deadline" ] ||
+      fail_component postgres "timeout: system PostgreSQL not answering on $HOST:$SYSTEM_PG_PORT within ${PG_READY_TIMEOUT_S}s"
+    sleep 0.3
+  done
+}
+
+# Makes the cluster once. fsync and synchronous_commit stay on: benchmarks quote durable numbers.
+init_local_pg() {
+  local bin=$1
+  [ -f "$PG_DATA/PG_VERSION" ] && return 0
+  echo "stack: creating a PostgreSQL cluster in $PG_DATA (once)" >&2
+  mkdir -p "$PG_HOME"
+  rm -rf "$PG_DATA"
+  mkdir -p "$PG_DATA" "$PG_SOCKET_DIR"
+  [ "$(id -u)" != 0 ] || chown postgres: "$PG_DATA" "$PG_SOCKET_DIR"
+  chmod 700 "$PG_DATA"
+  as_pg_owner "$bin/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 --no-locale \
+    >>"$(log_of postgres)" 2>&1 || fail_component postgres "initdb failed"
+  # Our settings live in a file of their own, rewritten on every start (see write_pg_conf).
+  echo "include_if_exists = 'tally.conf'" >>"$PG_DATA/postgresql.conf"
+}
+
+write_pg_conf() {
+  as_pg_owner tee "$PG_DATA/tally.conf" >/dev/null <<EOF
+# Written by infra/stack.sh on every start; edits are lost.
+listen_addresses = '$HOST'
+port = $LOCAL_PG_PORT
+unix_socket_directories = '$PG_SOCKET_DIR'
+max_connections = 200
+fsync = on
+synchronous_commit = on
+EOF
+}
+
+start_local_pg() {
+  local bin pid log
+  bin=$(pg_bin_dir)
+  log=$(log_of postgres)
+  ensure_port_free postgres "$LOCAL_PG_PORT"
+  if pid=$(our_pid postgres); then return 0; fi # adopted by ensure_port_free
+  init_local_pg "$bin"
+  write_pg_conf
+  rotate_log "$log"
+  touch "$log"
+  [ "$(id -u)" != 0 ] || chown postgres: "$log" "$PG_SOCKET_DIR"
+  # pg_ctl -w waits for the server to accept connections; the postmaster detaches by itself.
+  as_pg_owner "$bin/pg_ctl" -D "$PG_DATA" -l "$log" -w -t "$PG_READY_TIMEOUT_S" start >/dev/null ||
+    fail_component postgres "pg_ctl start failed: exited early or not ready within ${PG_READY_TIMEOUT_S}s"
+  head -1 "$PG_DATA/postmaster.pid" >"$(pid_file_of postgres)"
+}
+
+stop_local_pg() {
+  local pid
+  if pid=$(our_pid postgres); then
+    # SIGINT is PostgreSQL's fast shutdown (SIGTERM waits for every client to leave).
+    stop_pid postgres "$pid" INT
+  fi
+  rm -f "$(pid_file_of postgres)"
+}
+
+# For `up` and `start postgres`: keeps a running cluster of ours, else uses the system server
+# if one answers (or was stopped by us), else starts our own.
+ensure_postgres() {
+  local pid
+  if pid=$(our_pid postgres); then
+    set_pg_mode local
+    wait_ready postgres "$pid" "$PG_READY_TIMEOUT_S" local_pg_answers
+    say postgres "already running  $HOST:$LOCAL_PG_PORT (pid $pid)"
+    return 0
+  fi
+  if [ "$TALLY_STACK_PG" != local ]; then
+    if pg_answers_on "$SYSTEM_PG_PORT"; then
+      set_pg_mode system
+      rm -f "$PG_SYSTEM_STOPPED_MARK"
+      say postgres "using system PostgreSQL on $HOST:$SYSTEM_PG_PORT"
+      return 0
+    fi
+    if [ -e "$PG_SYSTEM_STOPPED_MARK" ]; then
+      # `stop postgres` stopped it (a test); bring it back rather than switch servers.
+      system_pg_ctl start
+      wait_system_pg
+      rm -f "$PG_SYSTEM_STOPPED_MARK"
+      set_pg_mode system
+      say postgres "started system PostgreSQL on $HOST:$SYSTEM_PG_PORT (stopped earlier by stack.sh)"
+      return 0
+    fi
+    [ "$TALLY_STACK_PG" != system ] || die "TALLY_STACK_PG=system but nothing answers on $HOST:$SYSTEM_PG_PORT"
+  fi
+  start_local_pg
+  set_pg_mode local
+  say postgres "started  $HOST:$LOCAL_PG_PORT (pid $(our_pid postgres), data in .local/pg)"
+}
+
+local_pg_answers() { pg_answers_on "$LOCAL_PG_PORT"; }
+
+# The per-component commands act on the server recorded by `up` (a restart must not switch
+# servers: the registry's data and the tests' connections point at that one).
+start_postgres() {
+  case $(pg_mode) in
+    local)
+      if our_pid postgres >/dev/null; then
+        say postgres "already running  $HOST:$LOCAL_PG_PORT (pid $(our_pid postgres))"
+      else
+        start_local_pg
+        say postgres "started  $HOST:$LOCAL_PG_PORT (pid $(our_pid postgres))"
+      fi
+      ;;
+    system)
+      if pg_answers_on "$SYSTEM_PG_PORT"; then
+        say postgres "system PostgreSQL already answers on $HOST:$SYSTEM_PG_PORT"
+      else
+        system_pg_ctl start
+        wait_system_pg
+        say postgres "started system PostgreSQL on $HOST:$SYSTEM_PG_PORT"
+      fi
+      rm -f "$PG_SYSTEM_STOPPED_MARK"
+      ;;
+    *) ensure_postgres ;;
+  esac
+}
+
+stop_postgres() {
+  case $(pg_mode) in
+    system)
+      system_pg_ctl stop
+      touch "$PG_SYSTEM_STOPPED_MARK" # so that `up` starts it again instead of making a cluster
+      say postgres "stopped system PostgreSQL on $HOST:$SYSTEM_PG_PORT"
+      ;;
+    *)
+      stop_local_pg
+      say postgres "stopped"
+      ;;
+  esac
+}
+
+restart_postgres() {
+  local started=$SECONDS
+  case $(pg_mode) in
+    system)
+      system_pg_ctl restart # pg_ctlcluster's default mode is fast: clients are disconnected
+      wait_system_pg
+      rm -f "$PG_SYSTEM_STOPPED_MARK"
+      say postgres "restarted system PostgreSQL on $HOST:$SYSTEM_PG_PORT in $((SECONDS - started))s"
+      ;;
+    *)
+      stop_local_pg
+      start_local_pg
+      say postgres "restarted  $HOST:$LOCAL_PG_PORT (pid $(our_pid postgres)) in $((SECONDS - started))s"
+      ;;
+  esac
+}
