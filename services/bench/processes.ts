@@ -80,16 +80,11 @@ export function absorbLogLine(report: ChildReport, line: string): void {
   if (report.stderrTail.length > stderrTailLines) report.stderrTail.shift();
 }
 
-/** Starts `bin/tally <args>` with the stack's settings and info-level JSON logs on stderr. */
-export function startTally(role: string, args: string[], env: Record<string, string>): Child {
-  const child = spawn(binTally, args, {
-    env: { ...process.env, ...env, TALLY_LOG_LEVEL: "info", TALLY_METRICS_PORT: "0" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  assert(child.pid !== undefined, `${role} started`);
-  const report: ChildReport = {
+/** A report with nothing observed yet. */
+export function emptyReport(role: string, pid: number): ChildReport {
+  return {
     role,
-    pid: child.pid,
+    pid,
     code: null,
     peakRssBytes: 0,
     stdout: "",
@@ -99,6 +94,16 @@ export function startTally(role: string, args: string[], env: Record<string, str
     projectMs: 0,
     stderrTail: [],
   };
+}
+
+/** Starts `bin/tally <args>` with the stack's settings and info-level JSON logs on stderr. */
+export function startTally(role: string, args: string[], env: Record<string, string>): Child {
+  const child = spawn(binTally, args, {
+    env: { ...process.env, ...env, TALLY_LOG_LEVEL: "info", TALLY_METRICS_PORT: "0" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  assert(child.pid !== undefined, `${role} started`);
+  const report = emptyReport(role, child.pid);
   const handle: Child = { role, pid: child.pid, firstStdoutMs: null, done: null!, stop: () => {} };
   const poll = setInterval(() => {
     report.peakRssBytes = Math.max(report.peakRssBytes, peakRssOf(report.pid));

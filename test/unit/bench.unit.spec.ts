@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { absorbLogLine, type ChildReport } from "../../services/bench/processes.ts";
+import { absorbLogLine, type ChildReport, emptyReport } from "../../services/bench/processes.ts";
 import {
   formatRatio,
   markdownTable,
@@ -105,18 +105,7 @@ describe("bench report formatting", () => {
 });
 
 describe("child log lines", () => {
-  const empty = (): ChildReport => ({
-    role: "applier-1",
-    pid: 1,
-    code: null,
-    peakRssBytes: 0,
-    stdout: "",
-    batchMs: [],
-    batchEvents: [],
-    batchSpan: null,
-    projectMs: 0,
-    stderrTail: [],
-  });
+  const empty = (): ChildReport => emptyReport("applier-1", 1);
 
   it("given batch and projector lines, when absorbed, then batch times, the span and project time add up", () => {
     const report = empty();
