@@ -21,7 +21,7 @@ export function benchLoad(events: number, seed: number, nowMs: number, hotWallet
   };
 }
 
-/** What a correct pipeline reports for a load: applied, duplicates, rejected. */
+/** Records by outcome: what a correct pipeline reports for a load, and what one counted. */
 export type Expected = { applied: number; duplicates: number; rejected: number };
 
 export type UserTransfer = {

@@ -4,6 +4,7 @@
 import type { Config } from "../common/config.ts";
 import { createPool, type Pool } from "../common/pg.ts";
 import { sleep } from "../common/retry.ts";
+import type { Expected as Outcome } from "./loads.ts";
 import {
   type ApplierJson,
   applierJsonOf,
@@ -15,7 +16,6 @@ import {
 import type { BenchStack } from "./stack.ts";
 import { type Distribution, distributionOf, eventsPerSecondOf } from "./stats.ts";
 
-export type Outcome = { applied: number; duplicates: number; rejected: number };
 export type PhaseSplitMs = {
   decode: number;
   validate: number;
