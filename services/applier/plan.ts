@@ -53,8 +53,6 @@ export type BatchPlan = {
   nextOffset: bigint;
 };
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 export const balanceKey = (wallet: string, asset: string) => `${wallet}\u0000${asset}`;
 
 /**
@@ -176,8 +174,4 @@ function addRejection(
     key: record.key,
     value: record.value,
   });
-}
-
-export function isUuid(text: string): boolean {
-  return uuidPattern.test(text);
 }

@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import pg from "pg";
 import { assert } from "./assert.ts";
-import { type Config, databaseNameOf, maskUrlPassword } from "./config.ts";
+import { type Config, databaseNameOf } from "./config.ts";
 
 export type Pool = pg.Pool;
 export type Client = pg.PoolClient;
@@ -40,8 +40,6 @@ export function createPool(config: Config, url: string, applicationName: string,
   pool.on("connect", (client) => client.on("error", () => {}));
   return pool;
 }
-
-export const shortUrl = (url: string) => maskUrlPassword(url);
 
 /** The same server, its maintenance database: where CREATE DATABASE runs. */
 function maintenanceUrl(url: string): string {
