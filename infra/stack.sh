@@ -6,6 +6,9 @@
 #   bash infra/stack.sh start|stop|restart postgres|kafka|registry
 #   bash infra/stack.sh up-secure | start|stop|restart kafka-secure
 #     (opt-in: a second broker over SASL_SSL + SCRAM on 19094; see infra/stack/kafka-secure.sh)
+#   bash infra/stack.sh up-cluster | down-cluster | status-cluster | cluster-start|cluster-stop <part>
+#     (opt-in: a 3-node Kafka, a PostgreSQL server per shard and a registry of its own; see
+#     infra/stack/cluster.sh)
 #
 # This file parses the arguments, takes the lock and dispatches; the parts live beside it in
 # infra/stack/: lib.sh (helpers), postgres.sh, kafka.sh, registry.sh and kafka-secure.sh.
@@ -82,6 +85,9 @@ source "$STACK_DIR/registry.sh"
 # The opt-in secured broker: its settings and functions (uses the helpers above).
 # shellcheck source=infra/stack/kafka-secure.sh
 source "$STACK_DIR/kafka-secure.sh"
+# The opt-in multi-server cluster (its own ports, state and lock; never touches the plain stack).
+# shellcheck source=infra/stack/cluster.sh
+source "$STACK_DIR/cluster.sh"
 
 # --- the lock -------------------------------------------------------------------------------
 
@@ -89,15 +95,18 @@ source "$STACK_DIR/kafka-secure.sh"
 # the script runs itself again under flock(1). With -o the lock's descriptor stays in flock and
 # is closed for the script, so the servers started below do not inherit it; an inherited lock
 # would outlive the run (seen with pg_ctlcluster: the system postmaster kept it).
+# The cluster's commands take a lock of their own: they share no process, port or file with the
+# plain stack, so a fault test's restart never waits behind someone's `make up`.
 run_locked() {
-  local rc=0
+  local rc=0 lock="$RUN/stack.lock"
+  case ${1:-} in *cluster*) lock="$RUN/cluster.lock" ;; esac
   mkdir -p "$LOGS" "$RUN" "$DOWNLOADS"
-  TALLY_STACK_LOCKED=1 flock -n -o -E 75 "$RUN/stack.lock" bash "${BASH_SOURCE[0]}" "$@" || rc=$?
+  TALLY_STACK_LOCKED=1 flock -n -o -E 75 "$lock" bash "${BASH_SOURCE[0]}" "$@" || rc=$?
   if [ "$rc" = 75 ]; then
     echo "stack: another infra/stack.sh is running; waiting for it (up to 300 s)" >&2
     rc=0
-    TALLY_STACK_LOCKED=1 flock -w 300 -o -E 75 "$RUN/stack.lock" bash "${BASH_SOURCE[0]}" "$@" || rc=$?
-    [ "$rc" != 75 ] || die "gave up waiting for the lock $RUN/stack.lock"
+    TALLY_STACK_LOCKED=1 flock -w 300 -o -E 75 "$lock" bash "${BASH_SOURCE[0]}" "$@" || rc=$?
+    [ "$rc" != 75 ] || die "gave up waiting for the lock $lock"
   fi
   exit "$rc"
 }
@@ -186,18 +195,27 @@ cmd_down() {
 usage() {
   echo "usage: bash infra/stack.sh up | up-secure | down | status" >&2
   echo "       bash infra/stack.sh start | stop | restart  postgres | kafka | registry | kafka-secure" >&2
+  echo "       bash infra/stack.sh up-cluster | down-cluster | status-cluster" >&2
+  echo "       bash infra/stack.sh cluster-start | cluster-stop  kafka-1..3 | pg-shard-0..2 | pg-views | registry  [kill | immediate]" >&2
   exit 2
 }
 
 main() {
   local cmd=${1:-} component=${2:-}
   case $cmd in
-    up | up-secure | down | start | stop | restart)
+    up | up-secure | down | start | stop | restart | up-cluster | down-cluster | cluster-start | cluster-stop)
       [ -n "${TALLY_STACK_LOCKED:-}" ] || run_locked "$@"
       ;;
   esac
   case $cmd in
     status) cmd_status ;;
+    up-cluster) cmd_up_cluster ;;
+    down-cluster) cmd_down_cluster ;;
+    status-cluster) cmd_status_cluster ;;
+    cluster-start | cluster-stop)
+      [ -n "$component" ] || usage
+      cmd_cluster_part "${cmd#cluster-}" "$component" "${3:-}"
+      ;;
     up) cmd_up ;;
     up-secure) cmd_up_secure ;;
     down) cmd_down ;;

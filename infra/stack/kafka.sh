@@ -6,13 +6,15 @@
 # A real Kafka round trip, no client needed: an ApiVersions v0 request (api key 18, correlation
 # id 1, client id "tally") and the answer's correlation id. An open port alone is not enough:
 # the broker binds before it serves.
-kafka_answers() {
+kafka_answers() { kafka_answers_on "$KAFKA_PORT"; }
+
+kafka_answers_on() {
   # shellcheck disable=SC2016 # $0 and $1 expand in the inner bash
   timeout 5 bash -c '
     exec 3<>"/dev/tcp/$0/$1" || exit 1
     printf "\x00\x00\x00\x0f\x00\x12\x00\x00\x00\x00\x00\x01\x00\x05tally" >&3
     head -c 8 <&3 | od -An -tx1 | tr -d " \n"
-  ' "$HOST" "$KAFKA_PORT" 2>/dev/null | grep -Eq '^[0-9a-f]{8}00000001$'
+  ' "$HOST" "$1" 2>/dev/null | grep -Eq '^[0-9a-f]{8}00000001$'
 }
 
 fetch_kafka_libs() {

@@ -42,6 +42,7 @@ marker_of() {
     kafka) echo "$KAFKA_PROPS" ;;
     registry) echo "$APICURIO_HOME" ;;
     kafka-secure) echo "$SECURE_KAFKA_PROPS" ;;
+    cluster-*) cluster_marker_of "$1" ;; # infra/stack/cluster.sh
   esac
 }
 

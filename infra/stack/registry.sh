@@ -42,12 +42,36 @@ ensure_registry_db() {
 # also calls "SQL storage"), so schema ids would be lost on every restart: the log of this start
 # must name PostgreSQL as the SQL storage (3.3.3 logs "Using postgresql SQL storage.").
 check_registry_storage() {
-  local since=$1 log line
-  log=$(log_of registry)
+  local since=$1 component=${2:-registry} log line
+  log=$(log_of "$component")
   line=$(tail -c +"$since" "$log" | grep -Eo 'Using [a-z0-9]+ SQL storage' | head -1 || true)
   if [ "$line" != "Using postgresql SQL storage" ]; then
-    fail_component registry "its log does not show PostgreSQL storage (found: '${line:-no storage line}'); in-memory storage would lose schema ids on restart"
+    fail_component "$component" "its log does not show PostgreSQL storage (found: '${line:-no storage line}'); in-memory storage would lose schema ids on restart"
   fi
+}
+
+# Starts an Apicurio with SQL storage in the PostgreSQL on pg_port (the plain stack's registry and
+# the cluster's); the system property names the component in the process list.
+launch_apicurio() {
+  local component=$1 http_port=$2 management_port=$3 pg_port=$4 java=$5
+  # Pool kept small: the default 20/100 connections would eat PostgreSQL's limit.
+  # The readiness checks count slow requests and turn DOWN for 60 s counting windows and a
+  # 300 s status window after errors (defaults): a database restart in a test would leave
+  # /health/ready DOWN for minutes while the API works. 10 s windows keep it honest and quick.
+  launch "$component" env \
+    QUARKUS_HTTP_HOST="$HOST" QUARKUS_HTTP_PORT="$http_port" \
+    QUARKUS_MANAGEMENT_HOST="$HOST" QUARKUS_MANAGEMENT_PORT="$management_port" \
+    QUARKUS_HTTP_ACCESS_LOG_ENABLED=false \
+    APICURIO_STORAGE_KIND=sql APICURIO_STORAGE_SQL_KIND=postgresql \
+    APICURIO_DATASOURCE_URL="jdbc:postgresql://$HOST:$pg_port/$REGISTRY_DB" \
+    APICURIO_DATASOURCE_USERNAME=postgres APICURIO_DATASOURCE_PASSWORD= \
+    APICURIO_DATASOURCE_JDBC_INITIAL_SIZE=2 APICURIO_DATASOURCE_JDBC_MIN_SIZE=2 \
+    APICURIO_DATASOURCE_JDBC_MAX_SIZE=8 \
+    APICURIO_METRICS_PERSISTENCE_TIMEOUT_READINESS_CHECK_COUNTER_RESET_WINDOW_DURATION_SECONDS=10 \
+    APICURIO_METRICS_PERSISTENCE_TIMEOUT_READINESS_CHECK_STATUS_RESET_WINDOW_DURATION_SECONDS=10 \
+    APICURIO_METRICS_RESPONSE_TIMEOUT_READINESS_CHECK_COUNTER_RESET_WINDOW_DURATION_SECONDS=10 \
+    APICURIO_METRICS_RESPONSE_TIMEOUT_READINESS_CHECK_STATUS_RESET_WINDOW_DURATION_SECONDS=10 \
+    "$java" -Dtally.component="$component" -Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -jar "$(registry_jar)"
 }
 
 start_registry() {
@@ -72,24 +96,7 @@ start_registry() {
   touch "$(log_of registry)"
   rotate_log "$(log_of registry)"
   since=$(($(stat -c %s "$(log_of registry)") + 1))
-  # Pool kept small: the default 20/100 connections would eat PostgreSQL's limit.
-  # The readiness checks count slow requests and turn DOWN for 60 s counting windows and a
-  # 300 s status window after errors (defaults): a database restart in a test would leave
-  # /health/ready DOWN for minutes while the API works. 10 s windows keep it honest and quick.
-  launch registry env \
-    QUARKUS_HTTP_HOST="$HOST" QUARKUS_HTTP_PORT="$REGISTRY_PORT" \
-    QUARKUS_MANAGEMENT_HOST="$HOST" QUARKUS_MANAGEMENT_PORT="$REGISTRY_MANAGEMENT_PORT" \
-    QUARKUS_HTTP_ACCESS_LOG_ENABLED=false \
-    APICURIO_STORAGE_KIND=sql APICURIO_STORAGE_SQL_KIND=postgresql \
-    APICURIO_DATASOURCE_URL="jdbc:postgresql://$HOST:$port/$REGISTRY_DB" \
-    APICURIO_DATASOURCE_USERNAME=postgres APICURIO_DATASOURCE_PASSWORD= \
-    APICURIO_DATASOURCE_JDBC_INITIAL_SIZE=2 APICURIO_DATASOURCE_JDBC_MIN_SIZE=2 \
-    APICURIO_DATASOURCE_JDBC_MAX_SIZE=8 \
-    APICURIO_METRICS_PERSISTENCE_TIMEOUT_READINESS_CHECK_COUNTER_RESET_WINDOW_DURATION_SECONDS=10 \
-    APICURIO_METRICS_PERSISTENCE_TIMEOUT_READINESS_CHECK_STATUS_RESET_WINDOW_DURATION_SECONDS=10 \
-    APICURIO_METRICS_RESPONSE_TIMEOUT_READINESS_CHECK_COUNTER_RESET_WINDOW_DURATION_SECONDS=10 \
-    APICURIO_METRICS_RESPONSE_TIMEOUT_READINESS_CHECK_STATUS_RESET_WINDOW_DURATION_SECONDS=10 \
-    "$java" -Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -jar "$(registry_jar)"
+  launch_apicurio registry "$REGISTRY_PORT" "$REGISTRY_MANAGEMENT_PORT" "$port" "$java"
   wait_ready registry "$LAUNCHED_PID" "$REGISTRY_READY_TIMEOUT_S" registry_answers
   check_registry_storage "$since"
   say registry "started  $CCOMPAT_URL (pid $LAUNCHED_PID, Java $(java_major "$java"), storage PostgreSQL :$port, ready in $((SECONDS - started))s)"

@@ -1,0 +1,97 @@
+# shellcheck shell=bash
+# The cluster's PostgreSQL servers, sourced by infra/stack.sh (see cluster.sh): one server per shard
+# plus one for the views and the cluster's registry, each a cluster of its own made with the
+# installed binaries under .local/cluster/pg-<name>, on its own port. Durability stays on.
+
+# pg-shard-0 .. pg-shard-(N-1), then pg-views.
+cluster_pg_names() {
+  local k
+  for ((k = 0; k < CLUSTER_SHARDS_COUNT; k++)); do echo "pg-shard-$k"; done
+  echo pg-views
+}
+
+cluster_pg_port() {
+  case $1 in
+    pg-views) echo "$CLUSTER_PG_VIEWS_PORT" ;;
+    pg-shard-*) echo $((CLUSTER_PG_BASE_PORT + ${1#pg-shard-})) ;;
+    *) die "no such cluster PostgreSQL server: $1" ;;
+  esac
+}
+
+cluster_pg_data() { echo "$CLUSTER_HOME/$1/data"; }
+cluster_pg_socket_dir() { echo "$CLUSTER_HOME/$1/sock"; }
+
+# Made once; our settings in tally.conf, rewritten on every start (as for the plain stack's cluster).
+init_cluster_pg() {
+  local name=$1 bin=$2 data sock
+  data=$(cluster_pg_data "$name")
+  sock=$(cluster_pg_socket_dir "$name")
+  [ -f "$data/PG_VERSION" ] && return 0
+  echo "stack: creating the PostgreSQL server $name in $data (once)" >&2
+  rm -rf "$data"
+  mkdir -p "$data" "$sock"
+  [ "$(id -u)" != 0 ] || chown postgres: "$data" "$sock"
+  chmod 700 "$data"
+  as_pg_owner "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --no-locale \
+    >>"$(log_of "cluster-$name")" 2>&1 || fail_component "cluster-$name" "initdb failed"
+  echo "include_if_exists = 'tally.conf'" >>"$data/postgresql.conf"
+}
+
+# Small memory settings: five servers share 2 cores. fsync and synchronous_commit stay on.
+write_cluster_pg_conf() {
+  local name=$1 data
+  data=$(cluster_pg_data "$name")
+  as_pg_owner tee "$data/tally.conf" >/dev/null <<EOF
+# Written by infra/stack.sh (cluster-pg.sh) on every start; edits are lost.
+listen_addresses = '$HOST'
+port = $(cluster_pg_port "$name")
+unix_socket_directories = '$(cluster_pg_socket_dir "$name")'
+max_connections = 100
+shared_buffers = 64MB
+fsync = on
+synchronous_commit = on
+EOF
+}
+
+cluster_pg_answers() { pg_answers_on "$(cluster_pg_port "$1")"; }
+
+start_cluster_pg() {
+  local name=$1 component="cluster-$1" bin log data port
+  port=$(cluster_pg_port "$name")
+  if our_pid "$component" >/dev/null; then
+    say "$component" "already running  $HOST:$port (pid $(our_pid "$component"))"
+    return 0
+  fi
+  ensure_port_free "$component" "$port"
+  if our_pid "$component" >/dev/null; then return 0; fi # adopted
+  bin=$(pg_bin_dir)
+  log=$(log_of "$component")
+  data=$(cluster_pg_data "$name")
+  mkdir -p "$CLUSTER_HOME"
+  touch "$log"
+  rotate_log "$log"
+  init_cluster_pg "$name" "$bin"
+  write_cluster_pg_conf "$name"
+  [ "$(id -u)" != 0 ] || chown postgres: "$log" "$(cluster_pg_socket_dir "$name")"
+  # pg_ctl -w waits for the server to accept connections; a crashed (immediate) stop recovers here.
+  as_pg_owner "$bin/pg_ctl" -D "$data" -l "$log" -w -t "$PG_READY_TIMEOUT_S" start >/dev/null ||
+    fail_component "$component" "pg_ctl start failed: exited early or not ready within ${PG_READY_TIMEOUT_S}s"
+  head -1 "$data/postmaster.pid" >"$(pid_file_of "$component")"
+  say "$component" "started  $HOST:$port (pid $(our_pid "$component"))"
+}
+
+# mode: fast (clients disconnected, clean shutdown) or immediate (no checkpoint: a crash, WAL
+# recovery on the next start), the fault the fault tests inject.
+stop_cluster_pg() {
+  local name=$1 mode=${2:-fast} component="cluster-$1" bin
+  if ! our_pid "$component" >/dev/null; then
+    say "$component" "not running"
+    rm -f "$(pid_file_of "$component")"
+    return 0
+  fi
+  bin=$(pg_bin_dir)
+  as_pg_owner "$bin/pg_ctl" -D "$(cluster_pg_data "$name")" -m "$mode" -w -t "$STOP_TIMEOUT_S" stop \
+    >>"$(log_of "$component")" 2>&1 || fail_component "$component" "pg_ctl stop -m $mode failed"
+  rm -f "$(pid_file_of "$component")"
+  say "$component" "stopped ($mode)"
+}
