@@ -1,7 +1,7 @@
 // The chart of a run (docs/bench/latest.svg): events/s per case, and the scaling series' events/s
 // and peak RSS per process against size. Vega-Lite compiled to Vega, rendered to SVG headless.
-import { parse, View } from "vega";
-import { compile, type TopLevelSpec } from "vega-lite";
+// vega is loaded when a chart is drawn, not by every `tally` process that imports the bench module.
+import type { TopLevelSpec } from "vega-lite";
 import type { BenchResults } from "./report.ts";
 import { mebibytes } from "./stats.ts";
 
@@ -88,6 +88,7 @@ export function chartSpec(r: BenchResults): TopLevelSpec {
 
 /** The chart as an SVG document. */
 export async function renderChartSvg(r: BenchResults): Promise<string> {
+  const [{ parse, View }, { compile }] = await Promise.all([import("vega"), import("vega-lite")]);
   const view = new View(parse(compile(chartSpec(r)).spec), { renderer: "none" });
   try {
     return await view.toSVG();
