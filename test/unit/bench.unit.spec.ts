@@ -83,6 +83,8 @@ describe("bench report formatting", () => {
       hotOverUniform: 0.95,
       applyOverCeiling: 0.8,
       tallyOverCopyOnly: 0.3,
+      tallyOverPeer: 0.9,
+      applyOverPeerSteady: null,
     });
     expect(rows).toEqual([
       ["Tally ÷ ceiling", "0.62×", "≥ 0.5", "met"],
@@ -91,6 +93,8 @@ describe("bench report formatting", () => {
       ["hot wallet ÷ uniform", "0.95×", "≥ 0.9", "met"],
       ["Tally apply-only ÷ ceiling", "0.80×", "(for reference)", ""],
       ["Tally ÷ COPY alone (rows pre-encoded)", "0.30×", "(for reference)", ""],
+      ["Tally ÷ peer (Connect + JDBC sink, from connector start)", "0.90×", "≥ 1.0", "missed"],
+      ["Tally apply-only ÷ peer steady state", "n/a", "(for reference)", ""],
     ]);
   });
 

@@ -1,0 +1,158 @@
+// The peer of `tally bench-peer` as configuration: the tunings tried, the worker and connector
+// properties rendered from the templates in infra/peer/, the JDBC URL, and the target table.
+// Pure (no I/O beyond reading the templates): unit tested.
+import { readFileSync } from "node:fs";
+import { assert } from "../common/assert.ts";
+import { shardDdl } from "../storage/ddl.ts";
+
+export const peerDir = new URL("../../infra/peer/", import.meta.url).pathname;
+/** Where infra/peer/peer.sh puts the fetched jars; the worker's plugin.path. */
+export const peerPluginPath = new URL("../../.local/peer/plugins", import.meta.url).pathname;
+export const peerTable = "transfers";
+
+/** One way to tune the sink: the knobs its users turn (tasks, batch size, poll size, writer). */
+export type PeerSetting = {
+  name: string;
+  tasksMax: number;
+  batchSize: number;
+  /** the sink consumer's max.poll.records: one put() is at most this many records */
+  maxPollRecords: number;
+  /** Debezium's UNNEST writer (one INSERT ... SELECT FROM UNNEST per batch) or JDBC batching */
+  writer: "unnest" | "rewrite";
+};
+
+/** Fetch sizes that beat the defaults for Node's consumer here (STACK.md); the same for Java's. */
+export const peerFetchMaxBytes = 24 * 1024 * 1024;
+export const peerPartitionFetchMaxBytes = 4 * 1024 * 1024;
+
+/**
+ * The tunings tried, from what STACK.md verified (2 tasks, batches of 3,000) to a task per
+ * partition with larger batches, and JDBC batching rewritten to multi-row INSERTs instead of UNNEST.
+ */
+export function peerSettingsFor(partitions: number): PeerSetting[] {
+  const setting = (tasksMax: number, batchSize: number, writer: PeerSetting["writer"]): PeerSetting => ({
+    name: `tasks${tasksMax}-batch${batchSize}-${writer}`,
+    tasksMax,
+    batchSize,
+    maxPollRecords: batchSize,
+    writer,
+  });
+  return [setting(2, 3_000, "unnest"), setting(partitions, 5_000, "unnest"), setting(2, 5_000, "rewrite")];
+}
+
+/** The settings whose names are listed, in the order given; unknown names are an error. */
+export function pickSettings(
+  all: readonly PeerSetting[],
+  names: readonly string[] | undefined,
+): PeerSetting[] {
+  if (names === undefined || names.length === 0) return [...all];
+  return names.map((name) => {
+    const found = all.find((s) => s.name === name);
+    if (!found)
+      throw new RangeError(`unknown peer setting ${name}; known: ${all.map((s) => s.name).join(", ")}`);
+    return found;
+  });
+}
+
+/** Replaces every ${name}; a placeholder without a value is an error, never left in. */
+export function renderTemplate(template: string, values: Record<string, string | number | boolean>): string {
+  return template.replace(/\$\{([A-Za-z][A-Za-z0-9]*)\}/g, (_, name: string) => {
+    const value = values[name];
+    if (value === undefined) throw new RangeError(`template placeholder \${${name}} has no value`);
+    return String(value);
+  });
+}
+
+/** key=value lines of a .properties file; comments and blank lines skipped, no escapes. */
+export function parseProperties(text: string): Record<string, string> {
+  const properties: Record<string, string> = {};
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const at = line.indexOf("=");
+    if (at < 1) throw new RangeError(`not a key=value line: ${JSON.stringify(line)}`);
+    properties[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+  }
+  return properties;
+}
+
+const templateOf = (name: string) => readFileSync(`${peerDir}${name}`, "utf8");
+
+/** The registry's own v2 API, which the Apicurio converter speaks, from the ccompat URL Tally uses. */
+export function converterRegistryUrl(ccompatUrl: string): string {
+  const url = new URL(ccompatUrl);
+  const match = /^(.*)\/apis\/ccompat\/v\d+\/?$/.exec(url.pathname);
+  if (!match)
+    throw new RangeError(`the registry URL must end in /apis/ccompat/v7 (Apicurio); got ${url.pathname}`);
+  url.pathname = `${match[1]}/apis/registry/v2`;
+  return url.toString();
+}
+
+export type Jdbc = { url: string; username: string; password: string };
+
+/** postgres://user:password@host:port/db → the JDBC URL and credentials; the writer's URL options. */
+export function jdbcOf(postgresUrl: string, writer: PeerSetting["writer"]): Jdbc {
+  const u = new URL(postgresUrl);
+  assert(u.protocol === "postgres:" || u.protocol === "postgresql:", "a postgres:// URL");
+  // JDBC batching pays only when the driver rewrites it into multi-row INSERTs; the plain writer
+  // binds strings for every column type, which PostgreSQL must then cast (STACK.md).
+  const options = writer === "rewrite" ? "?reWriteBatchedInserts=true&stringtype=unspecified" : "";
+  return {
+    url: `jdbc:postgresql://${u.hostname}:${u.port || "5432"}${u.pathname}${options}`,
+    username: decodeURIComponent(u.username || "postgres"),
+    password: decodeURIComponent(u.password),
+  };
+}
+
+export type WorkerValues = {
+  brokers: string;
+  restPort: number;
+  registryUrl: string;
+  offsetsFile: string;
+  pluginPath?: string;
+};
+
+export function workerProperties(setting: PeerSetting, values: WorkerValues): string {
+  return renderTemplate(templateOf("worker.properties"), {
+    pluginPath: peerPluginPath,
+    ...values,
+    maxPollRecords: setting.maxPollRecords,
+    fetchMaxBytes: peerFetchMaxBytes,
+    partitionFetchMaxBytes: peerPartitionFetchMaxBytes,
+  });
+}
+
+export function connectorConfig(setting: PeerSetting, topic: string, jdbc: Jdbc): Record<string, string> {
+  const text = renderTemplate(templateOf("connector.properties"), {
+    tasksMax: setting.tasksMax,
+    topic,
+    jdbcUrl: jdbc.url,
+    username: jdbc.username,
+    password: jdbc.password,
+    table: peerTable,
+    batchSize: setting.batchSize,
+    unnest: setting.writer === "unnest",
+  });
+  return parseProperties(text);
+}
+
+function replaced(text: string, from: string, to: string): string {
+  assert(text.includes(from), `the ledger DDL has no "${from}" (storage/ddl.ts changed?)`);
+  return text.replace(from, to);
+}
+
+/**
+ * Tally's ledger table, day-partitioned the same, with three differences the sink needs:
+ * transfer_id is text (Debezium's UNNEST writer fails on a uuid column, STACK.md); schema_id has a
+ * default (the sink has no field for it); inserted_at records when each row was written
+ * (clock_timestamp(), per row), which times the first and the last row exactly.
+ */
+export function peerLedgerDdl(): string {
+  const ledger = shardDdl[0]!;
+  assert(ledger.includes(`CREATE TABLE IF NOT EXISTS ${peerTable} (`), "shardDdl[0] is the ledger");
+  return replaced(
+    replaced(ledger, "transfer_id uuid NOT NULL", "transfer_id text NOT NULL"),
+    "schema_id int NOT NULL",
+    "schema_id int NOT NULL DEFAULT 0,\n     inserted_at timestamptz NOT NULL DEFAULT clock_timestamp()",
+  );
+}

@@ -1,0 +1,126 @@
+// The peer's results (docs/bench/peer.json, and `cases.peer` of latest.json): their shape, the
+// choice of the best tuning, the merge into a Tally run's results, and their Markdown section.
+// Pure: unit tested.
+import type { PeerSetting } from "./peer-config.ts";
+import { type BenchResults, markdownTable, ratiosOf, runsNote } from "./report.ts";
+import { mebibytes, medianIndex } from "./stats.ts";
+
+/** One run of the peer: a fresh worker, a fresh connector (consumer group) and a fresh table. */
+export type PeerRun = {
+  events: number;
+  /** rows in the table at the end; the sink inserts every event, duplicates and double spends too */
+  rows: number;
+  /** distinct (kafka_partition, kafka_offset): below rows when a record was inserted twice */
+  distinctPositions: number;
+  /** the sum of the rows' amounts equals the sum of the produced events' amounts */
+  amountsMatch: boolean;
+  /** JVM spawned → the worker's REST API answered (plugin scanning included) */
+  workerStartMs: number;
+  /** connector created → the first row inserted (task start, group join, first fetch and batch) */
+  firstRowMs: number;
+  /** connector created → the last row inserted: the headline, the worker already running */
+  connectorMs: number;
+  /** first row → last row (inserted_at, the database's clock): the steady state */
+  steadyMs: number;
+  /** JVM spawned → the last row inserted: everything */
+  wholeMs: number;
+  eventsPerSecond: number;
+  steadyEventsPerSecond: number;
+  wholeEventsPerSecond: number;
+  /** VmHWM of the Connect JVM */
+  peakRssBytes: number;
+};
+
+export type PeerSettingResult = PeerSetting & { runs: PeerRun[]; medianRun: PeerRun };
+
+export type PeerCase = PeerRun & {
+  startedAt: string;
+  command: string;
+  seed: number;
+  /** the setting whose median run had the highest events/s; its median run is this case */
+  setting: PeerSetting;
+  runsEventsPerSecond: number[];
+  /** every setting tried, with every run */
+  tried: PeerSettingResult[];
+  versions: { connect: string; sink: string; converter: string };
+  heapOptions: string;
+};
+
+/** Per setting its median run, and the best setting: the highest median events/s. */
+export function bestOf(tried: readonly (PeerSetting & { runs: PeerRun[] })[]): {
+  settings: PeerSettingResult[];
+  best: PeerSettingResult;
+} {
+  if (tried.length === 0 || tried.some((t) => t.runs.length === 0))
+    throw new RangeError("every setting needs at least one run");
+  const settings = tried.map((t) => ({
+    ...t,
+    medianRun: t.runs[medianIndex(t.runs.map((r) => r.eventsPerSecond))]!,
+  }));
+  const best = settings.reduce((a, b) => (b.medianRun.eventsPerSecond > a.medianRun.eventsPerSecond ? b : a));
+  return { settings, best };
+}
+
+/**
+ * A Tally run's results with the peer's case in them and the ratios recomputed. Only a run of the
+ * same events compares: a different seed or size leaves the results as they are (null is returned).
+ */
+export function withPeer(results: BenchResults, peer: PeerCase): BenchResults | null {
+  if (Number(results.settings.events) !== peer.events || Number(results.settings.seed) !== peer.seed)
+    return null;
+  const cases = { ...results.cases, peer };
+  return { ...results, cases, ratios: ratiosOf(cases) };
+}
+
+const thousands = (n: number) => Math.round(n).toLocaleString("en-US");
+const seconds = (ms: number) => (ms / 1000).toFixed(2);
+
+function settingText(s: PeerSetting): string {
+  const writer = s.writer === "unnest" ? "UNNEST writer" : "JDBC batching, reWriteBatchedInserts";
+  return `tasks.max ${s.tasksMax}, batch.size ${thousands(s.batchSize)}, max.poll.records ${thousands(s.maxPollRecords)}, ${writer}`;
+}
+
+/** The "Peer" section of latest.md; empty when the results hold no peer case. */
+export function peerMarkdown(r: BenchResults): string {
+  const peer = r.cases.peer;
+  if (!peer) return "";
+  const rows = peer.tried.map((t) => [
+    settingText(t),
+    thousands(t.medianRun.eventsPerSecond),
+    thousands(t.medianRun.steadyEventsPerSecond),
+    thousands(t.medianRun.wholeEventsPerSecond),
+    seconds(t.medianRun.workerStartMs),
+    String(mebibytes(t.medianRun.peakRssBytes)),
+    `${t.name === peer.setting.name ? "best; " : ""}runs ${t.runs.map((x) => thousands(x.eventsPerSecond)).join(" / ")}`,
+  ]);
+  return [
+    "## Peer: Kafka Connect with Debezium's JDBC sink",
+    "",
+    `\`${peer.command}\`, ${peer.startedAt}: Kafka Connect ${peer.versions.connect} standalone (${peer.heapOptions}), ` +
+      `Debezium JDBC sink ${peer.versions.sink}, Apicurio converter ${peer.versions.converter}; the same generated ` +
+      `events (seed ${peer.seed}, ${thousands(peer.events)} events) pre-filled in a topic of their own, inserted as they are ` +
+      `(no validation, state, exactly-once or balances) into a table shaped like Tally's ledger, same durability. ` +
+      `Each run: a fresh worker, connector and table. "from connector" = connector created → last row inserted ` +
+      `(the worker already running; the figure the ratio uses); "steady" = first row → last row; "whole" adds the JVM's start.`,
+    "",
+    `Best: ${settingText(peer.setting)}: ${thousands(peer.eventsPerSecond)} events/s from connector ` +
+      `(${seconds(peer.connectorMs)} s${runsNote(peer.runsEventsPerSecond)}), ${thousands(peer.steadyEventsPerSecond)}/s steady, ` +
+      `${thousands(peer.wholeEventsPerSecond)}/s whole; rows ${thousands(peer.rows)} of ${thousands(peer.events)}, ` +
+      `${thousands(peer.distinctPositions)} distinct positions, amounts ${peer.amountsMatch ? "match" : "DO NOT match"}; ` +
+      `Connect JVM peak RSS ${mebibytes(peer.peakRssBytes)} MiB.`,
+    "",
+    markdownTable(
+      [
+        "setting (median run)",
+        "events/s from connector",
+        "steady",
+        "whole",
+        "worker start s",
+        "JVM peak MiB",
+        "notes",
+      ],
+      rows,
+    ),
+    "",
+  ].join("\n");
+}
