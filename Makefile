@@ -13,12 +13,12 @@ export NODE_OPTIONS := --disable-warning=TimeoutNegativeWarning
 
 SETUP_STAMP := .local/setup.stamp
 
-.PHONY: help setup check typecheck lint format up down status test test-unit test-int demo bench clean
+.PHONY: help setup check typecheck lint format up down status test test-unit test-int test-faults up-cluster down-cluster demo bench clean
 
 help:
 	@echo "make demo   run the main job: stack, migrate, topics, load, apply, project, verify"
 	@echo "make test   set up everything missing, start the stack, run unit and integration tests"
-	@echo "make setup | check | up | down | status | test-unit | test-int | clean"
+	@echo "make setup | check | up | down | status | test-unit | test-int | test-faults | up-cluster | down-cluster | clean"
 
 setup: $(SETUP_STAMP)
 
@@ -59,9 +59,23 @@ test-unit: setup
 test-int: setup up
 	vitest run --project int
 
+# Every project but the cluster's, then the fault tests on the cluster; the closing line counts both.
 test: setup up
-	vitest run --reporter=default --reporter=json --outputFile.json=.local/test-results.json
-	@node infra/test-summary.mjs .local/test-results.json
+	vitest run --project '!cluster' --reporter=default --reporter=json --outputFile.json=.local/test-results.json
+	@$(MAKE) --no-print-directory test-faults
+	@node infra/test-summary.mjs .local/test-results.json .local/test-results-faults.json
+
+# Fault tests on the multi-server cluster (about 5 minutes): figures in .local/faults-report.json.
+test-faults: setup up-cluster
+	vitest run --project cluster --reporter=default --reporter=json --outputFile.json=.local/test-results-faults.json
+	@node infra/test-summary.mjs .local/test-results-faults.json
+
+# The opt-in cluster: 3 Kafka nodes (RF 3, min ISR 2), a PostgreSQL server per shard, its own registry.
+up-cluster: setup
+	@bash infra/stack.sh up-cluster
+
+down-cluster:
+	@bash infra/stack.sh down-cluster
 
 demo: setup up
 	bin/tally demo

@@ -20,6 +20,17 @@ export default defineConfig({
           hookTimeout: 180_000,
         },
       },
+      {
+        test: {
+          name: "cluster",
+          include: ["test/cluster/**/*.cluster.spec.ts"],
+          // Fault tests on the multi-server cluster (make up-cluster): one at a time, since each
+          // kills parts of the one cluster and measures recovery times on 2 cores.
+          fileParallelism: false,
+          testTimeout: 300_000,
+          hookTimeout: 180_000,
+        },
+      },
     ],
   },
 });
