@@ -11,6 +11,7 @@ import { type Cleanup, checkpoint, runCeiling, runNaive } from "./baseline.ts";
 import { renderChartSvg } from "./chart.ts";
 import { runLatency, runUserTransfers } from "./live.ts";
 import { benchLoad, benchRates, type Expected } from "./loads.ts";
+import { peerMarkdown, withPeerFile } from "./peer-results.ts";
 import { runUntilCaughtUp } from "./pipeline.ts";
 import { produceChunks } from "./produce.ts";
 import {
@@ -362,12 +363,16 @@ export async function runBench(base: Config, options: BenchOptions): Promise<Ben
   };
 }
 
-/** latest.json, latest.md and latest.svg in the output folder; the paths written. */
-export async function writeResults(results: BenchResults, outDir: string): Promise<string[]> {
+/**
+ * latest.json, latest.md and latest.svg in the output folder; the paths written. The peer's
+ * results (peer.json, from `tally bench-peer`) are merged in when they are of the same events.
+ */
+export async function writeResults(given: BenchResults, outDir: string): Promise<string[]> {
   await mkdir(outDir, { recursive: true });
+  const results = await withPeerFile(given, outDir);
   const files = {
     "latest.json": `${JSON.stringify(results, null, 2)}\n`,
-    "latest.md": formatMarkdown(results),
+    "latest.md": formatMarkdown(results) + peerMarkdown(results),
     "latest.svg": await renderChartSvg(results),
   };
   const written: string[] = [];

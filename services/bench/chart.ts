@@ -19,6 +19,9 @@ function casesPanel({ cases }: BenchResults): Panel {
     { case: "replay", eventsPerSecond: replay.eventsPerSecond },
     { case: "hot wallet", eventsPerSecond: hotWallet.eventsPerSecond },
     { case: "naive (1 tx/event)", eventsPerSecond: naive.eventsPerSecond },
+    ...(cases.peer
+      ? [{ case: "peer: Connect + JDBC sink", eventsPerSecond: cases.peer.eventsPerSecond }]
+      : []),
   ];
   return {
     title: "events/s by case",

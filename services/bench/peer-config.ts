@@ -9,6 +9,10 @@ export const peerDir = new URL("../../infra/peer/", import.meta.url).pathname;
 /** Where infra/peer/peer.sh puts the fetched jars; the worker's plugin.path. */
 export const peerPluginPath = new URL("../../.local/peer/plugins", import.meta.url).pathname;
 export const peerTable = "transfers";
+/** The versions infra/peer/peer.sh and its poms fetch (a unit test checks they agree). */
+export const peerVersions = { connect: "4.3.1", sink: "3.6.0.Final", converter: "2.6.13.Final" } as const;
+/** What infra/peer/peer.sh gives the JVM unless PEER_HEAP_OPTS says otherwise. */
+export const peerHeapOptionsDefault = "-Xms256M -Xmx2G";
 
 /** One way to tune the sink: the knobs its users turn (tasks, batch size, poll size, writer). */
 export type PeerSetting = {

@@ -1,8 +1,10 @@
 // The peer's results (docs/bench/peer.json, and `cases.peer` of latest.json): their shape, the
 // choice of the best tuning, the merge into a Tally run's results, and their Markdown section.
-// Pure: unit tested.
+// Pure but for withPeerFile, which reads peer.json: unit tested.
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import type { PeerSetting } from "./peer-config.ts";
-import { type BenchResults, markdownTable, ratiosOf, runsNote } from "./report.ts";
+import { type BenchResults, type Durability, markdownTable, ratiosOf, runsNote } from "./report.ts";
 import { mebibytes, medianIndex } from "./stats.ts";
 
 /** One run of the peer: a fresh worker, a fresh connector (consumer group) and a fresh table. */
@@ -44,6 +46,7 @@ export type PeerCase = PeerRun & {
   tried: PeerSettingResult[];
   versions: { connect: string; sink: string; converter: string };
   heapOptions: string;
+  durability: Durability[];
 };
 
 /** Per setting its median run, and the best setting: the highest median events/s. */
@@ -70,6 +73,24 @@ export function withPeer(results: BenchResults, peer: PeerCase): BenchResults | 
     return null;
   const cases = { ...results.cases, peer };
   return { ...results, cases, ratios: ratiosOf(cases) };
+}
+
+/** The peer's results as `tally bench-peer` wrote them in outDir (peer.json); null when absent. */
+export async function readPeerFile(outDir: string): Promise<PeerCase | null> {
+  try {
+    return JSON.parse(await readFile(join(outDir, peerFileName), "utf8")) as PeerCase;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw error;
+  }
+}
+export const peerFileName = "peer.json";
+
+/** The results with outDir's peer.json merged in, when they hold no peer and it is of the same events. */
+export async function withPeerFile(results: BenchResults, outDir: string): Promise<BenchResults> {
+  if (results.cases.peer) return results;
+  const peer = await readPeerFile(outDir);
+  return (peer && withPeer(results, peer)) ?? results;
 }
 
 const thousands = (n: number) => Math.round(n).toLocaleString("en-US");
