@@ -3,6 +3,7 @@
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { registerApplyCommand } from "../applier/command.ts";
 import { registerBenchCommand } from "../bench/command.ts";
+import { registerBenchPeerCommand } from "../bench/peer-command.ts";
 import { ConfigError, configAsExports, loadConfig } from "../common/config.ts";
 import { registerProduceCommand } from "../producer/produce-command.ts";
 import { registerBalanceCommand, registerProjectCommand } from "../projector/index.ts";
@@ -53,6 +54,7 @@ registerProjectCommand(program);
 registerBalanceCommand(program);
 registerVerifyCommand(program);
 registerBenchCommand(program);
+registerBenchPeerCommand(program);
 
 program
   .command("demo")
