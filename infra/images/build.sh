@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# Builds the container images the testcontainers path needs, only those missing (or, for Tally's
+# own image, out of date with the sources):
+#   - tally: the tally command on Node 24 (one image for apply, project, migrate, topics, ...);
+#   - where no image registry answers: a Debian base made with debootstrap, a Java runtime, and
+#     PostgreSQL 15, Kafka 4.3.1 and Apicurio Registry 3.3.3 on it. Where one answers, the
+#     public images are the defaults and are pulled by testcontainers instead.
+#
+#   bash infra/images/build.sh [--force] [debian|jre|postgres|kafka|registry|tally ...]
+#
+# Names come from services/testing/images.ts (the module's defaults). TALLY_TEST_IMAGES=local
+# builds the local ones even where a registry answers; =public builds only Tally's.
+# Builds run with --network=host (apt inside the build) and never pull when no registry answers.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HERE="$ROOT/infra/images"
+WORK="$ROOT/.local/images"
+LOGS="$ROOT/.local/logs"
+LOG="$LOGS/images.log"
+NODE="$ROOT/.local/node/bin/node"
+DEBIAN_SUITE=bookworm
+DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+KAFKA_VERSION=4.3.1
+APICURIO_VERSION=3.3.3
+MAVEN_DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
+REGISTRY_PROBE_TIMEOUT_S=3
+BUILD_TIMEOUT_S=${BUILD_TIMEOUT_S:-900}
+JAVA_MIN_MAJOR=21
+
+say() { printf 'images: %s\n' "$*" >&2; }
+die() {
+  say "$*"
+  exit 1
+}
+fail_step() {
+  say "$1 failed: $2"
+  if [ -s "$LOG" ]; then
+    echo "images: log $LOG (last 20 lines):" >&2
+    tail -n 20 "$LOG" | sed 's/^/  | /' >&2
+  fi
+  exit 1
+}
+
+# --- engine and names -----------------------------------------------------------------------
+
+bash "$ROOT/infra/containers/engine.sh" ensure
+while IFS='=' read -r name value; do export "$name=$value"; done < <(bash "$ROOT/infra/containers/engine.sh" env)
+if [[ $DOCKER_HOST == "unix://$ROOT/.local/containers/"* ]]; then CLI=podman; else CLI=docker; fi
+[ -x "$NODE" ] || die "Node is not set up here; run 'make setup' first"
+
+# Image names as the module uses them: debian=..., jre=..., postgres=..., tally=...
+declare -A IMAGE
+while IFS='=' read -r name value; do IMAGE[$name]=$value; done < <("$NODE" "$ROOT/services/testing/images.ts")
+[ -n "${IMAGE[tally]:-}" ] || die "services/testing/images.ts printed no image names"
+
+# Docker Hub's API answers 401 to an anonymous /v2/ when it is reachable at all.
+registry_answers() {
+  [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time "$REGISTRY_PROBE_TIMEOUT_S" https://registry-1.docker.io/v2/ || true)" = 401 ]
+}
+
+image_exists() { "$CLI" image inspect "$1" >/dev/null 2>&1; }
+
+# Runs a step's command with its output in the log, bounded in time.
+logged() {
+  local step=$1
+  shift
+  printf '\n===== %s %s =====\n' "$(date -Is)" "$step" >>"$LOG"
+  timeout "$BUILD_TIMEOUT_S" "$@" >>"$LOG" 2>&1 || fail_step "$step" "exit $? (124 = not done within ${BUILD_TIMEOUT_S}s)"
+}
+
+build() {
+  local step=$1 context=$2 base=$3
+  shift 3
+  logged "$step" "$CLI" build --network=host --pull=never --build-arg "BASE=$base" \
+    -f "$HERE/$step.Containerfile" -t "${IMAGE[$step]}" "$@" "$context"
+}
+
+# --- the steps ------------------------------------------------------------------------------
+
+build_debian() {
+  local root="$WORK/debian-root"
+  command -v debootstrap >/dev/null || die "debootstrap is missing (apt-get install debootstrap)"
+  rm -rf "$root"
+  mkdir -p "$root"
+  logged debian debootstrap --variant=minbase "$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR"
+  rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"*
+  printf '\n===== %s import =====\n' "$(date -Is)" >>"$LOG"
+  tar -C "$root" -c . | "$CLI" import - "${IMAGE[debian]}" >>"$LOG" 2>&1 || fail_step debian "import"
+  rm -rf "$root"
+}
+
+# Major version of the JDK in a folder ("25.0.1" -> 25); empty if none.
+jdk_major() {
+  "$1/bin/java" -version 2>&1 | awk -F'"' '/version/ {print $2; exit}' | sed -E 's/^1\.//; s/[.+-].*//'
+}
+
+find_jdk() {
+  local home major
+  for home in ${TALLY_JAVA21_HOME:+"$TALLY_JAVA21_HOME"} ${JAVA_HOME:+"$JAVA_HOME"} /usr/lib/jvm/*; do
+    [ -x "$home/bin/jlink" ] || continue
+    major=$(jdk_major "$home" 2>/dev/null || true)
+    if [[ $major =~ ^[0-9]+$ ]] && [ "$major" -ge "$JAVA_MIN_MAJOR" ]; then
+      echo "$home"
+      return 0
+    fi
+  done
+  return 1
+}
+
+build_jre() {
+  local context="$WORK/jre" jdk modules
+  jdk=$(find_jdk) || die "a JDK >= $JAVA_MIN_MAJOR with jlink is needed for the Java runtime image (looked at \$TALLY_JAVA21_HOME, \$JAVA_HOME, /usr/lib/jvm/*)"
+  rm -rf "$context"
+  mkdir -p "$context"
+  # Every module the JDK has: Kafka and Quarkus load some reflectively, and a missing one fails
+  # only at run time. (A JDK 24+ links from its own runtime when it ships no jmods folder.)
+  # jlink and what needs it cannot be linked from a runtime image (nor are they needed to run).
+  modules=$("$jdk/bin/java" --list-modules | sed 's/@.*//' | grep -vxE 'jdk.jlink|jdk.jpackage|jdk.incubator.*' | paste -sd, -)
+  logged jre-jlink "$jdk/bin/jlink" --add-modules "$modules" --strip-debug --no-man-pages \
+    --no-header-files --output "$context/jre"
+  build jre "$context" "${IMAGE[debian]}"
+  rm -rf "$context"
+}
+
+build_postgres() {
+  mkdir -p "$WORK/postgres"
+  build postgres "$WORK/postgres" "${IMAGE[debian]}"
+}
+
+# Maven runs quietly from .local, its output in the images log.
+maven() {
+  command -v mvn >/dev/null || die "Maven is needed to fetch $1 from Maven Central (apt-get install maven)"
+  say "fetching $1 from Maven Central (once)"
+  shift
+  # shellcheck disable=SC2016 # $0 and $@ expand in the inner bash
+  logged maven bash -c 'cd "$0" && mvn -B -q -Dstyle.color=never "$@"' "$ROOT/.local" "$@"
+}
+
+# The same jars as the local stack's (.local/kafka/libs), fetched here if `make up` has not.
+kafka_libs() {
+  local libs="$ROOT/.local/kafka/libs"
+  if [ ! -f "$libs/kafka_2.13-$KAFKA_VERSION.jar" ]; then
+    rm -rf "$libs.partial"
+    maven "Kafka $KAFKA_VERSION jars" -f "$ROOT/infra/stack/kafka-pom.xml" \
+      "$MAVEN_DEPENDENCY_PLUGIN:copy-dependencies" -DincludeScope=runtime -DoutputDirectory="$libs.partial"
+    mv "$libs.partial" "$libs"
+  fi
+  echo "$libs"
+}
+
+build_kafka() {
+  local context="$WORK/kafka" libs
+  libs=$(kafka_libs)
+  rm -rf "$context"
+  mkdir -p "$context"
+  cp -a "$libs" "$context/libs"
+  cp "$ROOT/infra/stack/kafka-log4j2.properties" "$context/log4j2.properties"
+  cp "$HERE/kafka-run.sh" "$context/kafka-run.sh"
+  build kafka "$context" "${IMAGE[jre]}"
+  rm -rf "$context"
+}
+
+# The same distribution as the local stack's (.local/apicurio), fetched here if `make up` has not.
+apicurio_app() {
+  local home="$ROOT/.local/apicurio/apicurio-registry-app-$APICURIO_VERSION"
+  local tarball="$ROOT/.local/downloads/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz"
+  if [ ! -f "$home/quarkus-run.jar" ]; then
+    [ -s "$tarball" ] || maven "Apicurio Registry $APICURIO_VERSION (about 160 MB)" \
+      "$MAVEN_DEPENDENCY_PLUGIN:copy" -Dartifact="io.apicurio:apicurio-registry-app:$APICURIO_VERSION:tar.gz:all" \
+      -DoutputDirectory="$ROOT/.local/downloads"
+    rm -rf "$home.partial"
+    mkdir -p "$home.partial"
+    tar -xzf "$tarball" -C "$home.partial" || die "cannot unpack $tarball (delete it to download it again)"
+    mv "$home.partial" "$home"
+  fi
+  echo "$home"
+}
+
+build_registry() {
+  local context="$WORK/registry" app
+  app=$(apicurio_app)
+  rm -rf "$context"
+  mkdir -p "$context"
+  cp -a "$app" "$context/app"
+  build registry "$context" "${IMAGE[jre]}"
+  rm -rf "$context"
+}
+
+# What goes into Tally's image; its hash is the image's label, so a changed source rebuilds it.
+tally_sources() { (cd "$ROOT" && find services schemas package.json package-lock.json -type f ! -name '*.spec.ts' | LC_ALL=C sort); }
+tally_source_hash() {
+  (cd "$ROOT" && tally_sources | xargs -d '\n' sha256sum | sha256sum | cut -c1-16)
+}
+
+tally_image_current() {
+  image_exists "${IMAGE[tally]}" &&
+    [ "$("$CLI" image inspect -f '{{ index .Labels "tally.source-hash" }}' "${IMAGE[tally]}" 2>/dev/null)" = "$1" ]
+}
+
+# Production dependencies installed once per lock file, kept between builds.
+tally_modules() {
+  local deps="$WORK/tally-deps" lock_hash
+  lock_hash=$(cat "$ROOT/package.json" "$ROOT/package-lock.json" | sha256sum | cut -c1-16)
+  if [ "$(cat "$deps/.lock-hash" 2>/dev/null || true)" != "$lock_hash" ]; then
+    rm -rf "$deps"
+    mkdir -p "$deps"
+    cp "$ROOT/package.json" "$ROOT/package-lock.json" "$deps/"
+    logged tally-deps env PATH="$(dirname "$NODE"):$PATH" npm_config_nodedir="$(dirname "$(dirname "$NODE")")" \
+      npm install --prefix "$deps" --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund --loglevel=error
+    echo "$lock_hash" >"$deps/.lock-hash"
+  fi
+  echo "$deps/node_modules"
+}
+
+build_tally() {
+  local context="$WORK/tally" hash modules base=${IMAGE[debian]}
+  hash=$(tally_source_hash)
+  if [ -z "$FORCE" ] && tally_image_current "$hash"; then return 0; fi
+  [ "$MODE" = local ] || base=docker.io/library/debian:bookworm-slim
+  say "building ${IMAGE[tally]} (sources $hash)"
+  modules=$(tally_modules)
+  rm -rf "$context"
+  mkdir -p "$context/app"
+  cp "$NODE" "$context/node"
+  tally_sources | tar -C "$ROOT" -cf - -T - | tar -C "$context/app" -xf -
+  cp -a "$modules" "$context/app/node_modules"
+  local pull=()
+  [ "$MODE" = local ] || pull=(--pull=missing)
+  build tally "$context" "$base" --label "tally.source-hash=$hash" "${pull[@]}"
+  rm -rf "$context"
+}
+
+# --- main -----------------------------------------------------------------------------------
+
+FORCE=
+steps=()
+for arg in "$@"; do
+  case $arg in
+    --force) FORCE=1 ;;
+    debian | jre | postgres | kafka | registry | tally) steps+=("$arg") ;;
+    *) die "unknown argument '$arg' (usage: build.sh [--force] [debian|jre|postgres|kafka|registry|tally ...])" ;;
+  esac
+done
+
+case ${TALLY_TEST_IMAGES:-auto} in
+  local | public) MODE=${TALLY_TEST_IMAGES} ;;
+  auto) if registry_answers; then MODE=public; else MODE=local; fi ;;
+  *) die "TALLY_TEST_IMAGES=${TALLY_TEST_IMAGES} is invalid: auto, local or public" ;;
+esac
+if [ ${#steps[@]} = 0 ]; then
+  if [ "$MODE" = local ]; then steps=(debian jre postgres kafka registry tally); else steps=(tally); fi
+fi
+mkdir -p "$WORK" "$LOGS"
+for step in "${steps[@]}"; do
+  if [ "$step" != tally ] && [ -z "$FORCE" ] && image_exists "${IMAGE[$step]}"; then continue; fi
+  started=$SECONDS
+  [ "$step" = tally ] || say "building ${IMAGE[$step]}"
+  "build_$step"
+  [ $((SECONDS - started)) = 0 ] || say "${IMAGE[$step]} ready in $((SECONDS - started))s"
+done

@@ -1,0 +1,117 @@
+// What every container of the testing module shares: the engine (with a clear error when none
+// answers), images that exist before anything starts, labels for cleaning up, the last lines of a
+// container's log for error messages, and host ports picked once so a restart keeps them.
+import { createServer } from "node:net";
+import type { Readable } from "node:stream";
+import {
+  type ContainerRuntimeClient,
+  type GenericContainer,
+  getContainerRuntimeClient,
+  ImageName,
+  type ImagePullPolicy,
+  PullPolicy,
+} from "testcontainers";
+
+export class ContainerEngineError extends Error {
+  override name = "ContainerEngineError";
+}
+
+export class TallyStartError extends Error {
+  override name = "TallyStartError";
+}
+
+/** Every container and network the module starts carries it (besides testcontainers' own labels). */
+export const tallyLabel = { "tally.testing": "true" } as const;
+
+const engineHelp =
+  "start Docker, or podman's API service and point DOCKER_HOST at it; in Tally's repository " +
+  '`make test-containers` does it, or: bash infra/containers/engine.sh ensure && eval "$(bash ' +
+  "infra/containers/engine.sh env | sed 's/^/export /')\"";
+
+/** The engine testcontainers found, or an error that says what to do. */
+export async function containerEngine(): Promise<ContainerRuntimeClient> {
+  try {
+    return await getContainerRuntimeClient();
+  } catch (error) {
+    const where = process.env.DOCKER_HOST ? `DOCKER_HOST=${process.env.DOCKER_HOST}` : "DOCKER_HOST unset";
+    const why = error instanceof Error ? error.message : String(error);
+    throw new ContainerEngineError(`no container engine answers (${where}: ${why}); ${engineHelp}`, {
+      cause: error,
+    });
+  }
+}
+
+/** Locally built images (localhost/...) are never pulled; public ones are pulled when missing. */
+export function pullPolicyOf(image: string): ImagePullPolicy {
+  return isLocalImage(image) ? PullPolicy.neverPull() : PullPolicy.defaultPolicy();
+}
+
+const isLocalImage = (image: string) => image.startsWith("localhost/");
+
+/** Fails before any container starts if a locally built image is missing, naming the fix. */
+export async function requireLocalImages(client: ContainerRuntimeClient, images: string[]): Promise<void> {
+  const missing: string[] = [];
+  for (const image of images.filter(isLocalImage)) {
+    if (!(await client.image.exists(ImageName.fromString(image)))) missing.push(image);
+  }
+  if (missing.length > 0) {
+    throw new TallyStartError(
+      `image${missing.length > 1 ? "s" : ""} not found: ${missing.join(", ")}; build ` +
+        "them with `make images` (infra/images/build.sh) in Tally's repository, or name other images " +
+        "(startTally's images option, TALLY_TEST_IMAGE_* variables)",
+    );
+  }
+}
+
+const logTailLines = 40;
+
+/** Keeps the last lines a container printed, for the error message when it fails to start. */
+export class LogTail {
+  private lines: string[] = [];
+  private partial = "";
+
+  consume = (stream: Readable): void => {
+    stream.on("data", (chunk: Buffer | string) => {
+      const parts = (this.partial + chunk.toString()).split("\n");
+      this.partial = parts.pop() ?? "";
+      this.lines.push(...parts);
+      if (this.lines.length > logTailLines) this.lines.splice(0, this.lines.length - logTailLines);
+    });
+  };
+
+  text(): string {
+    const all = [...this.lines, ...(this.partial ? [this.partial] : [])];
+    return all.length === 0 ? "  | (no output)" : all.map((l) => `  | ${l}`).join("\n");
+  }
+}
+
+/** Starts a container; a failure names the component, the reason and the last lines of its log. */
+export async function startNamed<T>(
+  component: string,
+  container: GenericContainer,
+  tail: LogTail,
+): Promise<T> {
+  try {
+    return (await container.withLogConsumer(tail.consume).start()) as T;
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    throw new TallyStartError(
+      `${component} failed to start: ${why}\n${component} log (last lines):\n${tail.text()}`,
+      {
+        cause: error,
+      },
+    );
+  }
+}
+
+/** A TCP port free on the host right now; containers bind it fixed, so a restart keeps it. */
+export async function freePort(host = "127.0.0.1"): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once("error", reject);
+    probe.listen(0, host, resolve);
+  });
+  const port = (probe.address() as { port: number }).port;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}

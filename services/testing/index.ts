@@ -1,0 +1,5 @@
+// tally/testing: a throwaway Tally in containers for integration tests (see README.md here).
+export { ContainerEngineError, TallyStartError } from "./engine.ts";
+export { type Images, localImages, publicImages, resolveImages } from "./images.ts";
+export type { TallyProcess } from "./processes.ts";
+export { type StartedTally, type StartTallyOptions, startTally, type TallyEndpoints } from "./tally.ts";
