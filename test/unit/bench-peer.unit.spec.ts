@@ -1,0 +1,213 @@
+// The pure parts of `tally bench-peer`: the tunings, the worker and connector properties rendered
+// from infra/peer's templates, the target table, the choice of the best tuning and the merge into
+// a `tally bench` run. The run itself (a Connect JVM, ~100 MB of jars) is `make bench-peer`.
+import { readFileSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import {
+  connectorConfig,
+  converterRegistryUrl,
+  jdbcOf,
+  parseProperties,
+  peerDir,
+  peerLedgerDdl,
+  peerSettingsFor,
+  peerVersions,
+  pickSettings,
+  renderTemplate,
+  workerProperties,
+} from "../../services/bench/peer-config.ts";
+import {
+  bestOf,
+  type PeerCase,
+  type PeerRun,
+  peerFileName,
+  peerMarkdown,
+  withPeer,
+  withPeerFile,
+} from "../../services/bench/peer-results.ts";
+import type { BenchResults } from "../../services/bench/report.ts";
+
+const [twoTasks, perPartition, rewrite] = peerSettingsFor(6) as [never, never, never];
+
+describe("bench-peer configuration", () => {
+  it("given templates, when rendered, then every placeholder is filled and an unknown one is refused", () => {
+    expect(renderTemplate("a=${x}\nb=${y}\nc=$Value", { x: 1, y: true })).toBe("a=1\nb=true\nc=$Value");
+    expect(() => renderTemplate("a=${missing}", {})).toThrow(/missing/);
+    expect(parseProperties("# note\n\na = 1\nb=x=y\n")).toEqual({ a: "1", b: "x=y" });
+    expect(() => parseProperties("no equals sign")).toThrow(RangeError);
+  });
+
+  it("given the settings, when listed and picked, then they are the three tunings and unknown names fail", () => {
+    expect(peerSettingsFor(6).map((s) => s.name)).toEqual([
+      "tasks2-batch3000-unnest",
+      "tasks6-batch5000-unnest",
+      "tasks2-batch5000-rewrite",
+    ]);
+    for (const s of peerSettingsFor(6)) expect(s.maxPollRecords).toBe(s.batchSize);
+    expect(pickSettings(peerSettingsFor(6), ["tasks2-batch5000-rewrite"])).toEqual([rewrite]);
+    expect(pickSettings(peerSettingsFor(6), undefined)).toHaveLength(3);
+    expect(() => pickSettings(peerSettingsFor(6), ["tasks9"])).toThrow(/unknown peer setting tasks9/);
+  });
+
+  it("given a setting, when the worker's properties are rendered, then ports, registry and poll size are set", () => {
+    const text = workerProperties(perPartition, {
+      brokers: "127.0.0.1:19092",
+      restPort: 41234,
+      registryUrl: converterRegistryUrl("http://127.0.0.1:18081/apis/ccompat/v7"),
+      offsetsFile: "/tmp/offsets",
+      pluginPath: "/x/plugins",
+    });
+    expect(text).not.toContain("${");
+    const p = parseProperties(text);
+    expect(p["bootstrap.servers"]).toBe("127.0.0.1:19092");
+    expect(p.listeners).toBe("http://127.0.0.1:41234");
+    expect(p["plugin.path"]).toBe("/x/plugins");
+    expect(p["value.converter.apicurio.registry.url"]).toBe("http://127.0.0.1:18081/apis/registry/v2");
+    expect(p["value.converter.apicurio.registry.as-confluent"]).toBe("true");
+    expect(p["consumer.max.poll.records"]).toBe("5000");
+    expect(p["consumer.max.partition.fetch.bytes"]).toBe(String(4 * 1024 * 1024));
+  });
+
+  it("given each writer, when the connector's config is rendered, then tasks, batch and writer follow the setting", () => {
+    const url = "postgres://postgres:p%40ss@127.0.0.1:5432/bench_peer_ab12cd";
+    const unnest = connectorConfig(twoTasks, "bench_peer_x", jdbcOf(url, "unnest"));
+    expect(unnest).toMatchObject({
+      "tasks.max": "2",
+      topics: "bench_peer_x",
+      "batch.size": "3000",
+      "dialect.postgres.unnest.insert.enabled": "true",
+      "connection.url": "jdbc:postgresql://127.0.0.1:5432/bench_peer_ab12cd",
+      "connection.username": "postgres",
+      "connection.password": "p@ss",
+      "insert.mode": "insert",
+      "schema.evolution": "none",
+      "collection.name.format": "transfers",
+      "transforms.position.type": "org.apache.kafka.connect.transforms.InsertField$Value",
+      "transforms.position.offset.field": "kafka_offset",
+    });
+    const batched = connectorConfig(rewrite, "t", jdbcOf(url, "rewrite"));
+    expect(batched["dialect.postgres.unnest.insert.enabled"]).toBe("false");
+    expect(batched["connection.url"]).toBe(
+      "jdbc:postgresql://127.0.0.1:5432/bench_peer_ab12cd?reWriteBatchedInserts=true&stringtype=unspecified",
+    );
+    expect(() => converterRegistryUrl("http://127.0.0.1:8081/")).toThrow(/ccompat/);
+  });
+
+  it("given Tally's ledger DDL, when the peer's table is derived, then only the id type and two defaults differ", () => {
+    const ddl = peerLedgerDdl();
+    expect(ddl).toContain("transfer_id text NOT NULL");
+    expect(ddl).not.toContain("uuid");
+    expect(ddl).toContain("schema_id int NOT NULL DEFAULT 0");
+    expect(ddl).toContain("inserted_at timestamptz NOT NULL DEFAULT clock_timestamp()");
+    expect(ddl).toContain("PARTITION BY RANGE (occurred_at)");
+    expect(ddl).toContain("amount numeric(38,0) NOT NULL");
+  });
+
+  it("given the fetch script and poms, when read, then they fetch the versions the report names", () => {
+    const file = (name: string) => readFileSync(`${peerDir}${name}`, "utf8");
+    expect(file("connect-pom.xml")).toContain(`<kafka.version>${peerVersions.connect}</kafka.version>`);
+    expect(file("converter-pom.xml")).toContain(
+      `<apicurio.version>${peerVersions.converter}</apicurio.version>`,
+    );
+    expect(file("peer.sh")).toContain(`DEBEZIUM_VERSION=${peerVersions.sink}`);
+    expect(file("peer.sh")).toContain(`KAFKA_VERSION=${peerVersions.connect}`);
+  });
+});
+
+function run(eventsPerSecond: number, steadyEventsPerSecond = eventsPerSecond * 2): PeerRun {
+  return {
+    events: 1_000,
+    rows: 1_000,
+    distinctPositions: 1_000,
+    amountsMatch: true,
+    workerStartMs: 20_000,
+    firstRowMs: 3_000,
+    connectorMs: Math.round(1_000_000 / eventsPerSecond),
+    steadyMs: Math.round(1_000_000 / steadyEventsPerSecond),
+    wholeMs: 25_000,
+    eventsPerSecond,
+    steadyEventsPerSecond,
+    wholeEventsPerSecond: 40,
+    peakRssBytes: 1_500 * 2 ** 20,
+  };
+}
+
+function peerCase(eventsPerSecond: number, steady: number, seed = 7): PeerCase {
+  const { settings, best } = bestOf([{ ...twoTasks, runs: [run(eventsPerSecond, steady)] }]);
+  return {
+    ...best.medianRun,
+    startedAt: "2026-11-22T06:00:00.000Z",
+    command: "tally bench-peer",
+    seed,
+    setting: twoTasks,
+    runsEventsPerSecond: [eventsPerSecond],
+    tried: settings,
+    versions: { ...peerVersions },
+    heapOptions: "-Xms256M -Xmx2G",
+    durability: [],
+  };
+}
+
+/** The parts of a `tally bench` run that the merge and the ratios read. */
+function tallyRun(seed = 7): BenchResults {
+  const rate = (eventsPerSecond: number) => ({ eventsPerSecond });
+  return {
+    settings: { events: 1_000, seed },
+    cases: {
+      ceiling: { eventsPerSecond: 100_000, copyOnlyEventsPerSecond: 300_000 },
+      naive: rate(1_000),
+      tally: { eventsPerSecond: 30_000, applyEventsPerSecond: 40_000 },
+      replay: rate(40_000),
+      hotWallet: rate(30_000),
+    },
+  } as unknown as BenchResults;
+}
+
+describe("bench-peer results", () => {
+  it("given settings with runs, when the best is chosen, then each setting's median run is compared", () => {
+    const { settings, best } = bestOf([
+      { ...twoTasks, runs: [run(10_000), run(30_000), run(20_000)] },
+      { ...perPartition, runs: [run(25_000), run(5_000)] },
+    ]);
+    expect(settings.map((s) => s.medianRun.eventsPerSecond)).toEqual([20_000, 5_000]);
+    expect(best.name).toBe(twoTasks.name);
+    expect(() => bestOf([{ ...twoTasks, runs: [] }])).toThrow(RangeError);
+  });
+
+  it("given a Tally run of the same events, when the peer is merged, then the ratios divide Tally by the peer", () => {
+    const merged = withPeer(tallyRun(), peerCase(20_000, 50_000));
+    expect(merged?.ratios.tallyOverPeer).toBe(1.5);
+    expect(merged?.ratios.applyOverPeerSteady).toBe(0.8);
+    expect(merged?.ratios.tallyOverCeiling).toBe(0.3);
+    expect(withPeer(tallyRun(8), peerCase(20_000, 50_000))).toBeNull();
+  });
+
+  it("given a merged run, when written as Markdown, then the best setting and every setting tried are listed", () => {
+    const text = peerMarkdown(withPeer(tallyRun(), peerCase(20_000, 50_000))!);
+    expect(text).toContain("## Peer: Kafka Connect with Debezium's JDBC sink");
+    expect(text).toContain(
+      "Best: tasks.max 2, batch.size 3,000, max.poll.records 3,000, UNNEST writer: 20,000 events/s",
+    );
+    expect(text).toContain(
+      "| tasks.max 2, batch.size 3,000, max.poll.records 3,000, UNNEST writer | 20,000 | 50,000 | 40 | 20.00 | 1500 | best; runs 20,000 |",
+    );
+    expect(peerMarkdown(tallyRun())).toBe("");
+  });
+
+  it("given peer.json beside a new run, when results are written, then the peer is carried over", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "tally-peer-"));
+    try {
+      expect((await withPeerFile(tallyRun(), dir)).cases.peer).toBeUndefined();
+      await writeFile(join(dir, peerFileName), JSON.stringify(peerCase(15_000, 60_000)));
+      const merged = await withPeerFile(tallyRun(), dir);
+      expect(merged.cases.peer?.eventsPerSecond).toBe(15_000);
+      expect(merged.ratios.tallyOverPeer).toBe(2);
+      expect((await withPeerFile(tallyRun(9), dir)).cases.peer).toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
