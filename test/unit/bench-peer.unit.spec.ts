@@ -34,7 +34,9 @@ const [twoTasks, perPartition, rewrite] = peerSettingsFor(6) as [never, never, n
 
 describe("bench-peer configuration", () => {
   it("given templates, when rendered, then every placeholder is filled and an unknown one is refused", () => {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a .properties placeholder, not JavaScript
     expect(renderTemplate("a=${x}\nb=${y}\nc=$Value", { x: 1, y: true })).toBe("a=1\nb=true\nc=$Value");
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a .properties placeholder, not JavaScript
     expect(() => renderTemplate("a=${missing}", {})).toThrow(/missing/);
     expect(parseProperties("# note\n\na = 1\nb=x=y\n")).toEqual({ a: "1", b: "x=y" });
     expect(() => parseProperties("no equals sign")).toThrow(RangeError);
