@@ -13,11 +13,12 @@ export NODE_OPTIONS := --disable-warning=TimeoutNegativeWarning
 
 SETUP_STAMP := .local/setup.stamp
 
-.PHONY: help setup check typecheck lint format up down status test test-unit test-int test-faults up-cluster down-cluster demo bench clean
+.PHONY: help setup check typecheck lint format up down status test test-unit test-int test-faults up-cluster down-cluster demo bench bench-peer clean
 
 help:
 	@echo "make demo   run the main job: stack, migrate, topics, load, apply, project, verify"
 	@echo "make test   set up everything missing, start the stack, run unit and integration tests"
+	@echo "make bench  benchmark (docs/bench/latest.*); make bench-peer adds Kafka Connect + Debezium's JDBC sink"
 	@echo "make setup | check | up | down | status | test-unit | test-int | test-faults | up-cluster | down-cluster | clean"
 
 setup: $(SETUP_STAMP)
@@ -82,6 +83,12 @@ demo: setup up
 
 bench: setup up
 	bin/tally bench
+
+# The peer (Kafka Connect + Debezium's JDBC sink, ~100 MB of jars from Maven Central, fetched once)
+# on the events of `make bench`; merged into docs/bench/latest.* when those are of the same events.
+bench-peer: setup up
+	@bash infra/peer/peer.sh fetch
+	bin/tally bench-peer
 
 clean: down
 	rm -rf .local node_modules
