@@ -7,7 +7,30 @@ import { assert } from "../common/assert.ts";
 const signature = Buffer.from("PGCOPY\n\xff\r\n\0", "latin1");
 /** Microseconds from the Unix epoch to PostgreSQL's epoch, 2000-01-01 UTC. */
 const postgresEpochMs = 946_684_800_000;
-const uuidHex = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+
+/** Big-endian int32 by hand: Buffer's writeInt32BE range-checks every call, a cost per field here. */
+function writeInt32(buffer: Buffer, value: number, at: number): void {
+  buffer[at] = value >>> 24;
+  buffer[at + 1] = value >>> 16;
+  buffer[at + 2] = value >>> 8;
+  buffer[at + 3] = value;
+}
+
+const maxSafe = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** A non-negative safe integer as a big-endian 64-bit value, in two 32-bit halves. */
+function writeUint64(buffer: Buffer, value: number, at: number): void {
+  writeInt32(buffer, Math.floor(value / 0x1_0000_0000), at);
+  writeInt32(buffer, value % 0x1_0000_0000, at + 4);
+}
+
+/** 0-15 for a hex digit; anything else is a broken invariant (ids are validated on decode). */
+function hexValue(code: number): number {
+  if (code >= 48 && code <= 57) return code - 48;
+  const lower = code | 0x20;
+  if (lower >= 97 && lower <= 102) return lower - 87;
+  throw new Error(`not a hex digit: ${String.fromCharCode(code)}`);
+}
 
 export class BinaryCopyWriter {
   private buffer: Buffer;
@@ -38,7 +61,8 @@ export class BinaryCopyWriter {
   row(): this {
     assert(this.fieldsLeft === 0, "the previous row has all its fields");
     this.reserve(2);
-    this.buffer.writeInt16BE(this.fieldCount, this.length);
+    this.buffer[this.length] = this.fieldCount >> 8;
+    this.buffer[this.length + 1] = this.fieldCount & 0xff;
     this.length += 2;
     this.fieldsLeft = this.fieldCount;
     return this;
@@ -49,63 +73,82 @@ export class BinaryCopyWriter {
     assert(this.fieldsLeft > 0, "a field belongs to a row with room for it");
     this.fieldsLeft--;
     this.reserve(4 + bytes);
-    this.buffer.writeInt32BE(bytes, this.length);
-    this.length += 4;
     const at = this.length;
-    this.length += bytes;
-    return at;
+    writeInt32(this.buffer, bytes, at);
+    this.length = at + 4 + bytes;
+    return at + 4;
   }
 
   null(): this {
     assert(this.fieldsLeft > 0, "a field belongs to a row with room for it");
     this.fieldsLeft--;
     this.reserve(4);
-    this.buffer.writeInt32BE(-1, this.length);
+    writeInt32(this.buffer, -1, this.length);
     this.length += 4;
     return this;
   }
 
   text(value: string | null): this {
     if (value === null) return this.null();
-    const bytes = Buffer.byteLength(value, "utf8");
-    const at = this.field(bytes); // first: field() may grow (replace) the buffer
-    this.buffer.write(value, at, bytes, "utf8");
+    assert(this.fieldsLeft > 0, "a field belongs to a row with room for it");
+    this.fieldsLeft--;
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: reserve that, write, then fill in the length,
+    // rather than measuring the string once and encoding it a second time.
+    this.reserve(4 + 3 * value.length);
+    const at = this.length;
+    const bytes = this.buffer.write(value, at + 4, "utf8");
+    writeInt32(this.buffer, bytes, at);
+    this.length = at + 4 + bytes;
     return this;
   }
 
   int4(value: number): this {
     const at = this.field(4);
-    this.buffer.writeInt32BE(value, at);
+    writeInt32(this.buffer, value, at);
     return this;
   }
 
   int8(value: bigint): this {
     const at = this.field(8);
-    this.buffer.writeBigInt64BE(value, at);
+    if (value >= 0n && value <= maxSafe) writeUint64(this.buffer, Number(value), at);
+    else this.buffer.writeBigInt64BE(value, at);
     return this;
   }
 
+  /** A uuid in its canonical text form (validated before the write path), as 16 bytes. */
   uuid(value: string): this {
-    assert(uuidHex.test(value), "a uuid validated before the write path");
+    assert(value.length === 36, "a uuid validated before the write path");
     const at = this.field(16);
-    this.buffer.write(value.replaceAll("-", ""), at, 16, "hex");
+    let out = at;
+    for (let k = 0; k < 36; k++) {
+      if (k === 8 || k === 13 || k === 18 || k === 23) continue;
+      const high = hexValue(value.charCodeAt(k));
+      const low = hexValue(value.charCodeAt(++k));
+      this.buffer[out++] = (high << 4) | low;
+    }
     return this;
   }
 
   timestamptz(epochMs: number): this {
     const at = this.field(8);
-    this.buffer.writeBigInt64BE(BigInt(epochMs - postgresEpochMs) * 1000n, at);
+    const micros = (epochMs - postgresEpochMs) * 1000;
+    // Every instant from 2000 to about 2285 is a safe integer in microseconds: no BigInt needed.
+    if (micros >= 0 && Number.isSafeInteger(micros)) writeUint64(this.buffer, micros, at);
+    else this.buffer.writeBigInt64BE(BigInt(epochMs - postgresEpochMs) * 1000n, at);
     return this;
   }
 
   /** numeric, scale 0: base-10000 digits, most significant first, trailing zero digits dropped. */
   numeric(value: bigint): this {
     const negative = value < 0n;
-    let rest = negative ? -value : value;
+    const magnitude = negative ? -value : value;
     const digits: number[] = [];
-    while (rest > 0n) {
-      digits.push(Number(rest % 10_000n));
-      rest /= 10_000n;
+    if (magnitude <= maxSafe) {
+      // Most amounts fit a double exactly: base-10000 digits by Number arithmetic, no BigInt division.
+      for (let rest = Number(magnitude); rest > 0; rest = Math.floor(rest / 10_000))
+        digits.push(rest % 10_000);
+    } else {
+      for (let rest = magnitude; rest > 0n; rest /= 10_000n) digits.push(Number(rest % 10_000n));
     }
     digits.reverse();
     const weight = digits.length - 1;

@@ -4,7 +4,7 @@
 import type { Client, Pool } from "../common/pg.ts";
 import { copyBinaryInto, copyBytea, copyField, copyInto, copyLine } from "./copy.ts";
 import { BinaryCopyWriter } from "./copy-binary.ts";
-import type { BatchPlan } from "./plan.ts";
+import type { BatchPlan, LedgerRow } from "./plan.ts";
 
 export type PartitionRef = { group: string; topic: string; partition: number };
 
@@ -111,9 +111,17 @@ async function advanceOffsets(
 
 async function copyLedger(client: Client, ref: PartitionRef, plan: BatchPlan): Promise<void> {
   if (plan.ledger.length === 0) return;
-  const ids = new BinaryCopyWriter(1, plan.ledger.length * 24);
-  const rows = new BinaryCopyWriter(ledgerColumns.length, plan.ledger.length * 256);
-  for (const { event, offset, schemaId } of plan.ledger) {
+  const { ids, rows } = encodeLedger(ref, plan.ledger);
+  // The ids first: a repeated id fails here, before the larger ledger COPY is sent.
+  await copyBinaryInto(client, "transfer_ids", ["transfer_id"], ids);
+  await copyBinaryInto(client, "transfers", ledgerColumns, rows);
+}
+
+/** The batch's ledger rows and their ids as binary COPY payloads, built in memory (pure). */
+export function encodeLedger(ref: PartitionRef, ledger: readonly LedgerRow[]): { ids: Buffer; rows: Buffer } {
+  const ids = new BinaryCopyWriter(1, ledger.length * 24);
+  const rows = new BinaryCopyWriter(ledgerColumns.length, ledger.length * 256);
+  for (const { event, offset, schemaId } of ledger) {
     ids.row().uuid(event.transfer_id);
     rows.row().uuid(event.transfer_id).text(event.batch_id).text(event.token_id).text(event.asset);
     rows.numeric(event.amount).text(event.from_wallet).text(event.to_wallet).text(event.prev_state);
@@ -124,9 +132,7 @@ async function copyLedger(client: Client, ref: PartitionRef, plan: BatchPlan): P
       .int8(offset)
       .int4(schemaId);
   }
-  // The ids first: a repeated id fails here, before the larger ledger COPY is sent.
-  await copyBinaryInto(client, "transfer_ids", ["transfer_id"], ids.finish());
-  await copyBinaryInto(client, "transfers", ledgerColumns, rows.finish());
+  return { ids: ids.finish(), rows: rows.finish() };
 }
 
 async function writeTokenStates(client: Client, ref: PartitionRef, plan: BatchPlan): Promise<void> {

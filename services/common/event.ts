@@ -19,24 +19,25 @@ export const amountMax = 10n ** 38n - 1n;
 export const textLengthMax = 200;
 /** The largest instant JS dates can hold (year 275760); later values are not timestamps. */
 const occurredAtMsMax = 8_640_000_000_000_000;
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const assetPattern = /^[A-Z0-9]{1,16}$/;
 
 export type FieldProblem = { field: keyof TransferEvent | "event"; problem: string };
 
 /** Every problem with the event's fields, empty when it is well-formed. */
 export function eventProblems(event: TransferEvent): FieldProblem[] {
-  const problems: FieldProblem[] = [];
-  const add = (field: FieldProblem["field"], problem: string) => problems.push({ field, problem });
-  if (!uuidPattern.test(event.transfer_id)) add("transfer_id", "must be a uuid");
-  for (const field of ["token_id", "next_state"] as const) {
-    if (!isText(event[field]))
-      add(field, `must be 1..${textLengthMax} characters with no control characters`);
-  }
-  for (const field of ["batch_id", "from_wallet", "to_wallet", "prev_state"] as const) {
-    const value = event[field];
-    if (value !== null && !isText(value)) add(field, `must be null or 1..${textLengthMax} characters`);
-  }
+  // Checked for every consumed record: the common, well-formed case allocates nothing.
+  let problems: FieldProblem[] | null = null;
+  const add = (field: FieldProblem["field"], problem: string) => {
+    problems ??= [];
+    problems.push({ field, problem });
+  };
+  if (!isUuid(event.transfer_id)) add("transfer_id", "must be a uuid");
+  if (!isText(event.token_id)) add("token_id", textProblem);
+  if (!isText(event.next_state)) add("next_state", textProblem);
+  if (!isOptionalText(event.batch_id)) add("batch_id", optionalTextProblem);
+  if (!isOptionalText(event.from_wallet)) add("from_wallet", optionalTextProblem);
+  if (!isOptionalText(event.to_wallet)) add("to_wallet", optionalTextProblem);
+  if (!isOptionalText(event.prev_state)) add("prev_state", optionalTextProblem);
   if (!assetPattern.test(event.asset)) add("asset", "must be 1..16 characters of A-Z and 0-9");
   if (typeof event.amount !== "bigint" || event.amount <= 0n || event.amount > amountMax) {
     add("amount", "must be a whole number of minor units from 1 to 10^38-1");
@@ -54,21 +55,35 @@ export function eventProblems(event: TransferEvent): FieldProblem[] {
     add("prev_state", "is needed for a move or burn");
   if (event.from_wallet !== null && event.from_wallet === event.to_wallet)
     add("to_wallet", "equals from_wallet");
-  return problems;
+  return problems ?? [];
 }
 
-// Control characters would corrupt text COPY and logs; they are refused as field content.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
-const controlCharacters = /[\u0000-\u001f]/;
+const textProblem = `must be 1..${textLengthMax} characters with no control characters`;
+const optionalTextProblem = `must be null or 1..${textLengthMax} characters`;
 
+/** The canonical 8-4-4-4-12 hex form, either case; a loop, as this runs for every record. */
+export function isUuid(value: unknown): value is string {
+  if (typeof value !== "string" || value.length !== 36) return false;
+  for (let k = 0; k < 36; k++) {
+    const code = value.charCodeAt(k);
+    if (k === 8 || k === 13 || k === 18 || k === 23) {
+      if (code !== 45) return false;
+      continue;
+    }
+    const lower = code | 0x20;
+    if (!((code >= 48 && code <= 57) || (lower >= 97 && lower <= 102))) return false;
+  }
+  return true;
+}
+
+/** 1..textLengthMax UTF-16 units, none a control character (they would corrupt text COPY and logs). */
 function isText(value: unknown): value is string {
-  return (
-    typeof value === "string" &&
-    value.length > 0 &&
-    value.length <= textLengthMax &&
-    !controlCharacters.test(value)
-  );
+  if (typeof value !== "string" || value.length === 0 || value.length > textLengthMax) return false;
+  for (let k = 0; k < value.length; k++) if (value.charCodeAt(k) < 32) return false;
+  return true;
 }
+
+const isOptionalText = (value: unknown) => value === null || isText(value);
 
 export type EventKind = "mint" | "move" | "burn";
 

@@ -7,7 +7,7 @@ import {
   unframe,
 } from "../../services/common/avro.ts";
 import { loadConfig } from "../../services/common/config.ts";
-import type { TransferEvent } from "../../services/common/event.ts";
+import { isUuid, type TransferEvent } from "../../services/common/event.ts";
 import { batchesOf, problemsText, sendProblems, TransferProducer } from "../../services/producer/producer.ts";
 import { burnOf, mintOf, moveOf } from "../support/events.ts";
 
@@ -139,5 +139,22 @@ describe("batchesOf", () => {
   it("given a byte bound, when batched, then no batch exceeds it unless one message alone does", () => {
     const batches = [...batchesOf(items([400, 400, 400, 2_000, 100]), 100, 1_000)];
     expect(batches.map((b) => b.map((i) => i.bytes))).toEqual([[400, 400], [400], [2_000], [100]]);
+  });
+});
+
+describe("isUuid: the hand-written check every consumed record passes through", () => {
+  const good = "0189a6f2-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
+  it.each<[string, string, boolean]>([
+    ["the canonical lower-case form", good, true],
+    ["the upper-case form", good.toUpperCase(), true],
+    ["a 'g' among the digits", `${good.slice(0, 35)}g`, false],
+    ["a dash moved by one place", `${good.slice(0, 8)}${good[9]}-${good.slice(10)}`, false],
+    ["no dashes (32 digits)", good.replaceAll("-", ""), false],
+    ["one digit short", good.slice(0, 35), false],
+    ["braces around it", `{${good.slice(1, 35)}}`, false],
+    ["a character just past 'f' ('g' - 0x20 = 'G')", `${good.slice(0, 35)}G`, false],
+    ["a character just before '0' ('/')", `/${good.slice(1)}`, false],
+  ])("given %s (%s), when checked, then it is a uuid: %s", (_, value, expected) => {
+    expect(isUuid(value)).toBe(expected);
   });
 });
