@@ -7,12 +7,22 @@ import { promisify } from "node:util";
 import pg from "pg";
 import { type Config, databaseNameOf, loadConfig } from "../../services/common/config.ts";
 import { createKafka } from "../../services/common/kafka.ts";
+import { containerCtl, containerStackState, stackProvider } from "./provider.ts";
 
 export const repoRoot = new URL("../../", import.meta.url).pathname;
 const run = promisify(execFile);
 
-/** The stack's endpoints as `make up` wrote them, under the caller's own TALLY_* settings. */
+/**
+ * The stack's endpoints as `make up` wrote them (or, with TALLY_TEST_STACK=containers, as the
+ * containers' global setup did), under the caller's own TALLY_* settings.
+ */
 export function stackEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = stackProvider() === "containers" ? containerStackState().env : localStackEnv();
+  for (const [name, value] of Object.entries(process.env)) if (name.startsWith("TALLY_")) env[name] = value;
+  return env;
+}
+
+function localStackEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   try {
     for (const line of readFileSync(`${repoRoot}.local/stack.env`, "utf8").split("\n")) {
@@ -22,7 +32,6 @@ export function stackEnv(): NodeJS.ProcessEnv {
   } catch {
     // no stack.env: the defaults point at the local stack
   }
-  for (const [name, value] of Object.entries(process.env)) if (name.startsWith("TALLY_")) env[name] = value;
   return env;
 }
 
@@ -90,10 +99,11 @@ export async function tally(
   }
 }
 
-/** `infra/stack.sh <verb> <component>`, e.g. restart registry. */
+/** `infra/stack.sh <verb> <component>`, e.g. restart registry (or the container's, under containers). */
 export async function stackCtl(
   verb: "stop" | "start" | "restart",
   component: "kafka" | "registry" | "postgres",
 ): Promise<void> {
+  if (stackProvider() === "containers") return containerCtl(verb, component);
   await run("bash", [`${repoRoot}infra/stack.sh`, verb, component], { maxBuffer: 16 << 20 });
 }
