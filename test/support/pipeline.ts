@@ -82,10 +82,15 @@ export async function finishPipeline(stack: TestStack): Promise<void> {
 
 /**
  * The end state is the generator's, computed without Tally: counts, balances, and verify.
- * extraDuplicates: copies the topic holds beyond the generated events (resent by a test's
- * producer, counted by reading the topic back); each must end as a duplicate, nothing else.
+ * extra: copies the topic holds beyond the generated events (resent by a test's producer, counted
+ * by reading the topic back): a copy of an applied event ends as a duplicate, a copy of a double
+ * spend is rejected again (its id was never applied).
  */
-export async function expectExactState(stack: TestStack, load: LoadRun, extraDuplicates = 0): Promise<void> {
+export async function expectExactState(
+  stack: TestStack,
+  load: LoadRun,
+  extra: { duplicates: number; rejected: number } = { duplicates: 0, rejected: 0 },
+): Promise<void> {
   const outcome = load.outcome;
   let applied = 0n;
   let duplicates = 0n;
@@ -106,8 +111,8 @@ export async function expectExactState(stack: TestStack, load: LoadRun, extraDup
   }
   expect({ applied, duplicates, rejected }).toEqual({
     applied: BigInt(outcome.applied),
-    duplicates: BigInt(outcome.duplicates + extraDuplicates),
-    rejected: BigInt(outcome.rejected.state_conflict),
+    duplicates: BigInt(outcome.duplicates + extra.duplicates),
+    rejected: BigInt(outcome.rejected.state_conflict + extra.rejected),
   });
   const views = createPool(stack.config, stack.config.TALLY_PG_VIEWS, "test", 1);
   const rows = (
