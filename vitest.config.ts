@@ -1,4 +1,5 @@
 import { defineConfig } from "vitest/config";
+import { containersProject } from "./test/containers/tier.ts";
 
 export default defineConfig({
   test: {
@@ -31,6 +32,8 @@ export default defineConfig({
           hookTimeout: 180_000,
         },
       },
+      // The container tier (make test-containers): only when asked for, since it needs an engine.
+      ...(process.env.TALLY_TEST_STACK === "containers" ? [containersProject] : []),
     ],
   },
 });

@@ -173,6 +173,9 @@ cmd_env() {
     echo "DOCKER_HOST=$host"
   else
     echo "DOCKER_HOST=unix://$SOCKET"
+    # The service runs on this host: its published ports are reached on loopback. (Left alone,
+    # testcontainers sees /.dockerenv on these machines and picks the bridge's gateway instead.)
+    echo "TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1"
     echo "CONTAINERS_CONF=$CONF"
     echo "CONTAINERS_STORAGE_CONF=$STORAGE_CONF"
   fi

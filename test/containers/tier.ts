@@ -1,0 +1,24 @@
+// The container tier: the integration suites again, with the stack from testcontainers
+// (TALLY_TEST_STACK=containers), plus the tests of tally/testing written the way a user would.
+// vitest.config.ts defines the project from this when TALLY_TEST_STACK=containers.
+
+/** Integration suites the containers provider cannot run, and why (the test summary lists them). */
+export const excludedIntSuites: Record<string, string> = {
+  "test/int/secure-kafka.int.spec.ts":
+    "needs the SASL_SSL + SCRAM broker of `infra/stack.sh up-secure`; the containers provider runs a plaintext one",
+  "test/int/bench.int.spec.ts":
+    "a benchmark run: it measures the machine, not the provider, and runs once on the local stack",
+};
+
+export const containersProject = {
+  test: {
+    name: "containers",
+    include: ["test/int/**/*.int.spec.ts", "test/containers/**/*.containers.spec.ts"],
+    exclude: Object.keys(excludedIntSuites),
+    globalSetup: ["test/containers/global-setup.ts"],
+    // One stack for the run; files one at a time, as in the int project (2 cores).
+    fileParallelism: false,
+    testTimeout: 180_000,
+    hookTimeout: 300_000,
+  },
+};
