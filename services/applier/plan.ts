@@ -44,16 +44,14 @@ export type BatchPlan = {
   rejections: RejectionRow[];
   duplicates: number;
   tokenChanges: Map<string, TokenChange>;
-  /** key: wallet + "\u0000" + asset (neither can hold a control character) */
-  balanceDeltas: Map<string, bigint>;
+  /** asset → wallet → delta; nested rather than a joined key, which cost a string per event */
+  balanceDeltas: Map<string, Map<string, bigint>>;
   supplyDeltas: Map<string, SupplyDelta>;
   days: Set<number>;
   /** transfer ids of records the rules rejected: a look-up tells whether they are duplicates */
   duplicateCandidates: string[];
   nextOffset: bigint;
 };
-
-export const balanceKey = (wallet: string, asset: string) => `${wallet}\u0000${asset}`;
 
 /**
  * `stateOf` must answer for every token of the batch as it stood before the batch (undefined: never
@@ -143,16 +141,18 @@ function planRecord(
 }
 
 function addBalanceDeltas(plan: BatchPlan, event: TransferEvent): void {
-  const add = (wallet: string, delta: bigint) => {
-    const key = balanceKey(wallet, event.asset);
-    plan.balanceDeltas.set(key, (plan.balanceDeltas.get(key) ?? 0n) + delta);
-  };
-  if (event.to_wallet !== null) add(event.to_wallet, event.amount);
-  if (event.from_wallet !== null) add(event.from_wallet, -event.amount);
-  if (event.from_wallet === null || event.to_wallet === null) {
+  let perWallet = plan.balanceDeltas.get(event.asset);
+  if (perWallet === undefined) {
+    perWallet = new Map();
+    plan.balanceDeltas.set(event.asset, perWallet);
+  }
+  const { to_wallet: to, from_wallet: from, amount } = event;
+  if (to !== null) perWallet.set(to, (perWallet.get(to) ?? 0n) + amount);
+  if (from !== null) perWallet.set(from, (perWallet.get(from) ?? 0n) - amount);
+  if (from === null || to === null) {
     const supply = plan.supplyDeltas.get(event.asset) ?? { minted: 0n, burned: 0n };
-    if (event.from_wallet === null) supply.minted += event.amount;
-    else supply.burned += event.amount;
+    if (from === null) supply.minted += amount;
+    else supply.burned += amount;
     plan.supplyDeltas.set(event.asset, supply);
   }
 }

@@ -215,14 +215,15 @@ async function insertBalanceDeltas(client: Client, ref: PartitionRef, plan: Batc
   const deltas: string[] = [];
   const minted: string[] = [];
   const burned: string[] = [];
-  for (const [key, delta] of plan.balanceDeltas) {
-    if (delta === 0n) continue;
-    const split = key.indexOf("\u0000");
-    wallets.push(key.slice(0, split));
-    assets.push(key.slice(split + 1));
-    deltas.push(delta.toString());
-    minted.push("0");
-    burned.push("0");
+  for (const [asset, perWallet] of plan.balanceDeltas) {
+    for (const [wallet, delta] of perWallet) {
+      if (delta === 0n) continue;
+      wallets.push(wallet);
+      assets.push(asset);
+      deltas.push(delta.toString());
+      minted.push("0");
+      burned.push("0");
+    }
   }
   for (const [asset, supply] of plan.supplyDeltas) {
     wallets.push(null);

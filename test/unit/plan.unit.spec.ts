@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { TokenState } from "../../services/applier/decide.ts";
-import { balanceKey, type DecodedRecord, planBatch } from "../../services/applier/plan.ts";
+import { type DecodedRecord, planBatch } from "../../services/applier/plan.ts";
 import type { TransferEvent } from "../../services/common/event.ts";
 import { burnOf, fixedNowMs, mintOf, moveOf } from "../support/events.ts";
 
@@ -41,7 +41,7 @@ describe("planBatch", () => {
       },
     ]);
     for (const wallet of ["alice", "bob", "carol"])
-      expect(plan.balanceDeltas.get(balanceKey(wallet, "USD"))).toBe(0n);
+      expect(plan.balanceDeltas.get("USD")?.get(wallet)).toBe(0n);
     expect(plan.supplyDeltas.get("USD")).toEqual({ minted: 1000n, burned: 1000n });
     expect(plan.nextOffset).toBe(104n);
   });
@@ -91,8 +91,8 @@ describe("planBatch", () => {
     );
     expect(plan.ledger).toHaveLength(2);
     expect(plan.rejections.map((r) => r.reason)).toEqual(["state_conflict"]);
-    expect(plan.balanceDeltas.get(balanceKey("bob", "USD"))).toBe(1000n);
-    expect(plan.balanceDeltas.get(balanceKey("carol", "USD"))).toBeUndefined();
+    expect(plan.balanceDeltas.get("USD")?.get("bob")).toBe(1000n);
+    expect(plan.balanceDeltas.get("USD")?.get("carol")).toBeUndefined();
   });
 
   it("given records out of offset order, when planned, then the planner refuses (an assertion)", () => {
