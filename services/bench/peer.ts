@@ -5,6 +5,7 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { topics } from "../cli/topics.ts";
 import { assert } from "../common/assert.ts";
 import { type Config, ConfigError, databaseNameOf } from "../common/config.ts";
+import type { TransferEvent } from "../common/event.ts";
 import { createKafka } from "../common/kafka.ts";
 import { createPool, ensureDatabase, type Pool } from "../common/pg.ts";
 import { sleep } from "../common/retry.ts";
@@ -66,7 +67,7 @@ type Context = {
 async function prefill(config: Config, options: PeerOptions): Promise<Produced> {
   const run = createLoad(benchLoad(options.events, options.seed, Date.now()));
   const produced: Produced = { events: 0, amountTotal: 0n, days: new Set() };
-  function* tallied(): Generator<ReturnType<typeof run.chunks> extends Generator<infer C> ? C : never> {
+  function* tallied(): Generator<TransferEvent[]> {
     for (const chunk of run.chunks(produceChunkEvents)) {
       for (const event of chunk) {
         produced.amountTotal += event.amount;

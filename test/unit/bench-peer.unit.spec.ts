@@ -10,6 +10,7 @@ import {
   connectorConfig,
   converterRegistryUrl,
   jdbcOf,
+  type PeerSetting,
   parseProperties,
   peerDir,
   peerLedgerDdl,
@@ -30,7 +31,7 @@ import {
 } from "../../services/bench/peer-results.ts";
 import type { BenchResults } from "../../services/bench/report.ts";
 
-const [twoTasks, perPartition, rewrite] = peerSettingsFor(6) as [never, never, never];
+const [twoTasks, perPartition, rewrite] = peerSettingsFor(6) as [PeerSetting, PeerSetting, PeerSetting];
 
 describe("bench-peer configuration", () => {
   it("given templates, when rendered, then every placeholder is filled and an unknown one is refused", () => {
