@@ -28,7 +28,8 @@ type BenchFlags = {
   out: string;
 };
 
-function positive(flag: string) {
+/** A commander parser for a flag that takes a positive integer. */
+export function positive(flag: string) {
   return (text: string): number => {
     const value = Number(text);
     if (!Number.isSafeInteger(value) || value < 1)

@@ -2,10 +2,10 @@
 // folder holds a `tally bench` run of the same events, merges the peer into latest.{json,md,svg}.
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type Command, InvalidArgumentError } from "commander";
+import type { Command } from "commander";
 import { loadConfig } from "../common/config.ts";
 import { defaultBenchOptions, writeResults } from "./bench.ts";
-import { benchOutDirDefault } from "./command.ts";
+import { benchOutDirDefault, positive } from "./command.ts";
 import { type PeerOptions, runPeerBench } from "./peer.ts";
 import { peerSettingsFor, pickSettings } from "./peer-config.ts";
 import { type PeerCase, peerFileName, withPeer } from "./peer-results.ts";
@@ -21,15 +21,6 @@ type PeerFlags = {
 };
 
 export const peerRepeatDefault = 2;
-
-function positive(flag: string) {
-  return (text: string): number => {
-    const value = Number(text);
-    if (!Number.isSafeInteger(value) || value < 1)
-      throw new InvalidArgumentError(`${flag} must be a positive integer`);
-    return value;
-  };
-}
 
 const names = (text: string) =>
   text
