@@ -13,13 +13,13 @@ export NODE_OPTIONS := --disable-warning=TimeoutNegativeWarning
 
 SETUP_STAMP := .local/setup.stamp
 
-.PHONY: help setup check typecheck lint format up down status test test-unit test-int test-faults up-cluster down-cluster demo bench bench-peer clean
+.PHONY: help setup check typecheck lint format up down status test test-unit test-int test-faults up-cluster down-cluster demo bench bench-peer clean test-containers images
 
 help:
 	@echo "make demo   run the main job: stack, migrate, topics, load, apply, project, verify"
 	@echo "make test   set up everything missing, start the stack, run unit and integration tests"
 	@echo "make bench  benchmark (docs/bench/latest.*); make bench-peer adds Kafka Connect + Debezium's JDBC sink"
-	@echo "make setup | check | up | down | status | test-unit | test-int | test-faults | up-cluster | down-cluster | clean"
+	@echo "make setup | check | up | down | status | test-unit | test-int | test-faults | test-containers | images | up-cluster | down-cluster | clean"
 
 setup: $(SETUP_STAMP)
 
@@ -64,7 +64,19 @@ test-int: setup up
 test: setup up
 	vitest run --project '!cluster' --reporter=default --reporter=json --outputFile.json=.local/test-results.json
 	@$(MAKE) --no-print-directory test-faults
-	@node infra/test-summary.mjs .local/test-results.json .local/test-results-faults.json
+	@bash infra/containers/tier.sh
+	@node infra/test-summary.mjs .local/test-results.json .local/test-results-faults.json \
+		--containers .local/test-results-containers.json
+
+# The container tier alone: the integration suites on a stack from testcontainers, and the tests
+# of tally/testing. Installs podman (Debian, root) and builds the images when missing.
+test-containers: setup
+	@bash infra/containers/tier.sh --required
+	@node infra/test-summary.mjs --containers .local/test-results-containers.json
+
+# Container images for testcontainers (only those missing; Tally's when its sources changed).
+images: setup
+	@bash infra/images/build.sh
 
 # Fault tests on the multi-server cluster (about 5 minutes): figures in .local/faults-report.json.
 test-faults: setup up-cluster

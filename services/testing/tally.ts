@@ -3,6 +3,8 @@
 // topics` run from Tally's image, then the appliers and the projector; the caller gets the
 // endpoints, a connected producer and the reads a test asserts on. stop() removes everything, and
 // a start that fails removes what it had started before it throws.
+
+import { randomUUID } from "node:crypto";
 import { Network, type StartedNetwork, type StartedTestContainer } from "testcontainers";
 import { assert } from "../common/assert.ts";
 import { type Config, loadConfig } from "../common/config.ts";
@@ -10,7 +12,13 @@ import { TransferProducer } from "../producer/producer.ts";
 import { readBalances } from "../projector/index.ts";
 import { type VerifyReport, verify as verifyState } from "../verify/index.ts";
 import { type ComponentPorts, type Components, pickPorts, startComponents } from "./components.ts";
-import { containerEngine, requireLocalImages, TallyStartError } from "./engine.ts";
+import {
+  containerEngine,
+  instanceLabels,
+  removeInstance,
+  requireLocalImages,
+  TallyStartError,
+} from "./engine.ts";
 import { type Images, resolveImages } from "./images.ts";
 import { runTallyOnce, startTallyProcess, type TallyProcess } from "./processes.ts";
 import { readCatchUp } from "./progress.ts";
@@ -107,6 +115,8 @@ export async function startTally(options: StartTallyOptions = {}): Promise<Start
   const client = await containerEngine();
   const images = await resolveImages(options.images);
   await requireLocalImages(client, Object.values(images));
+  const instanceId = randomUUID();
+  const labels = instanceLabels(instanceId);
   const containers: StartedTestContainer[] = [];
   let network: StartedNetwork | null = null;
   let producer: TransferProducer | null = null;
@@ -114,6 +124,7 @@ export async function startTally(options: StartTallyOptions = {}): Promise<Start
     await producer?.disconnect().catch(() => {});
     // Tally's processes first (they drain on SIGTERM), then what they stand on.
     for (const container of containers.reverse()) await container.stop({ timeout: 10_000 }).catch(() => {});
+    await removeInstance(client, instanceId);
     await network?.stop().catch(() => {});
   };
   try {
@@ -121,14 +132,16 @@ export async function startTally(options: StartTallyOptions = {}): Promise<Start
     const components = await startComponents({
       network,
       images,
+      labels,
       ports: await pickPorts(options.ports),
       host: client.info.containerRuntime.host,
       started: (c) => containers.push(c),
     });
-    const hostEnv = settingsOf(components.host, options, shape);
+    // The test's own process logs only problems (verify, the producer); the containers log info.
+    const hostEnv = { TALLY_LOG_LEVEL: "warn", ...settingsOf(components.host, options, shape) };
     const innerEnv = settingsOf(components.internal, options, shape);
     const config = loadConfig(hostEnv);
-    const run = { image: images.tally, network, env: innerEnv };
+    const run = { image: images.tally, network, labels, env: innerEnv };
     await runTallyOnce(run, ["migrate"]);
     await runTallyOnce(run, ["topics"]);
     const appliers: TallyProcess[] = [];
