@@ -19,6 +19,21 @@ import type { EventDecoder } from "./decode.ts";
 import { loadPartition, PartitionState } from "./partition-state.ts";
 import { OffsetFenceError } from "./write.ts";
 
+/**
+ * Transient failures inside eachBatch are retried in place only briefly: kafkajs fetches per
+ * broker and waits for every batch of a fetch before the next one, so a batch waiting out a shard
+ * outage would stall every partition that shares its leader broker, other shards' included. Past
+ * these attempts the partition is paused and resumed after a backoff instead, while the others go
+ * on; the attempts of all pauses together stay within the retry policy's attemptsMax.
+ */
+const inlineAttemptsMax = 3;
+const inlineBackoffMsMax = 500;
+const resumeBackoffMsMin = 200;
+
+class PartitionDeferred extends Error {
+  override name = "PartitionDeferred";
+}
+
 export type MemberSettings = {
   group: string;
   topic: string;
@@ -54,6 +69,8 @@ export class ApplierMember {
   assignmentLoaded = false;
   /** Aborts a retry's backoff on stop: a batch waiting for a database is abandoned whole. */
   private readonly stopController = new AbortController();
+  /** Partitions paused after a transient failure: the pauses so far, and the timer resuming them. */
+  private readonly deferred = new Map<number, { pauses: number; timer: NodeJS.Timeout | null }>();
   private readonly settings: MemberSettings;
   private readonly shards: ShardContext[];
   private readonly decoder: EventDecoder;
@@ -81,6 +98,7 @@ export class ApplierMember {
   stop(): void {
     this.stopping = true;
     this.stopController.abort();
+    for (const d of this.deferred.values()) if (d.timer) clearTimeout(d.timer);
   }
 
   /** An error nothing here can retry: stop without moving past the record; the supervisor restarts. */
@@ -105,7 +123,8 @@ export class ApplierMember {
     this.log.info({ partitions }, "partitions assigned; sought to stored offsets");
   }
 
-  private async stateOf(partition: number): Promise<PartitionState> {
+  /** With the batch's heartbeat (inside eachBatch), a shard outage pauses the partition instead. */
+  private async stateOf(partition: number, heartbeat?: () => Promise<void>): Promise<PartitionState> {
     let state = this.states.get(partition);
     if (state === undefined) {
       state = new PartitionState(this.settings.tokensPerPartitionMax);
@@ -116,9 +135,9 @@ export class ApplierMember {
       const shard = this.shardOf(partition);
       const low = await this.lowWatermarkOf(partition);
       const loading = state;
-      await this.retry("load the partition", () =>
-        loadPartition(shard.pool, ref, low, loading, this.settings.tokensPerPartitionMax),
-      );
+      const load = () => loadPartition(shard.pool, ref, low, loading, this.settings.tokensPerPartitionMax);
+      if (heartbeat) await this.retryOrDefer(partition, "load the partition", load, heartbeat);
+      else await this.retry("load the partition", load);
     }
     return state;
   }
@@ -131,7 +150,53 @@ export class ApplierMember {
     return this.shards[shardOf(partition, this.shards.length)]!;
   }
 
-  private retry<T>(what: string, attempt: () => Promise<T>, heartbeat?: () => Promise<void>): Promise<T> {
+  /**
+   * In eachBatch: a few attempts in place, then the partition is paused and resumed later
+   * (PartitionDeferred ends the batch, its records come again); RetriesExhaustedError once the
+   * pauses have used up the policy's attempts.
+   */
+  private async retryOrDefer<T>(
+    partition: number,
+    what: string,
+    attempt: () => Promise<T>,
+    heartbeat: () => Promise<void>,
+  ): Promise<T> {
+    const inline = {
+      attemptsMax: inlineAttemptsMax,
+      backoffMsMax: Math.min(inlineBackoffMsMax, this.settings.retry.backoffMsMax),
+    };
+    try {
+      const result = await this.retry(what, attempt, heartbeat, inline);
+      this.deferred.delete(partition);
+      return result;
+    } catch (error) {
+      if (!(error instanceof RetriesExhaustedError) || this.stopController.signal.aborted) throw error;
+      const pauses = (this.deferred.get(partition)?.pauses ?? 0) + 1;
+      if (pauses * inlineAttemptsMax >= this.settings.retry.attemptsMax) throw error;
+      const ceilingMs = Math.min(this.settings.retry.backoffMsMax, resumeBackoffMsMin * 2 ** (pauses - 1));
+      const delayMs = Math.round(ceilingMs / 2 + (Math.random() * ceilingMs) / 2);
+      const topicPartitions = [{ topic: this.settings.topic, partitions: [partition] }];
+      this.consumer.pause(topicPartitions);
+      const timer = setTimeout(() => {
+        const d = this.deferred.get(partition);
+        if (d) d.timer = null;
+        if (!this.stopping) this.consumer.resume(topicPartitions);
+      }, delayMs);
+      this.deferred.set(partition, { pauses, timer });
+      this.log.warn(
+        { partition, pauses, resume_in_ms: delayMs, err: String((error.cause as Error)?.message) },
+        "transient failure persists; partition paused, the others go on",
+      );
+      throw new PartitionDeferred(`partition ${partition} paused for ${delayMs} ms`);
+    }
+  }
+
+  private retry<T>(
+    what: string,
+    attempt: () => Promise<T>,
+    heartbeat?: () => Promise<void>,
+    policy: RetryPolicy = this.settings.retry,
+  ): Promise<T> {
     const onRetry = (error: unknown, attemptIndex: number, delayMs: number) => {
       const cause = retryCauseOf(error);
       retriesTotal.inc({ cause });
@@ -141,7 +206,7 @@ export class ApplierMember {
       );
       heartbeat?.().catch(() => {});
     };
-    return withRetry(what, this.settings.retry, attempt, onRetry, this.stopController.signal);
+    return withRetry(what, policy, attempt, onRetry, this.stopController.signal);
   }
 
   async eachBatch(payload: EachBatchPayload): Promise<void> {
@@ -149,6 +214,7 @@ export class ApplierMember {
     try {
       await this.applyBatch(payload);
     } catch (error) {
+      if (error instanceof PartitionDeferred) return; // paused; its records come again on resume
       if (error instanceof RetriesExhaustedError && this.stopController.signal.aborted && !this.fatal) {
         // Stopped while waiting out a transient failure: nothing of this chunk committed.
         this.log.info(
@@ -171,7 +237,7 @@ export class ApplierMember {
     isStale,
   }: EachBatchPayload): Promise<void> {
     const partition = batch.partition;
-    let state = await this.stateOf(partition);
+    let state = await this.stateOf(partition, heartbeat);
     const pending = batch.messages.filter((m) => BigInt(m.offset) >= state.nextOffset!);
     if (pending.length === 0) {
       resolveOffset(batch.lastOffset()); // all below the stored offset: applied before
@@ -195,7 +261,7 @@ export class ApplierMember {
       if (result === null) return;
       resolveOffset(chunk[chunk.length - 1]!.offset.toString());
       if (!(await this.heartbeatOrYield(heartbeat, partition))) return;
-      state = await this.stateOf(partition);
+      state = await this.stateOf(partition, heartbeat);
     }
   }
 
@@ -226,7 +292,8 @@ export class ApplierMember {
     const shard = this.shardOf(partition);
     const ref = this.refOf(partition);
     try {
-      const result = await this.retry(
+      const result = await this.retryOrDefer(
+        partition,
         `apply partition ${partition}`,
         () => applyChunk(shard, this.decoder, ref, state, chunk, this.settings.window),
         heartbeat,
