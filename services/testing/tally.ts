@@ -110,8 +110,23 @@ function settingsOf(
   };
 }
 
+/** Bad settings fail here, before any container starts, with the config module's message. */
+function checkSettings(options: StartTallyOptions, shape: { shards: number; partitions: number }): void {
+  const placeholder = {
+    kafkaBrokers: "127.0.0.1:9092",
+    registryUrl: "http://127.0.0.1:8080",
+    postgresUrl: (database: string) => `postgres://postgres@127.0.0.1:5432/${database}`,
+  };
+  try {
+    loadConfig(settingsOf(placeholder, options, shape));
+  } catch (error) {
+    throw new TallyStartError(`startTally: ${(error as Error).message}`, { cause: error });
+  }
+}
+
 export async function startTally(options: StartTallyOptions = {}): Promise<StartedTally> {
   const shape = checkOptions(options);
+  checkSettings(options, shape);
   const client = await containerEngine();
   const images = await resolveImages(options.images);
   await requireLocalImages(client, Object.values(images));

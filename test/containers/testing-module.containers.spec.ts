@@ -1,0 +1,89 @@
+// tally/testing itself: what a user sees when there is no engine, when a start fails half-way,
+// and that a started Tally serves the CLI from the host and leaves nothing behind when stopped.
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { getContainerRuntimeClient } from "testcontainers";
+import { describe, expect, it } from "vitest";
+import { localImages } from "../../services/testing/images.ts";
+import { startTally } from "../../services/testing/index.ts";
+import { repoRoot, tally } from "../support/stack.ts";
+
+const run = promisify(execFile);
+
+/** Ids of the running containers that tally/testing started (any instance, the suite's too). */
+async function tallyContainerIds(): Promise<string[]> {
+  const client = await getContainerRuntimeClient();
+  return (await client.container.list())
+    .filter((c) => c.Labels?.["tally.testing"] === "true")
+    .map((c) => c.Id)
+    .sort();
+}
+
+describe("tally/testing", () => {
+  it("given no container engine, when startTally runs, then it fails at once saying so and what to do", async () => {
+    const script = 'import { startTally } from "tally/testing"; await startTally();';
+    const result = await run(process.execPath, ["--input-type=module", "-e", script], {
+      cwd: repoRoot,
+      env: { PATH: process.env.PATH, HOME: "/nonexistent", DOCKER_HOST: "unix:///nonexistent/docker.sock" },
+      timeout: 60_000,
+    }).then(
+      () => ({ code: 0, stderr: "" }),
+      (error: { code?: number; stderr?: string }) => ({ code: error.code, stderr: error.stderr ?? "" }),
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(
+      "ContainerEngineError: no container engine answers (DOCKER_HOST=unix:///nonexistent/docker.sock",
+    );
+    expect(result.stderr).toContain("infra/containers/engine.sh ensure");
+  });
+
+  it("given a bad setting, when startTally runs, then it fails before any container starts, naming the variable", async () => {
+    const before = await tallyContainerIds();
+    await expect(startTally({ settings: { TALLY_BATCH_EVENTS_MAX: "0" } })).rejects.toThrow(
+      'TALLY_BATCH_EVENTS_MAX="0" is invalid',
+    );
+    expect(await tallyContainerIds()).toEqual(before);
+  });
+
+  it("given a start that fails after Kafka, the registry and PostgreSQL run, then it names the step and leaves nothing running", async () => {
+    const before = await tallyContainerIds();
+    // An image without Node: `tally migrate` cannot start in it.
+    const broken = startTally({ shards: 1, partitions: 1, images: { tally: localImages.debian } });
+    await expect(broken).rejects.toThrow(/tally migrate failed to start/);
+    expect(await tallyContainerIds()).toEqual(before);
+  });
+
+  it("given a started Tally, when the CLI on the host uses its env, then it answers; when stopped, nothing of it remains", async () => {
+    const before = await tallyContainerIds();
+    const started = await startTally({ shards: 1, partitions: 2, appliers: 1 });
+    try {
+      const running = await tallyContainerIds();
+      // Kafka, the registry, PostgreSQL, one applier and the projector.
+      expect(running.filter((id) => !before.includes(id))).toHaveLength(5);
+      const sent = await started.producer.send([
+        {
+          transfer_id: crypto.randomUUID(),
+          batch_id: null,
+          token_id: "t-1",
+          asset: "EUR",
+          amount: 10n ** 30n,
+          from_wallet: null,
+          to_wallet: "w-1",
+          prev_state: null,
+          next_state: "a",
+          occurred_at: Date.now(),
+        },
+      ]);
+      expect(sent).toEqual([{ ok: true, partition: expect.any(Number), offset: "0" }]);
+      await started.waitUntilCaughtUp();
+      const cli = await tally(["balance", "w-1"], started.env);
+      expect(cli.code).toBe(0);
+      expect(cli.stdout).toContain("1000000000000000000000000000000");
+      const metrics = await fetch(started.appliers[0]!.metricsUrl).then((r) => r.text());
+      expect(metrics).toMatch(/tally_records_total\{outcome="applied",reason=""\} 1\b/);
+    } finally {
+      await started.stop();
+    }
+    expect(await tallyContainerIds()).toEqual(before);
+  });
+});
