@@ -23,7 +23,7 @@ DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 KAFKA_VERSION=4.3.1
 APICURIO_VERSION=3.3.3
-MAVEN_DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
+MAVEN_DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1 # as infra/stack.sh
 REGISTRY_PROBE_TIMEOUT_S=3
 BUILD_TIMEOUT_S=${BUILD_TIMEOUT_S:-900}
 JAVA_MIN_MAJOR=21
@@ -90,27 +90,37 @@ build_debian() {
   rm -rf "$root"
 }
 
-# Major version of the JDK in a folder ("25.0.1" -> 25); empty if none.
-jdk_major() {
-  "$1/bin/java" -version 2>&1 | awk -F'"' '/version/ {print $2; exit}' | sed -E 's/^1\.//; s/[.+-].*//'
-}
+# The local stack's own steps (infra/stack/: finding a JDK, fetching the Kafka jars and the
+# Apicurio distribution with Maven), run in a subshell with the same layout as infra/stack.sh, so
+# that the images are made of the very files `make up` runs.
+stack_step() (
+  STACK_DIR="$ROOT/infra/stack"
+  LOCAL="$ROOT/.local"
+  DOWNLOADS="$LOCAL/downloads"
+  KAFKA_LIBS="$LOCAL/kafka/libs"
+  APICURIO_HOME="$LOCAL/apicurio/apicurio-registry-app-$APICURIO_VERSION"
+  APICURIO_TARBALL="$DOWNLOADS/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz"
+  mkdir -p "$DOWNLOADS"
+  # shellcheck source=infra/stack/lib.sh
+  source "$STACK_DIR/lib.sh"
+  # shellcheck source=infra/stack/kafka.sh
+  source "$STACK_DIR/kafka.sh"
+  # shellcheck source=infra/stack/registry.sh
+  source "$STACK_DIR/registry.sh"
+  "$@"
+)
 
+# A JDK home >= 21 with jlink: the first java the local stack would pick for Apicurio.
 find_jdk() {
-  local home major
-  for home in ${TALLY_JAVA21_HOME:+"$TALLY_JAVA21_HOME"} ${JAVA_HOME:+"$JAVA_HOME"} /usr/lib/jvm/*; do
-    [ -x "$home/bin/jlink" ] || continue
-    major=$(jdk_major "$home" 2>/dev/null || true)
-    if [[ $major =~ ^[0-9]+$ ]] && [ "$major" -ge "$JAVA_MIN_MAJOR" ]; then
-      echo "$home"
-      return 0
-    fi
-  done
-  return 1
+  local java home
+  java=$(stack_step find_java "$JAVA_MIN_MAJOR" "${TALLY_JAVA21_HOME:-}") || return 1
+  home=$(dirname "$(dirname "$(readlink -f "$java")")")
+  [ -x "$home/bin/jlink" ] && echo "$home"
 }
 
 build_jre() {
   local context="$WORK/jre" jdk modules
-  jdk=$(find_jdk) || die "a JDK >= $JAVA_MIN_MAJOR with jlink is needed for the Java runtime image (looked at \$TALLY_JAVA21_HOME, \$JAVA_HOME, /usr/lib/jvm/*)"
+  jdk=$(find_jdk) || die "a JDK >= $JAVA_MIN_MAJOR with jlink is needed for the Java runtime image (looked at \$TALLY_JAVA21_HOME, \$JAVA_HOME, java on PATH, /usr/lib/jvm/*)"
   rm -rf "$context"
   mkdir -p "$context"
   # Every module the JDK has: Kafka and Quarkus load some reflectively, and a missing one fails
@@ -130,30 +140,10 @@ build_postgres() {
   build postgres "$WORK/postgres" "${IMAGE[debian]}"
 }
 
-# Maven runs quietly from .local, its output in the images log.
-maven() {
-  command -v mvn >/dev/null || die "Maven is needed to fetch $1 from Maven Central (apt-get install maven)"
-  say "fetching $1 from Maven Central (once)"
-  shift
-  # shellcheck disable=SC2016 # $0 and $@ expand in the inner bash
-  logged maven bash -c 'cd "$0" && mvn -B -q -Dstyle.color=never "$@"' "$ROOT/.local" "$@"
-}
-
-# The same jars as the local stack's (.local/kafka/libs), fetched here if `make up` has not.
-kafka_libs() {
-  local libs="$ROOT/.local/kafka/libs"
-  if [ ! -f "$libs/kafka_2.13-$KAFKA_VERSION.jar" ]; then
-    rm -rf "$libs.partial"
-    maven "Kafka $KAFKA_VERSION jars" -f "$ROOT/infra/stack/kafka-pom.xml" \
-      "$MAVEN_DEPENDENCY_PLUGIN:copy-dependencies" -DincludeScope=runtime -DoutputDirectory="$libs.partial"
-    mv "$libs.partial" "$libs"
-  fi
-  echo "$libs"
-}
-
 build_kafka() {
   local context="$WORK/kafka" libs
-  libs=$(kafka_libs)
+  stack_step fetch_kafka_libs >&2
+  libs="$ROOT/.local/kafka/libs"
   rm -rf "$context"
   mkdir -p "$context"
   cp -a "$libs" "$context/libs"
@@ -163,25 +153,10 @@ build_kafka() {
   rm -rf "$context"
 }
 
-# The same distribution as the local stack's (.local/apicurio), fetched here if `make up` has not.
-apicurio_app() {
-  local home="$ROOT/.local/apicurio/apicurio-registry-app-$APICURIO_VERSION"
-  local tarball="$ROOT/.local/downloads/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz"
-  if [ ! -f "$home/quarkus-run.jar" ]; then
-    [ -s "$tarball" ] || maven "Apicurio Registry $APICURIO_VERSION (about 160 MB)" \
-      "$MAVEN_DEPENDENCY_PLUGIN:copy" -Dartifact="io.apicurio:apicurio-registry-app:$APICURIO_VERSION:tar.gz:all" \
-      -DoutputDirectory="$ROOT/.local/downloads"
-    rm -rf "$home.partial"
-    mkdir -p "$home.partial"
-    tar -xzf "$tarball" -C "$home.partial" || die "cannot unpack $tarball (delete it to download it again)"
-    mv "$home.partial" "$home"
-  fi
-  echo "$home"
-}
-
 build_registry() {
   local context="$WORK/registry" app
-  app=$(apicurio_app)
+  stack_step fetch_apicurio >&2
+  app="$ROOT/.local/apicurio/apicurio-registry-app-$APICURIO_VERSION"
   rm -rf "$context"
   mkdir -p "$context"
   cp -a "$app" "$context/app"

@@ -4,7 +4,8 @@
 // line plus the listening port: health checks do not run under podman here (STACK.md).
 import pg from "pg";
 import { GenericContainer, type StartedNetwork, type StartedTestContainer, Wait } from "testcontainers";
-import { freePort, LogTail, pullPolicyOf, startNamed, tallyLabel } from "./engine.ts";
+import { LogTail, pullPolicyOf, startNamed } from "./engine.ts";
+import { freePort } from "./ports.ts";
 
 export type ComponentImages = { kafka: string; registry: string; postgres: string };
 
@@ -40,22 +41,21 @@ export async function pickPorts(given: Partial<ComponentPorts> = {}): Promise<Co
   };
 }
 
-function base(image: string, network: StartedNetwork, alias: string): GenericContainer {
+/** Where a component runs: its image, the network, the labels of its instance. */
+export type Placement = { image: string; network: StartedNetwork; labels: Record<string, string> };
+
+function base({ image, network, labels }: Placement, alias: string): GenericContainer {
   return new GenericContainer(image)
     .withNetwork(network)
     .withNetworkAliases(alias)
-    .withLabels(tallyLabel)
+    .withLabels(labels)
     .withPullPolicy(pullPolicyOf(image))
     .withStartupTimeout(componentStartupTimeoutMs);
 }
 
-export function postgresContainer(
-  image: string,
-  network: StartedNetwork,
-  hostPort: number,
-): GenericContainer {
+export function postgresContainer(placement: Placement, hostPort: number): GenericContainer {
   return (
-    base(image, network, aliases.postgres)
+    base(placement, aliases.postgres)
       .withExposedPorts({ container: 5432, host: hostPort })
       // The public image reads it; the local one is made with trust authentication already.
       .withEnvironment({ POSTGRES_HOST_AUTH_METHOD: "trust" })
@@ -96,23 +96,18 @@ export function kafkaEnvironment(advertisedHost: string, hostPort: number): Reco
 }
 
 export function kafkaContainer(
-  image: string,
-  network: StartedNetwork,
+  placement: Placement,
   advertisedHost: string,
   hostPort: number,
 ): GenericContainer {
-  return base(image, network, aliases.kafka)
+  return base(placement, aliases.kafka)
     .withExposedPorts({ container: 9092, host: hostPort })
     .withEnvironment(kafkaEnvironment(advertisedHost, hostPort))
     .withWaitStrategy(Wait.forAll([Wait.forLogMessage(/Kafka Server started/), Wait.forListeningPorts()]));
 }
 
-export function registryContainer(
-  image: string,
-  network: StartedNetwork,
-  hostPort: number,
-): GenericContainer {
-  return base(image, network, aliases.registry)
+export function registryContainer(placement: Placement, hostPort: number): GenericContainer {
+  return base(placement, aliases.registry)
     .withExposedPorts({ container: 8080, host: hostPort })
     .withEnvironment({
       QUARKUS_HTTP_HOST: "0.0.0.0",
@@ -154,6 +149,7 @@ export async function createDatabase(url: string, database: string): Promise<voi
 export type StartComponentsOptions = {
   network: StartedNetwork;
   images: ComponentImages;
+  labels: Record<string, string>;
   ports: ComponentPorts;
   /** Where the host reaches the engine's published ports (testcontainers' runtime host). */
   host: string;
@@ -163,7 +159,8 @@ export type StartComponentsOptions = {
 
 /** PostgreSQL and Kafka side by side, then the registry (it needs its database first). */
 export async function startComponents(options: StartComponentsOptions): Promise<Components> {
-  const { network, images, ports, host } = options;
+  const { network, images, labels, ports, host } = options;
+  const at = (image: string): Placement => ({ image, network, labels });
   const track = (container: StartedTestContainer) => {
     options.started(container);
     return container;
@@ -171,12 +168,12 @@ export async function startComponents(options: StartComponentsOptions): Promise<
   const [postgres, kafka] = await Promise.all([
     startNamed<StartedTestContainer>(
       "postgres",
-      postgresContainer(images.postgres, network, ports.postgres),
+      postgresContainer(at(images.postgres), ports.postgres),
       new LogTail(),
     ).then(track),
     startNamed<StartedTestContainer>(
       "kafka",
-      kafkaContainer(images.kafka, network, host, ports.kafka),
+      kafkaContainer(at(images.kafka), host, ports.kafka),
       new LogTail(),
     ).then(track),
   ]);
@@ -185,7 +182,7 @@ export async function startComponents(options: StartComponentsOptions): Promise<
   const registry = track(
     await startNamed<StartedTestContainer>(
       "registry",
-      registryContainer(images.registry, network, ports.registry),
+      registryContainer(at(images.registry), ports.registry),
       new LogTail(),
     ),
   );

@@ -1,7 +1,6 @@
 // What every container of the testing module shares: the engine (with a clear error when none
 // answers), images that exist before anything starts, labels for cleaning up, the last lines of a
-// container's log for error messages, and host ports picked once so a restart keeps them.
-import { createServer } from "node:net";
+// container's log for error messages.
 import type { Readable } from "node:stream";
 import {
   type ContainerRuntimeClient,
@@ -20,8 +19,26 @@ export class TallyStartError extends Error {
   override name = "TallyStartError";
 }
 
-/** Every container and network the module starts carries it (besides testcontainers' own labels). */
-export const tallyLabel = { "tally.testing": "true" } as const;
+const instanceLabel = "tally.testing.instance";
+
+/** Every container of one startTally carries them (besides testcontainers' own labels). */
+export function instanceLabels(instanceId: string): Record<string, string> {
+  return { "tally.testing": "true", [instanceLabel]: instanceId };
+}
+
+/**
+ * Removes whatever still runs of one instance: a container whose start failed before testcontainers
+ * handed it over (e.g. its ports never showed as bound) would otherwise be left running.
+ */
+export async function removeInstance(client: ContainerRuntimeClient, instanceId: string): Promise<void> {
+  for (const info of await client.container.list()) {
+    if (info.Labels?.[instanceLabel] !== instanceId) continue;
+    await client.container
+      .getById(info.Id)
+      .remove({ force: true, v: true })
+      .catch(() => {});
+  }
+}
 
 const engineHelp =
   "start Docker, or podman's API service and point DOCKER_HOST at it; in Tally's repository " +
@@ -102,16 +119,4 @@ export async function startNamed<T>(
       },
     );
   }
-}
-
-/** A TCP port free on the host right now; containers bind it fixed, so a restart keeps it. */
-export async function freePort(host = "127.0.0.1"): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve, reject) => {
-    probe.once("error", reject);
-    probe.listen(0, host, resolve);
-  });
-  const port = (probe.address() as { port: number }).port;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }

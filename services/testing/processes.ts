@@ -1,9 +1,14 @@
 // Tally's own processes in containers of its image: one-off commands (migrate, topics) that must
 // exit 0, and long-running ones (apply, project) that are ready when their /health/ready says so.
 import { GenericContainer, type StartedNetwork, type StartedTestContainer, Wait } from "testcontainers";
-import { LogTail, pullPolicyOf, startNamed, tallyLabel } from "./engine.ts";
+import { LogTail, pullPolicyOf, startNamed } from "./engine.ts";
 
-export type TallyRun = { image: string; network: StartedNetwork; env: Record<string, string> };
+export type TallyRun = {
+  image: string;
+  network: StartedNetwork;
+  labels: Record<string, string>;
+  env: Record<string, string>;
+};
 
 export type TallyProcess = {
   name: string;
@@ -19,7 +24,7 @@ const commandTimeoutMs = 120_000;
 function tallyContainer(run: TallyRun, args: string[]): GenericContainer {
   return new GenericContainer(run.image)
     .withNetwork(run.network)
-    .withLabels(tallyLabel)
+    .withLabels(run.labels)
     .withPullPolicy(pullPolicyOf(run.image))
     .withEnvironment(run.env)
     .withCommand(args)
