@@ -1,0 +1,213 @@
+// Faults on the multi-server cluster (make up-cluster) under a steady produced load: members scaled
+// 1 -> 3 -> 1, the leader broker of a partition killed, one shard's PostgreSQL server crashed, the
+// registry stopped. Each ends with nothing lost and nothing doubled, shown by the generator's own
+// outcome, a recount of the topic read back independently, and `tally verify`; each reports the
+// time to recover and the lag peak (table in the output, JSON in .local/faults-report.json).
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { ensureTopic } from "../../services/cli/topics.ts";
+import { sleep } from "../../services/common/retry.ts";
+import { migrate } from "../../services/storage/migrate.ts";
+import {
+  clusterCtl,
+  clusterTestStack,
+  clusterUp,
+  leaderOf,
+  quietKafka,
+  recountTopic,
+  SteadyLoad,
+} from "../support/cluster.ts";
+import { type FaultFigures, LagSampler, partitionsOfShard, writeFaultsReport } from "../support/lag.ts";
+import { type ApplierProcess, expectExactState, finishPipeline, startApplier } from "../support/pipeline.ts";
+import { dropTestStack, type TestStack, tally } from "../support/stack.ts";
+
+const eventsPerSecond = 2_000;
+const loadSeconds = 30;
+const warmupMs = 6_000;
+const recoveryMsMax = 90_000;
+const figures: FaultFigures[] = [];
+
+let stack: TestStack | null = null;
+let appliers: ApplierProcess[] = [];
+let sampler: LagSampler | null = null;
+let producing: SteadyLoad | null = null;
+
+afterEach(async () => {
+  await producing?.cancel();
+  producing = null;
+  await sampler?.stop();
+  sampler = null;
+  for (const a of appliers) a.child.kill("SIGKILL");
+  appliers = [];
+  // A failed test may have left a part stopped: bring the whole cluster back for the next one.
+  await clusterUp();
+  if (stack) await dropTestStack(stack);
+  stack = null;
+});
+
+afterAll(() => {
+  if (figures.length > 0)
+    console.log(`\nfault figures (also in .local/faults-report.json):\n${writeFaultsReport(figures)}\n`);
+});
+
+type Window = { startMs: number; endMs: number };
+
+/**
+ * Given a steady load and one applier, when `inject` runs the fault (and returns when it is over),
+ * then the lag comes back under one second of production and the end state is exact.
+ */
+async function faultUnderLoad(
+  fault: string,
+  seed: number,
+  inject: (sampler: LagSampler, steady: SteadyLoad) => Promise<Window>,
+): Promise<FaultFigures> {
+  const s = clusterTestStack(fault.replaceAll(/[^a-z]/g, "").slice(0, 8));
+  stack = s;
+  await migrate(s.config);
+  await ensureTopic(s.config);
+  await expectReplicated(s);
+  const lag = new LagSampler(s);
+  sampler = lag;
+  await lag.start();
+  const steady = new SteadyLoad(s, { eventsPerSecond, seconds: loadSeconds, seed });
+  producing = steady;
+  appliers.push(startApplier(s));
+  const loadStartMs = performance.now();
+  steady.start();
+  await sleep(warmupMs);
+  const baselineLagPeakRecords = lag.peakBetween(loadStartMs + warmupMs / 2, performance.now());
+  // Back to normal: the lag no higher than before the fault, and at most a second of production.
+  const recoveredLagRecords = Math.max(eventsPerSecond, baselineLagPeakRecords);
+  const { startMs, endMs } = await inject(lag, steady);
+  const recoveredMs = await lag.waitForLagAtMost(recoveredLagRecords, endMs, recoveryMsMax);
+  const lagPeakRecords = lag.peakBetween(startMs, recoveredMs);
+  await steady.done();
+  producing = null;
+  sampler = null;
+  await lag.stop();
+  for (const a of appliers.splice(0)) {
+    a.child.kill("SIGTERM");
+    expect(await a.exited).toBe(0);
+  }
+  await finishPipeline(s);
+  const extra = await recountTopic(s, steady);
+  await expectExactState(s, steady.load, extra);
+  const verified = await tally(["verify"], s.env);
+  expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+  const row: FaultFigures = {
+    fault,
+    faultMs: Math.round(endMs - startMs),
+    recoveryMs: Math.round(Math.max(0, recoveredMs - endMs)),
+    recoveredAfterStartMs: Math.round(recoveredMs - startMs),
+    lagPeakRecords,
+    baselineLagPeakRecords,
+    recoveredLagRecords,
+    eventsPerSecond,
+    events: steady.events,
+    resentEvents: steady.resentEvents,
+    extraRecords: extra.duplicates + extra.rejected,
+    sendFailures: steady.sendFailures,
+  };
+  figures.push(row);
+  return row;
+}
+
+/** The topic as `tally topics` made it on the cluster: three replicas in sync, min ISR 2. */
+async function expectReplicated(s: TestStack): Promise<void> {
+  const admin = quietKafka(s.config, "topic").admin();
+  await admin.connect();
+  try {
+    const [topic] = (await admin.fetchTopicMetadata({ topics: [s.config.TALLY_TOPIC] })).topics;
+    expect(topic?.partitions.map((p) => [p.replicas.length, p.isr.length])).toEqual(
+      Array.from({ length: s.config.TALLY_PARTITIONS }, () => [3, 3]),
+    );
+    const described = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [{ type: 2, name: s.config.TALLY_TOPIC, configNames: ["min.insync.replicas"] }],
+    });
+    expect(described.resources[0]?.configEntries[0]?.configValue).toBe("2");
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+async function groupMembers(s: TestStack): Promise<number> {
+  const admin = quietKafka(s.config, "group").admin();
+  await admin.connect();
+  try {
+    const { groups } = await admin.describeGroups([s.config.TALLY_GROUP]);
+    return groups[0]?.members.length ?? 0;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+describe("faults on the three-broker, server-per-shard cluster under a steady load", () => {
+  it("given one applier, when scaled to three and back to one, then nothing is lost or doubled", async () => {
+    await faultUnderLoad("appliers 1 -> 3 -> 1", 21, async () => {
+      const startMs = performance.now();
+      appliers.push(startApplier(stack!), startApplier(stack!));
+      for (let waitedMs = 0; (await groupMembers(stack!)) < 3; waitedMs += 250) {
+        expect(waitedMs).toBeLessThan(30_000);
+        await sleep(250);
+      }
+      await sleep(5_000);
+      for (const leaving of appliers.splice(1)) {
+        leaving.child.kill("SIGTERM"); // scale-in drains: the member leaves the group
+        expect(await leaving.exited).toBe(0);
+      }
+      return { startMs, endMs: performance.now() };
+    });
+  });
+
+  it("given the leader broker of a partition SIGKILLed and restarted, then producing and applying go on", async () => {
+    await faultUnderLoad("leader broker killed", 22, async (_sampler, steady) => {
+      const killed = await leaderOf(stack!, 0);
+      const startMs = performance.now();
+      await clusterCtl("stop", `kafka-${killed}`, "kill");
+      const sentAtKill = steady.sentEvents;
+      // Past the controller's broker session timeout (9 s by default): the leadership moves.
+      await sleep(10_000);
+      expect(await leaderOf(stack!, 0)).not.toBe(killed);
+      expect(steady.sentEvents).toBeGreaterThan(sentAtKill); // acks=all with two replicas in sync
+      await clusterCtl("start", `kafka-${killed}`);
+      return { startMs, endMs: performance.now() };
+    });
+  });
+
+  it("given one shard's PostgreSQL server crashed and restarted, then the other shards keep applying and it catches up", async () => {
+    const appliedShareByShard: Record<string, number> = {};
+    const row = await faultUnderLoad("shard server crashed", 23, async (sampler) => {
+      const startMs = performance.now();
+      await clusterCtl("stop", "pg-shard-1", "immediate");
+      const stoppedMs = performance.now();
+      await sleep(8_000);
+      const restartingMs = performance.now();
+      for (const shard of [0, 2]) {
+        const share = sampler.appliedShareBetween(stoppedMs, restartingMs, partitionsOfShard(stack!, shard));
+        appliedShareByShard[`shard ${shard}`] = Math.round(share * 100) / 100;
+      }
+      await clusterCtl("start", "pg-shard-1");
+      return { startMs, endMs: performance.now() };
+    });
+    row.appliedShareByShard = appliedShareByShard;
+    // The shards whose server stayed up kept pace with their share of the load meanwhile.
+    expect(appliedShareByShard).toEqual({ "shard 0": expect.any(Number), "shard 2": expect.any(Number) });
+    for (const share of Object.values(appliedShareByShard)) expect(share).toBeGreaterThanOrEqual(0.8);
+  });
+
+  it("given the registry stopped while an applier restarts, then it waits without rejecting and catches up", async () => {
+    await faultUnderLoad("registry stopped", 24, async (sampler) => {
+      const startMs = performance.now();
+      await clusterCtl("stop", "registry");
+      // A new member knows no schema yet: it must wait for the registry, not reject records.
+      const old = appliers.pop()!;
+      old.child.kill("SIGTERM");
+      expect(await old.exited).toBe(0);
+      appliers.push(startApplier(stack!));
+      await sleep(6_000);
+      expect(sampler.lastLagRecords).toBeGreaterThan(eventsPerSecond * 4); // it really could not apply
+      await clusterCtl("start", "registry");
+      return { startMs, endMs: performance.now() };
+    });
+  });
+});
