@@ -31,6 +31,8 @@ export type PeerRun = {
   wholeEventsPerSecond: number;
   /** VmHWM of the Connect JVM */
   peakRssBytes: number;
+  /** the machine's 1-minute load average when the last row landed: how shared the cores were */
+  loadAverage1m?: number;
 };
 
 export type PeerSettingResult = PeerSetting & { runs: PeerRun[]; medianRun: PeerRun };
@@ -112,6 +114,7 @@ export function peerMarkdown(r: BenchResults): string {
     thousands(t.medianRun.wholeEventsPerSecond),
     seconds(t.medianRun.workerStartMs),
     String(mebibytes(t.medianRun.peakRssBytes)),
+    t.medianRun.loadAverage1m?.toFixed(1) ?? "?",
     `${t.name === peer.setting.name ? "best; " : ""}runs ${t.runs.map((x) => thousands(x.eventsPerSecond)).join(" / ")}`,
   ]);
   return [
@@ -121,6 +124,7 @@ export function peerMarkdown(r: BenchResults): string {
       `Debezium JDBC sink ${peer.versions.sink}, Apicurio converter ${peer.versions.converter}; the same generated ` +
       `events (seed ${peer.seed}, ${thousands(peer.events)} events) pre-filled in a topic of their own, inserted as they are ` +
       `(no validation, state, exactly-once or balances) into a table shaped like Tally's ledger, same durability. ` +
+      `Tally's figures above are of their own run: on shared cores the two runs may have seen different load. ` +
       `Each run: a fresh worker, connector and table. "from connector" = connector created → last row inserted ` +
       `(the worker already running; the figure the ratio uses); "steady" = first row → last row; "whole" adds the JVM's start.`,
     "",
@@ -138,6 +142,7 @@ export function peerMarkdown(r: BenchResults): string {
         "whole",
         "worker start s",
         "JVM peak MiB",
+        "load avg 1 min",
         "notes",
       ],
       rows,

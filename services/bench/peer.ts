@@ -2,6 +2,7 @@
 // sink) on the same generated events as `tally bench`, each tuning tried on a fresh worker,
 // connector and table; durability on. Progress lines go to stderr.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { topics } from "../cli/topics.ts";
 import { assert } from "../common/assert.ts";
 import { type Config, ConfigError, databaseNameOf } from "../common/config.ts";
@@ -153,6 +154,7 @@ async function runOnce(ctx: Context, setting: PeerSetting, label: string): Promi
     await waitForRows(ctx, pool, () => checkConnector(worker, name));
     const peakRssBytes = worker.peakRssBytes();
     await worker.stop();
+    const loadAverage1m = Math.round(loadavg()[0]! * 10) / 10;
     const l = await landed(pool);
     const run: PeerRun = {
       events: ctx.produced.events,
@@ -168,6 +170,7 @@ async function runOnce(ctx: Context, setting: PeerSetting, label: string): Promi
       steadyEventsPerSecond: eventsPerSecondOf(ctx.produced.events, l.lastMs - l.firstMs),
       wholeEventsPerSecond: eventsPerSecondOf(ctx.produced.events, l.lastMs - worker.spawnedAtMs),
       peakRssBytes,
+      loadAverage1m,
     };
     if (!options.keep) rmSync(dir, { recursive: true, force: true });
     return run;
@@ -203,7 +206,7 @@ function describeRun(run: PeerRun): string {
     `${run.eventsPerSecond} events/s from connector (${s(run.connectorMs)} s; first row after ${s(run.firstRowMs)} s), ` +
     `${run.steadyEventsPerSecond}/s steady, ${run.wholeEventsPerSecond}/s whole (worker start ${s(run.workerStartMs)} s); ` +
     `rows ${run.rows}, distinct positions ${run.distinctPositions}, amounts ${run.amountsMatch ? "match" : "DO NOT match"}; ` +
-    `JVM peak RSS ${Math.round(run.peakRssBytes / 2 ** 20)} MiB`
+    `JVM peak RSS ${Math.round(run.peakRssBytes / 2 ** 20)} MiB; load average ${run.loadAverage1m}`
   );
 }
 

@@ -135,6 +135,7 @@ function run(eventsPerSecond: number, steadyEventsPerSecond = eventsPerSecond * 
     steadyEventsPerSecond,
     wholeEventsPerSecond: 40,
     peakRssBytes: 1_500 * 2 ** 20,
+    loadAverage1m: 1.25,
   };
 }
 
@@ -195,7 +196,7 @@ describe("bench-peer results", () => {
       "Best: tasks.max 2, batch.size 3,000, max.poll.records 3,000, UNNEST writer: 20,000 events/s",
     );
     expect(text).toContain(
-      "| tasks.max 2, batch.size 3,000, max.poll.records 3,000, UNNEST writer | 20,000 | 50,000 | 40 | 20.00 | 1500 | best; runs 20,000 |",
+      "| tasks.max 2, batch.size 3,000, max.poll.records 3,000, UNNEST writer | 20,000 | 50,000 | 40 | 20.00 | 1500 | 1.3 | best; runs 20,000 |",
     );
     expect(peerMarkdown(tallyRun())).toBe("");
   });
