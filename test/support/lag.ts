@@ -93,6 +93,17 @@ export class LagSampler {
     return produced > 0n ? Number(applied) / Number(produced) : 1;
   }
 
+  /**
+   * From fromMs, when the lag was last above the threshold before toMs, and back at or below it:
+   * the moment the applier caught up for good (fromMs itself if it never fell behind).
+   */
+  caughtUpBetween(thresholdRecords: number, fromMs: number, toMs: number): number {
+    const window = this.samples.filter((s) => s.atMs >= fromMs && s.atMs <= toMs);
+    const lastAbove = window.findLastIndex((s) => s.lagRecords > thresholdRecords);
+    if (lastAbove < 0) return fromMs;
+    return window[lastAbove + 1]?.atMs ?? toMs;
+  }
+
   /** Waits for a sample after fromMs with lag at or below the threshold; its time. */
   async waitForLagAtMost(thresholdRecords: number, fromMs: number, timeoutMs: number): Promise<number> {
     const deadlineMs = performance.now() + timeoutMs;
@@ -156,8 +167,10 @@ export type FaultFigures = {
   faultMs: number;
   /** from the fault's end until the lag is at most recoveredLagRecords (0: it already was) */
   recoveryMs: number;
-  /** from the fault's start to the same moment: how long the applier was behind */
+  /** from the fault's start to the same moment */
   recoveredAfterStartMs: number;
+  /** from the fault's start until the lag was back under the threshold for good: time behind */
+  caughtUpAfterStartMs: number;
   lagPeakRecords: number;
   baselineLagPeakRecords: number;
   recoveredLagRecords: number;
@@ -165,6 +178,8 @@ export type FaultFigures = {
   events: number;
   resentEvents: number;
   extraRecords: number;
+  /** the broker fault: from the kill until another node leads the partition */
+  leaderMovedAfterMs?: number;
   /** the shard server fault: per shard left running, the share of its load applied meanwhile */
   appliedShareByShard?: Record<string, number>;
   /** why the producer's sends failed before each resend */
@@ -177,11 +192,11 @@ export const faultsReportFile = `${repoRoot}.local/faults-report.json`;
 export function writeFaultsReport(rows: readonly FaultFigures[]): string {
   const seconds = (ms: number) => (ms / 1000).toFixed(1);
   const lines = [
-    "| fault | fault lasted s | recovered after its end s | after its start s | lag peak | lag peak before | events/s | events | resent | extra |",
+    "| fault | fault lasted s | recovered after its end s | caught up after its start s | lag peak | lag peak before | events/s | events | resent | extra |",
     "|---|---|---|---|---|---|---|---|---|---|",
     ...rows.map(
       (r) =>
-        `| ${r.fault} | ${seconds(r.faultMs)} | ${seconds(r.recoveryMs)} | ${seconds(r.recoveredAfterStartMs)} | ${r.lagPeakRecords} | ` +
+        `| ${r.fault} | ${seconds(r.faultMs)} | ${seconds(r.recoveryMs)} | ${seconds(r.caughtUpAfterStartMs)} | ${r.lagPeakRecords} | ` +
         `${r.baselineLagPeakRecords} | ${r.eventsPerSecond} | ${r.events} | ${r.resentEvents} | ${r.extraRecords} |`,
     ),
   ];
