@@ -118,6 +118,7 @@ export function peerMarkdown(r: BenchResults): string {
     `${t.name === peer.setting.name ? "best; " : ""}runs ${t.runs.map((x) => thousands(x.eventsPerSecond)).join(" / ")}`,
   ]);
   return [
+    "",
     "## Peer: Kafka Connect with Debezium's JDBC sink",
     "",
     `\`${peer.command}\`, ${peer.startedAt}: Kafka Connect ${peer.versions.connect} standalone (${peer.heapOptions}), ` +
