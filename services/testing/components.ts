@@ -4,7 +4,7 @@
 // line plus the listening port: health checks do not run under podman here (STACK.md).
 import pg from "pg";
 import { GenericContainer, type StartedNetwork, type StartedTestContainer, Wait } from "testcontainers";
-import { LogTail, pullPolicyOf, startNamed } from "./engine.ts";
+import { allStarted, LogTail, pullPolicyOf, startNamed } from "./engine.ts";
 import { freePort } from "./ports.ts";
 
 export type ComponentImages = { kafka: string; registry: string; postgres: string };
@@ -165,7 +165,7 @@ export async function startComponents(options: StartComponentsOptions): Promise<
     options.started(container);
     return container;
   };
-  const [postgres, kafka] = await Promise.all([
+  const [postgres, kafka] = await allStarted<[StartedTestContainer, StartedTestContainer]>([
     startNamed<StartedTestContainer>(
       "postgres",
       postgresContainer(at(images.postgres), ports.postgres),

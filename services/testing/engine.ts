@@ -120,3 +120,16 @@ export async function startNamed<T>(
     );
   }
 }
+
+/**
+ * Like Promise.all, but waits for every start to end before failing: a container still starting
+ * when another failed would otherwise be handed over after the teardown had run, and keep running.
+ */
+export async function allStarted<T extends readonly unknown[]>(
+  starts: { [K in keyof T]: Promise<T[K]> },
+): Promise<T> {
+  const settled = await Promise.allSettled(starts);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}

@@ -13,6 +13,7 @@ import { readBalances } from "../projector/index.ts";
 import { type VerifyReport, verify as verifyState } from "../verify/index.ts";
 import { type ComponentPorts, type Components, pickPorts, startComponents } from "./components.ts";
 import {
+  allStarted,
   containerEngine,
   instanceLabels,
   removeInstance,
@@ -157,19 +158,19 @@ export async function startTally(options: StartTallyOptions = {}): Promise<Start
     const innerEnv = settingsOf(components.internal, options, shape);
     const config = loadConfig(hostEnv);
     const run = { image: images.tally, network, labels, env: innerEnv };
-    await runTallyOnce(run, ["migrate"]);
-    await runTallyOnce(run, ["topics"]);
-    const appliers: TallyProcess[] = [];
-    for (let k = 0; k < shape.appliers; k++) {
-      const applier = await startTallyProcess(run, "apply", `applier-${k}`);
-      containers.push(applier.container);
-      appliers.push(applier);
-    }
-    let projector: TallyProcess | null = null;
-    if (options.projector ?? true) {
-      projector = await startTallyProcess(run, "project", "projector");
-      containers.push(projector.container);
-    }
+    // migrate needs only PostgreSQL, topics only Kafka and the registry: side by side.
+    await allStarted([runTallyOnce(run, ["migrate"]), runTallyOnce(run, ["topics"])]);
+    const track = (process: TallyProcess) => {
+      containers.push(process.container);
+      return process;
+    };
+    const appliers = await allStarted<TallyProcess[]>(
+      Array.from({ length: shape.appliers }, (_, k) =>
+        startTallyProcess(run, "apply", `applier-${k}`).then(track),
+      ),
+    );
+    const projector =
+      options.projector === false ? null : track(await startTallyProcess(run, "project", "projector"));
     producer = new TransferProducer(config);
     await producer.connect();
     return started({ components, config, hostEnv, producer, appliers, projector, teardown });
