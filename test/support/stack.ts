@@ -17,7 +17,8 @@ const run = promisify(execFile);
  * containers' global setup did), under the caller's own TALLY_* settings.
  */
 export function stackEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = stackProvider() === "containers" ? containerStackState().env : localStackEnv();
+  const env: NodeJS.ProcessEnv =
+    stackProvider() === "containers" ? containerStackState().env : localStackEnv();
   for (const [name, value] of Object.entries(process.env)) if (name.startsWith("TALLY_")) env[name] = value;
   return env;
 }
