@@ -104,8 +104,13 @@ cmd_up_cluster() {
 }
 
 cmd_down_cluster() {
-  local n name
+  local n name pid
   if our_pid cluster-registry >/dev/null; then stop_component cluster-registry; fi
+  # All nodes are told at once: stopped one by one, the last would wait for a controller quorum
+  # that is already gone, and need SIGKILL after STOP_TIMEOUT_S.
+  for n in $(cluster_node_ids); do
+    if pid=$(our_pid "cluster-kafka-$n"); then kill -TERM "$pid" 2>/dev/null || true; fi
+  done
   for n in $(cluster_node_ids); do stop_cluster_kafka "$n"; done
   while read -r name; do stop_cluster_pg "$name"; done < <(cluster_pg_names)
 }

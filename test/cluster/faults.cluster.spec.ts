@@ -22,7 +22,8 @@ import { dropTestStack, type TestStack, tally } from "../support/stack.ts";
 
 const eventsPerSecond = 2_000;
 const loadSeconds = 30;
-const warmupMs = 6_000;
+// The applier starts with the load: once it has caught up, the lag over this long is the baseline.
+const baselineMs = 3_000;
 const recoveryMsMax = 90_000;
 const leaderMoveMsMax = 45_000;
 const figures: FaultFigures[] = [];
@@ -74,8 +75,10 @@ async function faultUnderLoad(
   appliers.push(startApplier(s));
   const loadStartMs = performance.now();
   steady.start();
-  await sleep(warmupMs);
-  const baselineLagPeakRecords = lag.peakBetween(loadStartMs + warmupMs / 2, performance.now());
+  await lag.waitForLagAtMost(eventsPerSecond, loadStartMs, recoveryMsMax);
+  const baselineStartMs = performance.now();
+  await sleep(baselineMs);
+  const baselineLagPeakRecords = lag.peakBetween(baselineStartMs, performance.now());
   // Back to normal: the lag no higher than before the fault, and at most a second of production.
   const recoveredLagRecords = Math.max(eventsPerSecond, baselineLagPeakRecords);
   const { startMs, endMs } = await inject(lag, steady);
