@@ -21,22 +21,6 @@ cluster_pg_port() {
 cluster_pg_data() { echo "$CLUSTER_HOME/$1/data"; }
 cluster_pg_socket_dir() { echo "$CLUSTER_HOME/$1/sock"; }
 
-# Made once; our settings in tally.conf, rewritten on every start (as for the plain stack's cluster).
-init_cluster_pg() {
-  local name=$1 bin=$2 data sock
-  data=$(cluster_pg_data "$name")
-  sock=$(cluster_pg_socket_dir "$name")
-  [ -f "$data/PG_VERSION" ] && return 0
-  echo "stack: creating the PostgreSQL server $name in $data (once)" >&2
-  rm -rf "$data"
-  mkdir -p "$data" "$sock"
-  [ "$(id -u)" != 0 ] || chown postgres: "$data" "$sock"
-  chmod 700 "$data"
-  as_pg_owner "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --no-locale \
-    >>"$(log_of "cluster-$name")" 2>&1 || fail_component "cluster-$name" "initdb failed"
-  echo "include_if_exists = 'tally.conf'" >>"$data/postgresql.conf"
-}
-
 # Small memory settings: five servers share 2 cores. fsync and synchronous_commit stay on.
 write_cluster_pg_conf() {
   local name=$1 data
@@ -70,7 +54,7 @@ start_cluster_pg() {
   mkdir -p "$CLUSTER_HOME"
   touch "$log"
   rotate_log "$log"
-  init_cluster_pg "$name" "$bin"
+  init_pg_data "$component" "$bin" "$data" "$(cluster_pg_socket_dir "$name")"
   write_cluster_pg_conf "$name"
   [ "$(id -u)" != 0 ] || chown postgres: "$log" "$(cluster_pg_socket_dir "$name")"
   # pg_ctl -w waits for the server to accept connections; a crashed (immediate) stop recovers here.

@@ -75,18 +75,23 @@ wait_system_pg() {
 
 # Makes the cluster once. fsync and synchronous_commit stay on: benchmarks quote durable numbers.
 init_local_pg() {
-  local bin=$1
-  [ -f "$PG_DATA/PG_VERSION" ] && return 0
-  echo "stack: creating a PostgreSQL cluster in $PG_DATA (once)" >&2
   mkdir -p "$PG_HOME"
-  rm -rf "$PG_DATA"
-  mkdir -p "$PG_DATA" "$PG_SOCKET_DIR"
-  [ "$(id -u)" != 0 ] || chown postgres: "$PG_DATA" "$PG_SOCKET_DIR"
-  chmod 700 "$PG_DATA"
-  as_pg_owner "$bin/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 --no-locale \
-    >>"$(log_of postgres)" 2>&1 || fail_component postgres "initdb failed"
-  # Our settings live in a file of their own, rewritten on every start (see write_pg_conf).
-  echo "include_if_exists = 'tally.conf'" >>"$PG_DATA/postgresql.conf"
+  init_pg_data postgres "$1" "$PG_DATA" "$PG_SOCKET_DIR"
+}
+
+# initdb into a data folder once (also the cluster's servers, cluster-pg.sh), owned by the server's
+# user; our settings live in a file of their own, tally.conf, rewritten on every start.
+init_pg_data() {
+  local component=$1 bin=$2 data=$3 sock=$4
+  [ -f "$data/PG_VERSION" ] && return 0
+  echo "stack: creating a PostgreSQL cluster for $component in $data (once)" >&2
+  rm -rf "$data"
+  mkdir -p "$data" "$sock"
+  [ "$(id -u)" != 0 ] || chown postgres: "$data" "$sock"
+  chmod 700 "$data"
+  as_pg_owner "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --no-locale \
+    >>"$(log_of "$component")" 2>&1 || fail_component "$component" "initdb failed"
+  echo "include_if_exists = 'tally.conf'" >>"$data/postgresql.conf"
 }
 
 write_pg_conf() {

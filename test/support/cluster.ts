@@ -12,8 +12,9 @@ import { transferEventType } from "../../services/common/avro.ts";
 import { type Config, loadConfig } from "../../services/common/config.ts";
 import type { TransferEvent } from "../../services/common/event.ts";
 import { sleep } from "../../services/common/retry.ts";
-import { createLoad, type LoadRun } from "../../services/producer/load.ts";
+import type { LoadRun } from "../../services/producer/load.ts";
 import { TransferProducer } from "../../services/producer/producer.ts";
+import { faultLoad } from "./pipeline.ts";
 import { repoRoot, type TestStack } from "./stack.ts";
 
 const run = promisify(execFile);
@@ -137,17 +138,7 @@ export class SteadyLoad {
   constructor(stack: TestStack, options: SteadyLoadOptions) {
     this.stack = stack;
     this.options = options;
-    const events = options.eventsPerSecond * options.seconds;
-    const tokens = Math.max(1, Math.floor(events / 10));
-    this.load = createLoad({
-      events,
-      tokens,
-      wallets: Math.max(2, Math.floor(tokens / 4)),
-      duplicateRate: 0.02,
-      doubleSpendRate: 0.01,
-      seed: options.seed,
-      nowMs: Date.now(),
-    });
+    this.load = faultLoad(options.eventsPerSecond * options.seconds, options.seed);
   }
 
   get events(): number {

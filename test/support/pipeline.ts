@@ -13,11 +13,10 @@ import { migrate } from "../../services/storage/migrate.ts";
 import { verify } from "../../services/verify/index.ts";
 import { repoRoot, type TestStack } from "./stack.ts";
 
-export async function produceLoad(stack: TestStack, events: number, seed: number): Promise<LoadRun> {
-  await migrate(stack.config);
-  await ensureTopic(stack.config);
+/** The fault tests' load: ten events a token, four tokens a wallet, 2 % duplicates, 1 % double spends. */
+export function faultLoad(events: number, seed: number): LoadRun {
   const tokens = Math.max(1, Math.floor(events / 10));
-  const load = createLoad({
+  return createLoad({
     events,
     tokens,
     wallets: Math.max(2, Math.floor(tokens / 4)),
@@ -26,6 +25,12 @@ export async function produceLoad(stack: TestStack, events: number, seed: number
     seed,
     nowMs: Date.now(),
   });
+}
+
+export async function produceLoad(stack: TestStack, events: number, seed: number): Promise<LoadRun> {
+  await migrate(stack.config);
+  await ensureTopic(stack.config);
+  const load = faultLoad(events, seed);
   const producer = new TransferProducer(stack.config);
   await producer.connect();
   for (const chunk of load.chunks(5_000)) {
