@@ -63,6 +63,11 @@ export function startWorker(propertiesPath: string, restPort: number, logPath: s
       exitCode = code ?? (signal ? 128 : -1);
       resolve();
     });
+    // bash itself could not start: no exit event follows, so count it as one
+    child.on("error", () => {
+      exitCode ??= 127;
+      resolve();
+    });
   });
   const poll = setInterval(() => {
     peak = Math.max(peak, peakRssOf(pid));
