@@ -34,6 +34,7 @@ PEER_HEAP_OPTS=${PEER_HEAP_OPTS:-"-Xms256M -Xmx2G"}
 # say, die, show_log_tail, find_java and maven (quiet Maven, its log shown on failure).
 # shellcheck source=infra/stack/lib.sh
 source "$ROOT/infra/stack/lib.sh"
+die() { printf 'peer: %s\n' "$*" >&2; exit 1; }
 
 # One file per part that only exists once the part is complete (each lands in a .partial folder
 # that is renamed at the end: an interrupted download never looks complete).
@@ -60,9 +61,9 @@ fetch_debezium() {
   rm -rf "$DEBEZIUM_PLUGIN" "$PEER_PLUGINS/.debezium.partial"
   mkdir -p "$PEER_PLUGINS/.debezium.partial"
   tar -xzf "$DEBEZIUM_TARBALL" -C "$PEER_PLUGINS/.debezium.partial" ||
-    die "peer: unpacking $DEBEZIUM_TARBALL failed (remove it to download it again)"
+    die "unpacking $DEBEZIUM_TARBALL failed (remove it to download it again)"
   [ -d "$PEER_PLUGINS/.debezium.partial/debezium-connector-jdbc" ] ||
-    die "peer: $DEBEZIUM_TARBALL holds no debezium-connector-jdbc folder"
+    die "$DEBEZIUM_TARBALL holds no debezium-connector-jdbc folder"
   mv "$PEER_PLUGINS/.debezium.partial/debezium-connector-jdbc" "$DEBEZIUM_PLUGIN"
   rmdir "$PEER_PLUGINS/.debezium.partial"
 }
@@ -80,12 +81,12 @@ cmd_fetch() {
 cmd_worker() {
   local properties=${1:-} java part
   if [ -z "$properties" ] || [ ! -f "$properties" ]; then
-    die "peer: usage: peer.sh worker <worker.properties> (no such file: '$properties')"
+    die "usage: peer.sh worker <worker.properties> (no such file: '$properties')"
   fi
   for part in "$(worker_jar)" "$(debezium_jar)" "$(converter_jar)"; do
-    [ -f "$part" ] || die "peer: $part is missing: run 'bash infra/peer/peer.sh fetch' (make bench-peer does)"
+    [ -f "$part" ] || die "$part is missing: run 'bash infra/peer/peer.sh fetch' (make bench-peer does)"
   done
-  java=$(find_java 17) || die "peer: Kafka Connect $KAFKA_VERSION needs a JDK >= 17 (apt-get install openjdk-17-jdk-headless)"
+  java=$(find_java 17) || die "Kafka Connect $KAFKA_VERSION needs a JDK >= 17 (apt-get install openjdk-17-jdk-headless)"
   # exec: the caller's child is the JVM itself, so its pid is the one whose memory is measured.
   # shellcheck disable=SC2086 # the heap options are words on purpose
   exec "$java" $PEER_HEAP_OPTS -Djava.awt.headless=true \
