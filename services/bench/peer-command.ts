@@ -60,6 +60,15 @@ async function writePeer(
   return merged;
 }
 
+/** The settings named by --settings; an unknown name is a usage error (exit 2, one line). */
+function settingsOrUsageError(command: Command, partitions: number, names: string[] | undefined) {
+  try {
+    return pickSettings(peerSettingsFor(partitions), names);
+  } catch (error) {
+    return command.error(`error: --settings: ${(error as Error).message}`, { exitCode: 2 });
+  }
+}
+
 export function registerBenchPeerCommand(program: Command): Command {
   return program
     .command("bench-peer")
@@ -73,14 +82,14 @@ export function registerBenchPeerCommand(program: Command): Command {
     .option("--settings <names>", "comma-separated settings to try (default: all)", names)
     .option("--keep", "keep the topic, databases, consumer groups and run folders")
     .option("--out <dir>", "where peer.json and latest.* are", benchOutDirDefault)
-    .action(async (flags: PeerFlags) => {
+    .action(async (flags: PeerFlags, command: Command) => {
       const log = (line: string) => process.stderr.write(`${line}\n`);
       const config = loadConfig();
       const latest = await readLatest(flags.out);
       const options: PeerOptions = {
         events: flags.events ?? Number(latest?.settings.events ?? defaultBenchOptions.events),
         seed: flags.seed ?? Number(latest?.settings.seed ?? defaultBenchOptions.seed),
-        settings: pickSettings(peerSettingsFor(config.TALLY_PARTITIONS), flags.settings),
+        settings: settingsOrUsageError(command, config.TALLY_PARTITIONS, flags.settings),
         repeat: flags.repeat,
         keep: flags.keep ?? false,
         command: ["tally", "bench-peer", ...process.argv.slice(process.argv.indexOf("bench-peer") + 1)].join(
