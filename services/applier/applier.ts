@@ -29,7 +29,8 @@ export type ApplierOptions = {
   onProgress?: (progress: GroupProgress) => void;
   log?: Logger;
 };
-export type ApplierSummary = MemberTotals & { elapsedMs: number; maxRssBytes: number };
+/** cpuMs: user + system CPU of the whole process, start-up included. */
+export type ApplierSummary = MemberTotals & { elapsedMs: number; maxRssBytes: number; cpuMs: number };
 
 const progressIntervalMs = 1000;
 const tokensPerPartitionMax = 500_000;
@@ -91,8 +92,14 @@ export async function runApplier(config: Config, options: ApplierOptions = {}): 
     log.info({ drain_ms: Math.round(performance.now() - stopRequestedMs) }, "applier stopped");
   }
   if (member.fatal) throw member.fatal;
-  const maxRssBytes = process.resourceUsage().maxRSS * 1024;
-  return { ...member.totals, elapsedMs: performance.now() - startedMs, maxRssBytes };
+  const usage = process.resourceUsage();
+  const cpuMs = (usage.userCPUTime + usage.systemCPUTime) / 1000;
+  return {
+    ...member.totals,
+    elapsedMs: performance.now() - startedMs,
+    maxRssBytes: usage.maxRSS * 1024,
+    cpuMs,
+  };
 }
 
 const heartbeatIntervalMsMax = 1_000;
@@ -108,7 +115,10 @@ function createConsumer(config: Config, kafka: Kafka): Consumer {
     sessionTimeout: config.TALLY_KAFKA_SESSION_TIMEOUT_MS,
     // A member learns of a rebalance only from a heartbeat, and a joining member waits for every
     // current one to rejoin: at 1 s, a new member starts working within about a second.
-    heartbeatInterval: Math.min(heartbeatIntervalMsMax, Math.floor(config.TALLY_KAFKA_SESSION_TIMEOUT_MS / 10)),
+    heartbeatInterval: Math.min(
+      heartbeatIntervalMsMax,
+      Math.floor(config.TALLY_KAFKA_SESSION_TIMEOUT_MS / 10),
+    ),
   });
 }
 

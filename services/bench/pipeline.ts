@@ -4,6 +4,7 @@
 import type { Config } from "../common/config.ts";
 import { createPool, type Pool } from "../common/pg.ts";
 import { sleep } from "../common/retry.ts";
+import { postgresCpuSeconds } from "./cpu.ts";
 import type { Expected as Outcome } from "./loads.ts";
 import {
   type ApplierJson,
@@ -40,6 +41,8 @@ export type PipelineResult = {
   batchLatencyMs: Distribution;
   batchEvents: Distribution;
   peakRssBytes: Record<string, number>;
+  /** user + system CPU seconds per process, and "postgres" for the server when it is on this machine */
+  cpuSeconds: Record<string, number>;
 };
 
 export const appliersDefault = 2;
@@ -83,6 +86,8 @@ export async function runUntilCaughtUp(
   appliers: number = appliersDefault,
 ): Promise<PipelineResult> {
   const before = await countedOutcome(stack.config);
+  const postgres = createPool(stack.config, stack.config.TALLY_PG_SHARDS[0]!, "tally-bench", 1);
+  const postgresCpuBefore = await postgresCpuSeconds(postgres);
   const startedMs = performance.now();
   const applierChildren = startAppliers(stack, appliers, true);
   const projector = startTally("projector", ["project", "--until-caught-up"], stack.env);
@@ -93,11 +98,18 @@ export async function runUntilCaughtUp(
   } catch (error) {
     for (const child of all) child.stop();
     await Promise.allSettled(all.map((c) => c.done));
+    await postgres.end();
     throw error;
   }
   const endToEndMs = (projector.firstStdoutMs ?? performance.now()) - startedMs;
+  const postgresCpuAfter = await postgresCpuSeconds(postgres);
+  await postgres.end();
   const counted = minus(await countedOutcome(stack.config), before);
-  return summarize(reports, counted, endToEndMs);
+  const result = summarize(reports, counted, endToEndMs);
+  // Every shard and the views share one server in the bench stack: its CPU is theirs together.
+  if (postgresCpuBefore !== null && postgresCpuAfter !== null && sameServer(stack.config))
+    result.cpuSeconds.postgres = round2(postgresCpuAfter - postgresCpuBefore);
+  return result;
 }
 
 export type RunningPipeline = { stop: () => Promise<ChildReport[]>; children: Child[] };
@@ -134,9 +146,13 @@ export function summarize(reports: ChildReport[], counted: Outcome, endToEndMs: 
       ? 0
       : Math.max(...spans.map((s) => s.lastEndMs)) - Math.min(...spans.map((s) => s.firstStartMs));
   const peakRssBytes: Record<string, number> = {};
+  const cpuSeconds: Record<string, number> = {};
   for (const [k, r] of reports.entries()) {
     const reported = r.role.startsWith("applier") ? (jsons[k]?.maxRssBytes ?? 0) : 0;
     peakRssBytes[r.role] = Math.max(r.peakRssBytes, reported);
+    // An applier measures its own CPU up to its exit; the poll misses the last interval.
+    const reportedCpuMs = r.role.startsWith("applier") ? (jsons[k]?.cpuMs ?? 0) : 0;
+    cpuSeconds[r.role] = round2(Math.max(r.cpuSeconds, reportedCpuMs / 1000));
   }
   return {
     events,
@@ -156,7 +172,15 @@ export function summarize(reports: ChildReport[], counted: Outcome, endToEndMs: 
     batchLatencyMs: distributionOf(appliers.flatMap((r) => r.batchMs)),
     batchEvents: distributionOf(appliers.flatMap((r) => r.batchEvents)),
     peakRssBytes,
+    cpuSeconds,
   };
+}
+
+const round2 = (value: number) => Math.round(value * 100) / 100;
+
+function sameServer(config: Config): boolean {
+  const hostOf = (url: string) => new URL(url).host;
+  return new Set([...config.TALLY_PG_SHARDS, config.TALLY_PG_VIEWS].map(hostOf)).size === 1;
 }
 
 /** The projector's checkpoints: per partition, the offset up to which balances are visible. */

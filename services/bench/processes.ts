@@ -5,6 +5,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import type { ApplierSummary } from "../applier/applier.ts";
 import { assert } from "../common/assert.ts";
+import { cpuSecondsOf } from "./cpu.ts";
 
 const binTally = new URL("../../bin/tally", import.meta.url).pathname;
 const rssPollMs = 200;
@@ -19,6 +20,8 @@ export type ChildReport = {
   pid: number;
   code: number | null;
   peakRssBytes: number;
+  /** user + system CPU seconds, as last polled (the final poll interval before exit is missed) */
+  cpuSeconds: number;
   stdout: string;
   /** per "batch committed": the sum of its phase times */
   batchMs: number[];
@@ -87,6 +90,7 @@ export function emptyReport(role: string, pid: number): ChildReport {
     pid,
     code: null,
     peakRssBytes: 0,
+    cpuSeconds: 0,
     stdout: "",
     batchMs: [],
     batchEvents: [],
@@ -107,6 +111,7 @@ export function startTally(role: string, args: string[], env: Record<string, str
   const handle: Child = { role, pid: child.pid, firstStdoutMs: null, done: null!, stop: () => {} };
   const poll = setInterval(() => {
     report.peakRssBytes = Math.max(report.peakRssBytes, peakRssOf(report.pid));
+    report.cpuSeconds = Math.max(report.cpuSeconds, cpuSecondsOf(report.pid));
   }, rssPollMs);
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
     handle.firstStdoutMs ??= performance.now();

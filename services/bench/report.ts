@@ -181,6 +181,18 @@ function phaseRows(c: TallyCase): string[][] {
   ]);
 }
 
+/** CPU per process over the end to end run: the 2 cores' budget, and who spends it per event. */
+export function cpuRows(c: TallyCase): string[][] {
+  const entries = Object.entries(c.cpuSeconds ?? {});
+  const total = entries.reduce((sum, [, s]) => sum + s, 0);
+  const rows = entries.map(([role, s]) => [role, s.toFixed(2), perEventMicros(s, c.events)]);
+  if (entries.length > 0) rows.push(["all of the above", total.toFixed(2), perEventMicros(total, c.events)]);
+  return rows;
+}
+
+const perEventMicros = (cpuSeconds: number, events: number) =>
+  events > 0 ? ((cpuSeconds * 1e6) / events).toFixed(1) : "-";
+
 function scalingRows(points: readonly ScalingPoint[]): string[][] {
   return points.map((p) => [
     thousands(p.events),
@@ -223,6 +235,11 @@ export function formatMarkdown(r: BenchResults): string {
     "Where Tally's time goes (end to end run, summed over processes):",
     "",
     markdownTable(["phase", "seconds", "share", "events/s if alone"], phaseRows(tally)),
+    "",
+    `CPU of the end to end run (${r.machine.cpus} cores × ${seconds(tally.endToEndMs)} s = ` +
+      `${((r.machine.cpus * tally.endToEndMs) / 1000).toFixed(2)} CPU s available; the Kafka broker and the bench process not counted):`,
+    "",
+    markdownTable(["process", "CPU seconds", "CPU µs per event"], cpuRows(tally)),
     "",
     `Produce to balance visible at a steady ${thousands(latency.rateEventsPerSecond)} events/s ` +
       `(achieved ${thousands(latency.achievedEventsPerSecond)}/s for ${seconds(latency.durationMs)} s, ${latency.latencyMs.count} samples): ` +

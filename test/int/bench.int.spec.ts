@@ -54,6 +54,9 @@ describe("tally bench --quick", () => {
       expect(c.batchLatencyMs.count).toBeGreaterThan(0);
       expect(Object.keys(c.peakRssBytes).sort()).toEqual(["applier-1", "applier-2", "projector"]);
       for (const bytes of Object.values(c.peakRssBytes)) expect(bytes).toBeGreaterThan(10 << 20);
+      // Every process, and the local PostgreSQL server, spent some CPU on the case.
+      expect(Object.keys(c.cpuSeconds).sort()).toEqual(["applier-1", "applier-2", "postgres", "projector"]);
+      for (const cpu of Object.values(c.cpuSeconds)) expect(cpu).toBeGreaterThan(0);
     }
     expect(tally.events).toBe(3_000);
     expect(replay.counted).toEqual({

@@ -1,12 +1,15 @@
 import { describe, expect, it } from "vitest";
+import { cpuSecondsOf } from "../../services/bench/cpu.ts";
 import { absorbLogLine, type ChildReport, emptyReport } from "../../services/bench/processes.ts";
 import {
+  cpuRows,
   formatRatio,
   markdownTable,
   memoryFlatOf,
   ratioRows,
   runsNote,
   type ScalingPoint,
+  type TallyCase,
 } from "../../services/bench/report.ts";
 import {
   distributionOf,
@@ -134,5 +137,33 @@ describe("child log lines", () => {
     expect(report.batchSpan).toEqual({ firstStartMs: 9_900, lastEndMs: 10_500 });
     expect(report.projectMs).toBe(12);
     expect(report.stderrTail).toEqual(["tally: something plain"]);
+  });
+});
+
+describe("CPU accounting", () => {
+  it("given CPU seconds per process, when tabled, then each gets µs per event and a total row follows", () => {
+    const run = { events: 200_000, cpuSeconds: { "applier-1": 4.5, projector: 1.1, postgres: 2.4 } };
+    expect(cpuRows(run as unknown as TallyCase)).toEqual([
+      ["applier-1", "4.50", "22.5"],
+      ["projector", "1.10", "5.5"],
+      ["postgres", "2.40", "12.0"],
+      ["all of the above", "8.00", "40.0"],
+    ]);
+  });
+
+  it("given a result from before CPU was measured, when tabled, then there are no rows", () => {
+    expect(cpuRows({ events: 10 } as unknown as TallyCase)).toEqual([]);
+  });
+
+  it("given this process after some work, when its CPU is read from /proc, then it is what Node itself reports", () => {
+    let spin = 0;
+    for (const until = performance.now() + 300; performance.now() < until; ) spin++;
+    const own = process.cpuUsage();
+    const fromProc = cpuSecondsOf(process.pid);
+    expect(spin).toBeGreaterThan(0);
+    // /proc counts in 10 ms ticks and is read a moment after cpuUsage(): agree within 0.1 s.
+    expect(Math.abs(fromProc - (own.user + own.system) / 1e6)).toBeLessThan(0.1);
+    expect(fromProc).toBeGreaterThan(0.25);
+    expect(cpuSecondsOf(2 ** 22 + 12_345)).toBe(0); // no such process
   });
 });
