@@ -55,7 +55,8 @@ type Window = { startMs: number; endMs: number };
 
 /**
  * Given a steady load and one applier, when `inject` runs the fault (and returns when it is over),
- * then the lag comes back under one second of production and the end state is exact.
+ * then the lag comes back to its level before the fault (at least one second of production) and
+ * the end state is exact.
  */
 async function faultUnderLoad(
   fault: string,
