@@ -21,7 +21,8 @@ import { type ApplierProcess, expectExactState, finishPipeline, startApplier } f
 import { dropTestStack, type TestStack, tally } from "../support/stack.ts";
 
 const eventsPerSecond = 2_000;
-const loadSeconds = 30;
+// Long enough that every fault, its slowest leader move included, happens while producing.
+const loadSeconds = 40;
 // The applier starts with the load: once it has caught up, the lag over this long is the baseline.
 const baselineMs = 3_000;
 const recoveryMsMax = 90_000;
@@ -183,12 +184,13 @@ describe("faults on the three-broker, server-per-shard cluster under a steady lo
       }
       leaderMovedAfterMs = Math.round(performance.now() - startMs);
       // Producing goes on with the node still down: acks=all needs two replicas in sync, not three.
+      // Every send spans all partitions, so none completes while a partition has no leader.
       const sentAtMove = steady.sentEvents;
-      while (steady.sentEvents <= sentAtMove) {
+      while (steady.sentEvents <= sentAtMove && steady.sentEvents < steady.events) {
         expect(performance.now() - startMs).toBeLessThan(leaderMoveMsMax);
         await sleep(250);
       }
-      expect(sentAtMove).toBeGreaterThanOrEqual(sentAtKill);
+      expect(steady.sentEvents - sentAtKill).toBeGreaterThan(eventsPerSecond);
       await clusterCtl("start", `kafka-${killed}`);
       return { startMs, endMs: performance.now() };
     });
