@@ -31,6 +31,11 @@ export type PeerRun = {
   wholeEventsPerSecond: number;
   /** VmHWM of the Connect JVM */
   peakRssBytes: number;
+  /**
+   * CPU seconds from connector created to every row landed: the Connect JVM's, and the PostgreSQL
+   * server's (all of its processes: the row-count polls and other work on a shared server count too)
+   */
+  cpuSeconds?: { connect: number; postgres: number | null };
   /** the machine's 1-minute load average when the last row landed: how shared the cores were */
   loadAverage1m?: number;
 };
@@ -103,6 +108,14 @@ function settingText(s: PeerSetting): string {
   return `tasks.max ${s.tasksMax}, batch.size ${thousands(s.batchSize)}, max.poll.records ${thousands(s.maxPollRecords)}, ${writer}`;
 }
 
+/** CPU µs per event from connector start: "JVM + PostgreSQL", "?" for a run that did not measure it. */
+export function cpuPerEventText(run: PeerRun): string {
+  if (!run.cpuSeconds || run.events === 0) return "?";
+  const micros = (seconds: number) => Math.round((seconds * 1e6) / run.events);
+  const postgres = run.cpuSeconds.postgres;
+  return `${micros(run.cpuSeconds.connect)} + ${postgres === null ? "?" : micros(postgres)}`;
+}
+
 /** The "Peer" section of latest.md; empty when the results hold no peer case. */
 export function peerMarkdown(r: BenchResults): string {
   const peer = r.cases.peer;
@@ -114,6 +127,7 @@ export function peerMarkdown(r: BenchResults): string {
     thousands(t.medianRun.wholeEventsPerSecond),
     seconds(t.medianRun.workerStartMs),
     String(mebibytes(t.medianRun.peakRssBytes)),
+    cpuPerEventText(t.medianRun),
     t.medianRun.loadAverage1m?.toFixed(1) ?? "?",
     `${t.name === peer.setting.name ? "best; " : ""}runs ${t.runs.map((x) => thousands(x.eventsPerSecond)).join(" / ")}`,
   ]);
@@ -133,7 +147,9 @@ export function peerMarkdown(r: BenchResults): string {
       `(${seconds(peer.connectorMs)} s${runsNote(peer.runsEventsPerSecond)}), ${thousands(peer.steadyEventsPerSecond)}/s steady, ` +
       `${thousands(peer.wholeEventsPerSecond)}/s whole; rows ${thousands(peer.rows)} of ${thousands(peer.events)}, ` +
       `${thousands(peer.distinctPositions)} distinct positions, amounts ${peer.amountsMatch ? "match" : "DO NOT match"}; ` +
-      `Connect JVM peak RSS ${mebibytes(peer.peakRssBytes)} MiB.`,
+      `Connect JVM peak RSS ${mebibytes(peer.peakRssBytes)} MiB; CPU from connector start ` +
+      `${cpuPerEventText(peer)} µs per event (the Connect JVM + the PostgreSQL server, whose share ` +
+      `includes the row-count polls and anything else the shared server did meanwhile).`,
     "",
     markdownTable(
       [
@@ -143,6 +159,7 @@ export function peerMarkdown(r: BenchResults): string {
         "whole",
         "worker start s",
         "JVM peak MiB",
+        "CPU µs/event JVM + PostgreSQL",
         "load avg 1 min",
         "notes",
       ],

@@ -7,6 +7,7 @@ import { closeSync, openSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { assert } from "../common/assert.ts";
 import { sleep } from "../common/retry.ts";
+import { cpuSecondsOf } from "./cpu.ts";
 import { peerDir } from "./peer-config.ts";
 import { peakRssOf } from "./processes.ts";
 
@@ -23,6 +24,8 @@ export type Worker = {
   /** epoch ms of the spawn */
   spawnedAtMs: number;
   peakRssBytes: () => number;
+  /** user + system CPU seconds of the JVM so far (the last reading once it is gone) */
+  cpuSeconds: () => number;
   exited: () => boolean;
   stop: () => Promise<void>;
 };
@@ -57,6 +60,7 @@ export function startWorker(propertiesPath: string, restPort: number, logPath: s
   assert(child.pid !== undefined, "the Connect worker was spawned");
   const pid = child.pid;
   let peak = 0;
+  let cpu = 0;
   let exitCode: number | null = null;
   const exit = new Promise<void>((resolve) => {
     child.on("exit", (code, signal) => {
@@ -71,6 +75,7 @@ export function startWorker(propertiesPath: string, restPort: number, logPath: s
   });
   const poll = setInterval(() => {
     peak = Math.max(peak, peakRssOf(pid));
+    cpu = Math.max(cpu, cpuSecondsOf(pid));
   }, rssPollMs);
   return {
     pid,
@@ -78,6 +83,7 @@ export function startWorker(propertiesPath: string, restPort: number, logPath: s
     logPath,
     spawnedAtMs,
     peakRssBytes: () => Math.max(peak, peakRssOf(pid)),
+    cpuSeconds: () => Math.max(cpu, cpuSecondsOf(pid)),
     exited: () => exitCode !== null,
     stop: async () => {
       clearInterval(poll);

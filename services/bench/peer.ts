@@ -14,6 +14,7 @@ import { createLoad } from "../producer/load.ts";
 import { dayOf, ensureDayPartitions } from "../storage/partitions.ts";
 import { checkpoint } from "./baseline.ts";
 import { readDurability } from "./bench.ts";
+import { postgresCpuSeconds } from "./cpu.ts";
 import { benchLoad } from "./loads.ts";
 import {
   connectorConfig,
@@ -150,8 +151,10 @@ async function runOnce(ctx: Context, setting: PeerSetting, label: string): Promi
   try {
     const restAtMs = await waitForRest(worker, workerStartTimeoutMs);
     const config = connectorConfig(setting, topic, jdbcOf(url, setting.writer));
+    const cpuBefore = { connect: worker.cpuSeconds(), postgres: await postgresCpuSeconds(pool) };
     const createdAtMs = await createConnector(worker, name, config);
     await waitForRows(ctx, pool, () => checkConnector(worker, name));
+    const cpuSeconds = cpuSince(cpuBefore, worker.cpuSeconds(), await postgresCpuSeconds(pool));
     const peakRssBytes = worker.peakRssBytes();
     await worker.stop();
     const loadAverage1m = Math.round(loadavg()[0]! * 10) / 10;
@@ -170,6 +173,7 @@ async function runOnce(ctx: Context, setting: PeerSetting, label: string): Promi
       steadyEventsPerSecond: eventsPerSecondOf(ctx.produced.events, l.lastMs - l.firstMs),
       wholeEventsPerSecond: eventsPerSecondOf(ctx.produced.events, l.lastMs - worker.spawnedAtMs),
       peakRssBytes,
+      cpuSeconds,
       loadAverage1m,
     };
     if (!options.keep) rmSync(dir, { recursive: true, force: true });
@@ -178,6 +182,16 @@ async function runOnce(ctx: Context, setting: PeerSetting, label: string): Promi
     await worker.stop();
     await pool.end();
   }
+}
+
+type CpuSeconds = { connect: number; postgres: number | null };
+
+function cpuSince(before: CpuSeconds, connect: number, postgres: number | null): CpuSeconds {
+  const round2 = (value: number) => Math.round(value * 100) / 100;
+  return {
+    connect: round2(connect - before.connect),
+    postgres: postgres === null || before.postgres === null ? null : round2(postgres - before.postgres),
+  };
 }
 
 function workerPropertiesFor(base: Config, setting: PeerSetting, restPort: number, offsetsFile: string) {
@@ -206,7 +220,8 @@ function describeRun(run: PeerRun): string {
     `${run.eventsPerSecond} events/s from connector (${s(run.connectorMs)} s; first row after ${s(run.firstRowMs)} s), ` +
     `${run.steadyEventsPerSecond}/s steady, ${run.wholeEventsPerSecond}/s whole (worker start ${s(run.workerStartMs)} s); ` +
     `rows ${run.rows}, distinct positions ${run.distinctPositions}, amounts ${run.amountsMatch ? "match" : "DO NOT match"}; ` +
-    `JVM peak RSS ${Math.round(run.peakRssBytes / 2 ** 20)} MiB; load average ${run.loadAverage1m}`
+    `JVM peak RSS ${Math.round(run.peakRssBytes / 2 ** 20)} MiB; CPU s from connector: JVM ${run.cpuSeconds?.connect}, ` +
+    `PostgreSQL ${run.cpuSeconds?.postgres ?? "n/a"}; load average ${run.loadAverage1m}`
   );
 }
 

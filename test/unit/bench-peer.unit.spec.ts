@@ -22,6 +22,7 @@ import {
 } from "../../services/bench/peer-config.ts";
 import {
   bestOf,
+  cpuPerEventText,
   type PeerCase,
   type PeerRun,
   peerFileName,
@@ -135,6 +136,7 @@ function run(eventsPerSecond: number, steadyEventsPerSecond = eventsPerSecond * 
     steadyEventsPerSecond,
     wholeEventsPerSecond: 40,
     peakRssBytes: 1_500 * 2 ** 20,
+    cpuSeconds: { connect: 0.3, postgres: 0.12 },
     loadAverage1m: 1.25,
   };
 }
@@ -196,8 +198,12 @@ describe("bench-peer results", () => {
       "Best: tasks.max 2, batch.size 3,000, max.poll.records 3,000, UNNEST writer: 20,000 events/s",
     );
     expect(text).toContain(
-      "| tasks.max 2, batch.size 3,000, max.poll.records 3,000, UNNEST writer | 20,000 | 50,000 | 40 | 20.00 | 1500 | 1.3 | best; runs 20,000 |",
+      "| tasks.max 2, batch.size 3,000, max.poll.records 3,000, UNNEST writer | 20,000 | 50,000 | 40 | 20.00 | 1500 | 300 + 120 | 1.3 | best; runs 20,000 |",
     );
+    expect(text).toContain("CPU from connector start 300 + 120 µs per event");
+    const { cpuSeconds: _, ...unmeasured } = run(1_000);
+    expect(cpuPerEventText(unmeasured)).toBe("?");
+    expect(cpuPerEventText({ ...run(1_000), cpuSeconds: { connect: 0.5, postgres: null } })).toBe("500 + ?");
     expect(peerMarkdown(tallyRun())).toBe("");
   });
 
