@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the container images the testcontainers path needs, only those missing (or, for Tally's
-# own image, out of date with the sources):
+# Builds the container images the testcontainers path needs, only those missing or out of date
+# (their recipe, sources or base changed; see recipe_hash):
 #   - tally: the tally command on Node 24 (one image for apply, project, migrate, topics, ...);
 #   - where no image registry answers: a Debian base made with debootstrap, a Java runtime, and
 #     PostgreSQL 15, Kafka 4.3.1 and Apicurio Registry 3.3.3 on it. Where one answers, the
@@ -60,6 +60,33 @@ registry_answers() {
 }
 
 image_exists() { "$CLI" image inspect "$1" >/dev/null 2>&1; }
+image_id() { "$CLI" image inspect -f '{{.Id}}' "$1" 2>/dev/null || echo none; }
+recipe_label=tally.recipe-hash
+
+# What an image is made from: its base image, its Containerfile and what goes into it. The hash is
+# the image's label; a changed recipe (or a rebuilt base) rebuilds the image, as a missing one does.
+recipe_hash() {
+  local step=$1
+  {
+    echo "$step"
+    case $step in
+      debian) echo "$DEBIAN_SUITE $DEBIAN_MIRROR" ;;
+      jre | postgres) image_id "${IMAGE[debian]}" ;;
+      kafka | registry) image_id "${IMAGE[jre]}" ;;
+      tally) if [ "$MODE" = local ]; then image_id "${IMAGE[debian]}"; else echo public; fi ;;
+    esac
+    [ "$step" = debian ] || cat "$HERE/$step.Containerfile"
+    case $step in
+      kafka) cat "$HERE/kafka-run.sh" "$ROOT/infra/stack/kafka-log4j2.properties" "$ROOT/infra/stack/kafka-pom.xml" ;;
+      registry) echo "$APICURIO_VERSION" ;;
+      tally) (cd "$ROOT" && tally_sources | xargs -d '\n' sha256sum) ;;
+    esac
+  } | sha256sum | cut -c1-16
+}
+
+image_current() {
+  image_exists "$1" && [ "$("$CLI" image inspect -f "{{ index .Labels \"$recipe_label\" }}" "$1" 2>/dev/null)" = "$2" ]
+}
 
 # Runs a step's command with its output in the log, bounded in time.
 logged() {
@@ -78,10 +105,9 @@ pull_flag() {
 
 build() {
   local step=$1 context=$2 base=$3 pull
-  shift 3
   pull=$(pull_flag "$base")
   logged "$step" "$CLI" build --network=host ${pull:+"$pull"} --build-arg "BASE=$base" \
-    -f "$HERE/$step.Containerfile" -t "${IMAGE[$step]}" "$@" "$context"
+    --label "$recipe_label=$RECIPE" -f "$HERE/$step.Containerfile" -t "${IMAGE[$step]}" "$context"
 }
 
 # --- the steps ------------------------------------------------------------------------------
@@ -94,7 +120,8 @@ build_debian() {
   logged debian debootstrap --variant=minbase "$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR"
   rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"*
   printf '\n===== %s import =====\n' "$(date -Is)" >>"$LOG"
-  tar -C "$root" -c . | "$CLI" import - "${IMAGE[debian]}" >>"$LOG" 2>&1 || fail_step debian "import"
+  tar -C "$root" -c . | "$CLI" import --change "LABEL $recipe_label=$RECIPE" - "${IMAGE[debian]}" >>"$LOG" 2>&1 ||
+    fail_step debian "import"
   rm -rf "$root"
 }
 
@@ -172,17 +199,8 @@ build_registry() {
   rm -rf "$context"
 }
 
-# What goes into Tally's image; its hash is the image's label, so a changed source rebuilds it.
+# What goes into Tally's image (a changed one rebuilds it: recipe_hash).
 tally_sources() { (cd "$ROOT" && find services schemas package.json package-lock.json -type f ! -name '*.spec.ts' | LC_ALL=C sort); }
-tally_source_hash() {
-  (cd "$ROOT" && tally_sources | xargs -d '\n' sha256sum | sha256sum | cut -c1-16)
-}
-
-tally_image_current() {
-  image_exists "${IMAGE[tally]}" &&
-    [ "$("$CLI" image inspect -f '{{ index .Labels "tally.source-hash" }}' "${IMAGE[tally]}" 2>/dev/null)" = "$1" ]
-}
-
 # Production dependencies installed once per lock file, kept between builds.
 tally_modules() {
   local deps="$WORK/tally-deps" lock_hash
@@ -199,18 +217,15 @@ tally_modules() {
 }
 
 build_tally() {
-  local context="$WORK/tally" hash modules base=${IMAGE[debian]}
-  hash=$(tally_source_hash)
-  if [ -z "$FORCE" ] && tally_image_current "$hash"; then return 0; fi
+  local context="$WORK/tally" modules base=${IMAGE[debian]}
   [ "$MODE" = local ] || base=docker.io/library/debian:bookworm-slim
-  say "building ${IMAGE[tally]} (sources $hash)"
   modules=$(tally_modules)
   rm -rf "$context"
   mkdir -p "$context/app"
   cp "$NODE" "$context/node"
   tally_sources | tar -C "$ROOT" -cf - -T - | tar -C "$context/app" -xf -
   cp -a "$modules" "$context/app/node_modules"
-  build tally "$context" "$base" --label "tally.source-hash=$hash"
+  build tally "$context" "$base"
   rm -rf "$context"
 }
 
@@ -236,9 +251,10 @@ if [ ${#steps[@]} = 0 ]; then
 fi
 mkdir -p "$WORK" "$LOGS"
 for step in "${steps[@]}"; do
-  if [ "$step" != tally ] && [ -z "$FORCE" ] && image_exists "${IMAGE[$step]}"; then continue; fi
+  RECIPE=$(recipe_hash "$step")
+  if [ -z "$FORCE" ] && image_current "${IMAGE[$step]}" "$RECIPE"; then continue; fi
   started=$SECONDS
-  [ "$step" = tally ] || say "building ${IMAGE[$step]}"
+  say "building ${IMAGE[$step]} (recipe $RECIPE)"
   "build_$step"
-  [ $((SECONDS - started)) = 0 ] || say "${IMAGE[$step]} ready in $((SECONDS - started))s"
+  say "${IMAGE[$step]} ready in $((SECONDS - started))s"
 done

@@ -122,7 +122,9 @@ export function registryContainer(placement: Placement, hostPort: number): Gener
       APICURIO_DATASOURCE_JDBC_INITIAL_SIZE: "2",
       APICURIO_DATASOURCE_JDBC_MIN_SIZE: "2",
       APICURIO_DATASOURCE_JDBC_MAX_SIZE: "8",
-      JAVA_OPTS_APPEND: "-Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1",
+      // For the public image (the local one sets the same flags): a small JVM, and DNS answers
+      // kept 1 s, since a restarted PostgreSQL container comes back on a new address.
+      JAVA_OPTS_APPEND: "-Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Dsun.net.inetaddr.ttl=1",
     })
     .withWaitStrategy(
       Wait.forAll([

@@ -158,17 +158,17 @@ export async function startTally(options: StartTallyOptions = {}): Promise<Start
     const innerEnv = settingsOf(components.internal, options, shape);
     const config = loadConfig(hostEnv);
     const run = { image: images.tally, network, labels, env: innerEnv };
-    // migrate needs only PostgreSQL, topics only Kafka and the registry: side by side.
-    await allStarted([runTallyOnce(run, ["migrate"]), runTallyOnce(run, ["topics"])]);
+    // One container at a time: under podman 4.3 a name looked up while another container joins
+    // the network can fail for a moment (EAI_AGAIN seen from `tally topics`).
+    await runTallyOnce(run, ["migrate"]);
+    await runTallyOnce(run, ["topics"]);
     const track = (process: TallyProcess) => {
       containers.push(process.container);
       return process;
     };
-    const appliers = await allStarted<TallyProcess[]>(
-      Array.from({ length: shape.appliers }, (_, k) =>
-        startTallyProcess(run, "apply", `applier-${k}`).then(track),
-      ),
-    );
+    const appliers: TallyProcess[] = [];
+    for (let k = 0; k < shape.appliers; k++)
+      appliers.push(track(await startTallyProcess(run, "apply", `applier-${k}`)));
     const projector =
       options.projector === false ? null : track(await startTallyProcess(run, "project", "projector"));
     producer = new TransferProducer(config);

@@ -53,6 +53,9 @@ export async function containerCtl(verb: "stop" | "start" | "restart", component
   if (verb === "stop") return;
   await client.container.start(container);
   await waitAnswers(component, state.env);
+  // The registry keeps its schemas in PostgreSQL, which comes back on a new address: as with the
+  // local stack, PostgreSQL counts as back once what stands on it serves again.
+  if (component === "postgres") await waitAnswers("registry", state.env);
 }
 
 async function waitAnswers(component: Component, env: Record<string, string>): Promise<void> {
