@@ -13,7 +13,6 @@ import { readBalances } from "../projector/index.ts";
 import { type VerifyReport, verify as verifyState } from "../verify/index.ts";
 import { type ComponentPorts, type Components, pickPorts, startComponents } from "./components.ts";
 import {
-  allStarted,
   containerEngine,
   instanceLabels,
   removeInstance,
