@@ -112,11 +112,16 @@ build() {
 
 # --- the steps ------------------------------------------------------------------------------
 
+# A build context starts empty: what a failed build left there must not go into the next.
+fresh_dir() {
+  rm -rf "$1"
+  mkdir -p "$1"
+}
+
 build_debian() {
   local root="$WORK/debian-root"
   command -v debootstrap >/dev/null || die "debootstrap is missing (apt-get install debootstrap)"
-  rm -rf "$root"
-  mkdir -p "$root"
+  fresh_dir "$root"
   logged debian debootstrap --variant=minbase "$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR"
   rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"*
   printf '\n===== %s import =====\n' "$(date -Is)" >>"$LOG"
@@ -156,8 +161,7 @@ find_jdk() {
 build_jre() {
   local context="$WORK/jre" jdk modules
   jdk=$(find_jdk) || die "a JDK >= $JAVA_MIN_MAJOR with jlink is needed for the Java runtime image (looked at \$TALLY_JAVA21_HOME, \$JAVA_HOME, java on PATH, /usr/lib/jvm/*)"
-  rm -rf "$context"
-  mkdir -p "$context"
+  fresh_dir "$context"
   # Every module the JDK has: Kafka and Quarkus load some reflectively, and a missing one fails
   # only at run time. (A JDK 24+ links from its own runtime when it ships no jmods folder.)
   # jlink and what needs it cannot be linked from a runtime image (nor are they needed to run).
@@ -179,8 +183,7 @@ build_kafka() {
   local context="$WORK/kafka" libs
   stack_step fetch_kafka_libs >&2
   libs="$ROOT/.local/kafka/libs"
-  rm -rf "$context"
-  mkdir -p "$context"
+  fresh_dir "$context"
   cp -a "$libs" "$context/libs"
   cp "$ROOT/infra/stack/kafka-log4j2.properties" "$context/log4j2.properties"
   cp "$HERE/kafka-run.sh" "$context/kafka-run.sh"
@@ -192,8 +195,7 @@ build_registry() {
   local context="$WORK/registry" app
   stack_step fetch_apicurio >&2
   app="$ROOT/.local/apicurio/apicurio-registry-app-$APICURIO_VERSION"
-  rm -rf "$context"
-  mkdir -p "$context"
+  fresh_dir "$context"
   cp -a "$app" "$context/app"
   build registry "$context" "${IMAGE[jre]}"
   rm -rf "$context"
@@ -220,8 +222,8 @@ build_tally() {
   local context="$WORK/tally" modules base=${IMAGE[debian]}
   [ "$MODE" = local ] || base=docker.io/library/debian:bookworm-slim
   modules=$(tally_modules)
-  rm -rf "$context"
-  mkdir -p "$context/app"
+  fresh_dir "$context"
+  mkdir "$context/app"
   cp "$NODE" "$context/node"
   tally_sources | tar -C "$ROOT" -cf - -T - | tar -C "$context/app" -xf -
   cp -a "$modules" "$context/app/node_modules"
