@@ -105,13 +105,23 @@ cmd_up_cluster() {
 
 cmd_down_cluster() {
   local n name pid
+  local -A pids=()
   if our_pid cluster-registry >/dev/null; then stop_component cluster-registry; fi
   # All nodes are told at once: stopped one by one, the last would wait for a controller quorum
   # that is already gone, and need SIGKILL after STOP_TIMEOUT_S.
   for n in $(cluster_node_ids); do
-    if pid=$(our_pid "cluster-kafka-$n"); then kill -TERM "$pid" 2>/dev/null || true; fi
+    if pid=$(our_pid "cluster-kafka-$n"); then
+      pids[$n]=$pid
+      kill -TERM "$pid" 2>/dev/null || true
+    else
+      say "cluster-kafka-$n" "not running"
+    fi
   done
-  for n in $(cluster_node_ids); do stop_cluster_kafka "$n"; done
+  for n in "${!pids[@]}"; do
+    stop_pid "cluster-kafka-$n" "${pids[$n]}" TERM
+    rm -f "$(pid_file_of "cluster-kafka-$n")"
+    say "cluster-kafka-$n" "stopped (pid ${pids[$n]})"
+  done
   while read -r name; do stop_cluster_pg "$name"; done < <(cluster_pg_names)
 }
 
