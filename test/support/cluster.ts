@@ -13,7 +13,7 @@ import { type Config, loadConfig } from "../../services/common/config.ts";
 import type { TransferEvent } from "../../services/common/event.ts";
 import { sleep } from "../../services/common/retry.ts";
 import type { LoadRun } from "../../services/producer/load.ts";
-import { TransferProducer } from "../../services/producer/producer.ts";
+import { type SendResult, TransferProducer } from "../../services/producer/producer.ts";
 import { faultLoad } from "./pipeline.ts";
 import { repoRoot, type TestStack } from "./stack.ts";
 
@@ -175,13 +175,9 @@ export class SteadyLoad {
         if (this.cancelled) return;
         for (const event of chunk) this.model(event);
         for (let attempt = 1; ; attempt++) {
+          let results: SendResult[];
           try {
-            const results = await producer.send(chunk);
-            assert(
-              results.every((r) => r.ok),
-              "the generator makes only well-formed events",
-            );
-            break;
+            results = await producer.send(chunk);
           } catch (error) {
             this.sendFailures.push(String((error as Error).message).slice(0, 300));
             if (attempt >= resendAttemptsMax) throw error;
@@ -189,7 +185,13 @@ export class SteadyLoad {
             this.resentEvents += chunk.length;
             await producer.disconnect().catch(() => {});
             producer = await this.connect();
+            continue;
           }
+          assert(
+            results.every((r) => r.ok),
+            "the generator makes only well-formed events",
+          );
+          break;
         }
         this.sentEvents += chunk.length;
         scheduled += chunk.length;
