@@ -21,9 +21,11 @@ LOG="$LOGS/images.log"
 NODE="$ROOT/.local/node/bin/node"
 DEBIAN_SUITE=bookworm
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# shellcheck disable=SC2034 # read by infra/stack/*.sh in stack_step
 KAFKA_VERSION=4.3.1
 APICURIO_VERSION=3.3.3
-MAVEN_DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1 # as infra/stack.sh
+# shellcheck disable=SC2034 # read by infra/stack/*.sh in stack_step (the same as infra/stack.sh)
+MAVEN_DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 REGISTRY_PROBE_TIMEOUT_S=3
 BUILD_TIMEOUT_S=${BUILD_TIMEOUT_S:-900}
 JAVA_MIN_MAJOR=21
@@ -118,44 +120,29 @@ fresh_dir() {
   mkdir -p "$1"
 }
 
+# debootstrap mounts /proc (and more) inside the root while it works; an interrupted run can leave
+# them mounted, so they are unmounted first and rm never crosses into another file system.
+release_root() {
+  local mount
+  [ -d "$1" ] || return 0
+  for mount in $(findmnt -rn -o TARGET | grep "^$1/" | sort -r); do umount -l "$mount" 2>/dev/null || true; done
+  rm -rf --one-file-system "$1"
+}
+
 build_debian() {
-  local root="$WORK/debian-root"
+  local root
   command -v debootstrap >/dev/null || die "debootstrap is missing (apt-get install debootstrap)"
-  fresh_dir "$root"
+  # Outside the repository: tools that walk it (biome, find, the duplicates check) must not
+  # wander into a half-made root with /proc mounted in it.
+  root=$(mktemp -d "${TMPDIR:-/var/tmp}/tally-debian.XXXXXX")
+  trap 'release_root "$root"' EXIT
   logged debian debootstrap --variant=minbase "$DEBIAN_SUITE" "$root" "$DEBIAN_MIRROR"
   rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"*
   printf '\n===== %s import =====\n' "$(date -Is)" >>"$LOG"
   tar -C "$root" -c . | "$CLI" import --change "LABEL $recipe_label=$RECIPE" - "${IMAGE[debian]}" >>"$LOG" 2>&1 ||
     fail_step debian "import"
-  rm -rf "$root"
-}
-
-# The local stack's own steps (infra/stack/: finding a JDK, fetching the Kafka jars and the
-# Apicurio distribution with Maven), run in a subshell with the same layout as infra/stack.sh, so
-# that the images are made of the very files `make up` runs.
-stack_step() (
-  STACK_DIR="$ROOT/infra/stack"
-  LOCAL="$ROOT/.local"
-  DOWNLOADS="$LOCAL/downloads"
-  KAFKA_LIBS="$LOCAL/kafka/libs"
-  APICURIO_HOME="$LOCAL/apicurio/apicurio-registry-app-$APICURIO_VERSION"
-  APICURIO_TARBALL="$DOWNLOADS/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz"
-  mkdir -p "$DOWNLOADS"
-  # shellcheck source=infra/stack/lib.sh
-  source "$STACK_DIR/lib.sh"
-  # shellcheck source=infra/stack/kafka.sh
-  source "$STACK_DIR/kafka.sh"
-  # shellcheck source=infra/stack/registry.sh
-  source "$STACK_DIR/registry.sh"
-  "$@"
-)
-
-# A JDK home >= 21 with jlink: the first java the local stack would pick for Apicurio.
-find_jdk() {
-  local java home
-  java=$(stack_step find_java "$JAVA_MIN_MAJOR" "${TALLY_JAVA21_HOME:-}") || return 1
-  home=$(dirname "$(dirname "$(readlink -f "$java")")")
-  [ -x "$home/bin/jlink" ] && echo "$home"
+  release_root "$root"
+  trap - EXIT
 }
 
 build_jre() {
