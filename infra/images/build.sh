@@ -145,6 +145,34 @@ build_debian() {
   trap - EXIT
 }
 
+# The local stack's own steps (infra/stack/: finding a JDK, fetching the Kafka jars and the
+# Apicurio distribution with Maven), run in a subshell with the same layout as infra/stack.sh, so
+# that the images are made of the very files `make up` runs.
+stack_step() (
+  STACK_DIR="$ROOT/infra/stack"
+  LOCAL="$ROOT/.local"
+  DOWNLOADS="$LOCAL/downloads"
+  KAFKA_LIBS="$LOCAL/kafka/libs"
+  APICURIO_HOME="$LOCAL/apicurio/apicurio-registry-app-$APICURIO_VERSION"
+  APICURIO_TARBALL="$DOWNLOADS/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz"
+  mkdir -p "$DOWNLOADS"
+  # shellcheck source=infra/stack/lib.sh
+  source "$STACK_DIR/lib.sh"
+  # shellcheck source=infra/stack/kafka.sh
+  source "$STACK_DIR/kafka.sh"
+  # shellcheck source=infra/stack/registry.sh
+  source "$STACK_DIR/registry.sh"
+  "$@"
+)
+
+# A JDK home >= 21 with jlink: the first java the local stack would pick for Apicurio.
+find_jdk() {
+  local java home
+  java=$(stack_step find_java "$JAVA_MIN_MAJOR" "${TALLY_JAVA21_HOME:-}") || return 1
+  home=$(dirname "$(dirname "$(readlink -f "$java")")")
+  [ -x "$home/bin/jlink" ] && echo "$home"
+}
+
 build_jre() {
   local context="$WORK/jre" jdk modules
   jdk=$(find_jdk) || die "a JDK >= $JAVA_MIN_MAJOR with jlink is needed for the Java runtime image (looked at \$TALLY_JAVA21_HOME, \$JAVA_HOME, java on PATH, /usr/lib/jvm/*)"

@@ -40,6 +40,8 @@ export type StartTallyOptions = {
   settings?: Record<string, string>;
   /** Host ports to bind; free ones by default. */
   ports?: Partial<ComponentPorts>;
+  /** Called after each step of the start (it takes about a minute), e.g. `(line) => console.error(line)`. */
+  onProgress?: (line: string) => void;
 };
 
 export type TallyEndpoints = {
@@ -130,6 +132,9 @@ export async function startTally(options: StartTallyOptions = {}): Promise<Start
   const client = await containerEngine();
   const images = await resolveImages(options.images);
   await requireLocalImages(client, Object.values(images));
+  const startedMs = Date.now();
+  const progress = (step: string) =>
+    options.onProgress?.(`tally/testing: ${step} (${((Date.now() - startedMs) / 1000).toFixed(1)} s)`);
   const instanceId = randomUUID();
   const labels = instanceLabels(instanceId);
   const containers: StartedTestContainer[] = [];
@@ -152,6 +157,9 @@ export async function startTally(options: StartTallyOptions = {}): Promise<Start
       host: client.info.containerRuntime.host,
       started: (c) => containers.push(c),
     });
+    progress(
+      `PostgreSQL, Kafka and the registry up (${images.postgres}, ${images.kafka}, ${images.registry})`,
+    );
     // The test's own process logs only problems (verify, the producer); the containers log info.
     const hostEnv = { TALLY_LOG_LEVEL: "warn", ...settingsOf(components.host, options, shape) };
     const innerEnv = settingsOf(components.internal, options, shape);
@@ -161,6 +169,7 @@ export async function startTally(options: StartTallyOptions = {}): Promise<Start
     // the network can fail for a moment (EAI_AGAIN seen from `tally topics`).
     await runTallyOnce(run, ["migrate"]);
     await runTallyOnce(run, ["topics"]);
+    progress(`migrate and topics done (${images.tally})`);
     const track = (process: TallyProcess) => {
       containers.push(process.container);
       return process;
@@ -168,10 +177,12 @@ export async function startTally(options: StartTallyOptions = {}): Promise<Start
     const appliers: TallyProcess[] = [];
     for (let k = 0; k < shape.appliers; k++)
       appliers.push(track(await startTallyProcess(run, "apply", `applier-${k}`)));
+    progress(`${shape.appliers} applier(s) ready`);
     const projector =
       options.projector === false ? null : track(await startTallyProcess(run, "project", "projector"));
     producer = new TransferProducer(config);
     await producer.connect();
+    progress(projector === null ? "producer connected" : "projector ready, producer connected");
     return started({ components, config, hostEnv, producer, appliers, projector, teardown });
   } catch (error) {
     await teardown();

@@ -55,8 +55,16 @@ describe("tally/testing", () => {
 
   it("given a started Tally, when the CLI on the host uses its env, then it answers; when stopped, nothing of it remains", async () => {
     const before = await tallyContainerIds();
-    const started = await startTally({ shards: 1, partitions: 2, appliers: 1 });
+    const steps: string[] = [];
+    const started = await startTally({
+      shards: 1,
+      partitions: 2,
+      appliers: 1,
+      onProgress: (l) => steps.push(l),
+    });
     try {
+      expect(steps).toHaveLength(4);
+      expect(steps[3]).toMatch(/^tally\/testing: projector ready, producer connected \(\d+\.\d s\)$/);
       const running = await tallyContainerIds();
       // Kafka, the registry, PostgreSQL, one applier and the projector.
       expect(running.filter((id) => !before.includes(id))).toHaveLength(5);
