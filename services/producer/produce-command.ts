@@ -9,6 +9,7 @@ import { type Config, loadConfig } from "../common/config.ts";
 import { sleep } from "../common/retry.ts";
 import { createLoad, type LoadOutcome, loadEventsMax } from "./load.ts";
 import { batchMessagesMaxDefault, problemsText, type SendResult, TransferProducer } from "./producer.ts";
+import { ResendingSender } from "./resending-sender.ts";
 
 export type ProduceOptions = {
   events: number;
@@ -35,11 +36,16 @@ export type ProduceSummary = {
   expected: LoadOutcome;
   elapsedMs: number;
   eventsPerSecond: number;
+  /** events sent again after failed sends: up to this many extra records, each a duplicate or a rejection */
+  resent: number;
 };
 
 export const produceEventsDefault = 200_000;
 // One send being transmitted while the next is generated and encoded: two chunks in memory at most.
 const sendsInFlightMax = 2;
+// A failed send (a broker gone, a leader moving) is resent on a new producer, a few times per run.
+const resendsMax = 5;
+const resendBackoffMs = 1_000;
 const progressLineIntervalMs = 5_000;
 // With a rate limit, chunks are small enough that the pace is smooth (about ten sends a second).
 const pacedSendsPerSecond = 10;
@@ -66,8 +72,21 @@ export async function produceCommand(config: Config, options: ProduceOptions): P
     : batchMessagesMax;
 
   await ensureTopic(config);
-  const producer = new TransferProducer(config, { batchMessagesMax, clientIdSuffix: "produce" });
-  await producer.connect();
+  const sender = new ResendingSender(
+    () => new TransferProducer(config, { batchMessagesMax, clientIdSuffix: "produce" }),
+    {
+      inFlightMax: sendsInFlightMax,
+      resendsMax,
+      backoffMs: resendBackoffMs,
+      onResend: (error, events, resend) =>
+        process.stderr.write(
+          `produce: a send failed (${(error as Error).message}); sending the last ${events} events again ` +
+            `on a new producer (resend ${resend} of at most ${resendsMax}); copies that had landed end as duplicates\n`,
+        ),
+    },
+  );
+  await sender.connect();
+  const producer = sender.current;
   const progress = createProgress(options.events, options.progress ?? "auto");
   const eventsPerPartition = new Array<number>(producer.partitionCount).fill(0);
   const startedMs = performance.now();
@@ -82,21 +101,17 @@ export async function produceCommand(config: Config, options: ProduceOptions): P
     progress.update(sent, performance.now() - startedMs);
   };
   try {
-    const inFlight: Promise<SendResult[]>[] = [];
     let generated = 0;
     for (const chunk of load.chunks(chunkEventsMax)) {
-      const sending = producer.send(chunk);
-      sending.catch(() => {}); // awaited below; this only keeps a later failure from going unhandled
-      inFlight.push(sending);
+      for (const results of await sender.send(chunk)) account(results);
       generated += chunk.length;
-      if (inFlight.length >= sendsInFlightMax) account(await inFlight.shift()!);
       const aheadMs = rate ? startedMs + (generated / rate) * 1000 - performance.now() : 0;
       if (aheadMs > 0) await sleep(aheadMs);
     }
-    for (const sending of inFlight) account(await sending);
+    for (const results of await sender.flush()) account(results);
   } finally {
     progress.stop();
-    await producer.disconnect();
+    await sender.disconnect();
   }
   assert(sent === options.events, "every generated event was sent");
   const elapsedMs = performance.now() - startedMs;
@@ -109,6 +124,7 @@ export async function produceCommand(config: Config, options: ProduceOptions): P
     expected: load.outcome,
     elapsedMs,
     eventsPerSecond: Math.round((sent * 1000) / Math.max(1, elapsedMs)),
+    resent: sender.resentEvents,
   };
 }
 
@@ -154,6 +170,12 @@ export function formatProduceSummary(summary: ProduceSummary): string[] {
     `  expected: applied ${e.applied} (mints ${e.mints}, moves ${e.moves}, burns ${e.burns}, ` +
       `${e.batches} multi-token transfers), duplicates ${e.duplicates}, ` +
       `rejected state_conflict ${e.rejected.state_conflict}`,
+    ...(summary.resent > 0
+      ? [
+          `  resent after failed sends: ${summary.resent} events; up to that many more records than expected, ` +
+            "each counted as a duplicate (or rejected again, if a copy of a double spend)",
+        ]
+      : []),
   ];
 }
 
