@@ -4,7 +4,6 @@
 // and the tail of its log.
 import { spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { assert } from "../common/assert.ts";
 import { sleep } from "../common/retry.ts";
 import { cpuSecondsOf } from "./cpu.ts";
@@ -29,15 +28,6 @@ export type Worker = {
   exited: () => boolean;
   stop: () => Promise<void>;
 };
-
-/** A TCP port free on 127.0.0.1 right now, for the worker's REST listener. */
-export async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const port = (probe.address() as { port: number }).port;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 /** The last lines of the worker's log, indented, for error messages. */
 export function logTail(logPath: string): string {

@@ -9,6 +9,7 @@ import { type Config, ConfigError, databaseNameOf } from "../common/config.ts";
 import type { TransferEvent } from "../common/event.ts";
 import { createKafka } from "../common/kafka.ts";
 import { createPool, ensureDatabase, type Pool } from "../common/pg.ts";
+import { freePort } from "../common/ports.ts";
 import { sleep } from "../common/retry.ts";
 import { createLoad } from "../producer/load.ts";
 import { dayOf, ensureDayPartitions } from "../storage/partitions.ts";
@@ -28,7 +29,7 @@ import {
   workerProperties,
 } from "./peer-config.ts";
 import { bestOf, type PeerCase, type PeerRun } from "./peer-results.ts";
-import { checkConnector, createConnector, freePort, startWorker, waitForRest } from "./peer-worker.ts";
+import { checkConnector, createConnector, startWorker, waitForRest } from "./peer-worker.ts";
 import { produceChunks } from "./produce.ts";
 import { benchStack, dropDatabase, dropStack, scratchDatabaseUrl } from "./stack.ts";
 import { eventsPerSecondOf } from "./stats.ts";

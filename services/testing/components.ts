@@ -4,8 +4,8 @@
 // line plus the listening port: health checks do not run under podman here (STACK.md).
 import pg from "pg";
 import { GenericContainer, type StartedNetwork, type StartedTestContainer, Wait } from "testcontainers";
+import { freePort } from "../common/ports.ts";
 import { allStarted, LogTail, pullPolicyOf, startNamed } from "./engine.ts";
-import { freePort } from "./ports.ts";
 
 export type ComponentImages = { kafka: string; registry: string; postgres: string };
 

@@ -1,2 +1,2 @@
-// One freePort for the tests and tally/testing.
-export { freePort } from "../../services/testing/ports.ts";
+// One freePort for the tests, tally/testing and the bench.
+export { freePort } from "../../services/common/ports.ts";

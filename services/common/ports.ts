@@ -2,7 +2,8 @@ import { createServer } from "node:net";
 
 /**
  * A TCP port free on the host right now (the OS picks it; a race with other processes is unlikely).
- * Containers bind it fixed, so a stopped and started container answers where it did.
+ * Used for listeners chosen at run time: containers bound to fixed host ports (so a restarted one
+ * answers where it did), the peer benchmark's Connect REST port, tests' metrics ports.
  */
 export async function freePort(host = "127.0.0.1"): Promise<number> {
   const probe = createServer();
