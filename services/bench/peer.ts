@@ -32,7 +32,7 @@ import { bestOf, type PeerCase, type PeerRun } from "./peer-results.ts";
 import { checkConnector, createConnector, startWorker, waitForRest } from "./peer-worker.ts";
 import { produceChunks } from "./produce.ts";
 import { benchStack, dropDatabase, dropStack, scratchDatabaseUrl } from "./stack.ts";
-import { eventsPerSecondOf } from "./stats.ts";
+import { eventsPerSecondOf, hundredths } from "./stats.ts";
 
 export type PeerOptions = {
   events: number;
@@ -188,10 +188,9 @@ async function runOnce(ctx: Context, setting: PeerSetting, label: string): Promi
 type CpuSeconds = { connect: number; postgres: number | null };
 
 function cpuSince(before: CpuSeconds, connect: number, postgres: number | null): CpuSeconds {
-  const round2 = (value: number) => Math.round(value * 100) / 100;
   return {
-    connect: round2(connect - before.connect),
-    postgres: postgres === null || before.postgres === null ? null : round2(postgres - before.postgres),
+    connect: hundredths(connect - before.connect),
+    postgres: postgres === null || before.postgres === null ? null : hundredths(postgres - before.postgres),
   };
 }
 

@@ -15,7 +15,7 @@ import {
   startTally,
 } from "./processes.ts";
 import type { BenchStack } from "./stack.ts";
-import { type Distribution, distributionOf, eventsPerSecondOf } from "./stats.ts";
+import { type Distribution, distributionOf, eventsPerSecondOf, hundredths } from "./stats.ts";
 
 export type PhaseSplitMs = {
   decode: number;
@@ -108,7 +108,7 @@ export async function runUntilCaughtUp(
   const result = summarize(reports, counted, endToEndMs);
   // Every shard and the views share one server in the bench stack: its CPU is theirs together.
   if (postgresCpuBefore !== null && postgresCpuAfter !== null && sameServer(stack.config))
-    result.cpuSeconds.postgres = round2(postgresCpuAfter - postgresCpuBefore);
+    result.cpuSeconds.postgres = hundredths(postgresCpuAfter - postgresCpuBefore);
   return result;
 }
 
@@ -152,7 +152,7 @@ export function summarize(reports: ChildReport[], counted: Outcome, endToEndMs: 
     peakRssBytes[r.role] = Math.max(r.peakRssBytes, reported);
     // An applier measures its own CPU up to its exit; the poll misses the last interval.
     const reportedCpuMs = r.role.startsWith("applier") ? (jsons[k]?.cpuMs ?? 0) : 0;
-    cpuSeconds[r.role] = round2(Math.max(r.cpuSeconds, reportedCpuMs / 1000));
+    cpuSeconds[r.role] = hundredths(Math.max(r.cpuSeconds, reportedCpuMs / 1000));
   }
   return {
     events,
@@ -175,8 +175,6 @@ export function summarize(reports: ChildReport[], counted: Outcome, endToEndMs: 
     cpuSeconds,
   };
 }
-
-const round2 = (value: number) => Math.round(value * 100) / 100;
 
 function sameServer(config: Config): boolean {
   const hostOf = (url: string) => new URL(url).host;

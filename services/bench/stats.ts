@@ -53,6 +53,9 @@ export function parseSizes(text: string): number[] {
 }
 
 /** Peak RSS readings (bytes) → MiB with one decimal, for tables and charts. */
+/** CPU seconds and the like, to two decimals for the report. */
+export const hundredths = (value: number) => Math.round(value * 100) / 100;
+
 export const mebibytes = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
 
 /** Whether memory stayed flat: the largest run's peak at most `tolerance` × the smallest run's. */
