@@ -14,7 +14,13 @@ export type TokenState = Readonly<{
 export const rejectionReasons = [
   "undecodable",
   "unknown_schema",
+  // the writer schema exists but cannot be parsed or read as Tally's TransferEvent
+  "incompatible_schema",
   "invalid_field",
+  // the record is not on the partition the Java-compatible partitioner gives its key
+  "wrong_partition",
+  // its day partition of `transfers` exists but is detached (archived): re-attach, then re-drive
+  "archived_day",
   "out_of_window",
   "unknown_token",
   "token_exists",
