@@ -13,7 +13,7 @@ export NODE_OPTIONS := --disable-warning=TimeoutNegativeWarning
 
 SETUP_STAMP := .local/setup.stamp
 
-.PHONY: help setup check typecheck lint format up down status test test-unit test-int test-faults up-cluster down-cluster demo bench bench-peer clean test-containers images
+.PHONY: help setup check typecheck lint format up down status test test-unit test-int test-faults up-cluster down-cluster demo bench bench-peer clean test-containers images fuzz
 
 help:
 	@echo "make demo   run the main job: stack, migrate, topics, load, apply, project, verify"
@@ -82,6 +82,13 @@ images: setup
 test-faults: setup up-cluster
 	vitest run --project cluster --reporter=default --reporter=json --outputFile.json=.local/test-results-faults.json
 	@node infra/test-summary.mjs .local/test-results-faults.json
+
+# Property tests (fast-check) of decode, decide and plan, longer than in test-unit: SEEDS runs per
+# property (default 1000), from a random seed unless SEED is given; the seed is printed to replay.
+fuzz: setup
+	@seed='$(SEED)'; [ -n "$$seed" ] || seed=$$(( (RANDOM << 15) | RANDOM )); \
+	echo "fuzz: seed $$seed, $(or $(SEEDS),1000) runs per property (replay: make fuzz SEED=$$seed SEEDS=$(or $(SEEDS),1000))"; \
+	TALLY_TEST_FUZZ_SEED=$$seed TALLY_TEST_FUZZ_RUNS=$(or $(SEEDS),1000) vitest run --project unit .property.unit.spec
 
 # The opt-in cluster: 3 Kafka nodes (RF 3, min ISR 2), a PostgreSQL server per shard, its own registry.
 up-cluster: setup
