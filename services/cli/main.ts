@@ -61,7 +61,7 @@ program
   .description("the main job: load, two appliers and the projector until caught up, a summary, verify")
   .option("--events <n>", "events to produce", (v) => positiveInteger("--events", v), 200_000)
   .option("--appliers <n>", "applier processes", (v) => positiveInteger("--appliers", v), 2)
-  .option("--prefix <name>", "the run's topic, group and databases are <name>_<UTC time> (default tally_demo)")
+  .option("--prefix <name>", "topic, group and databases named <name>_<UTC time> (default tally_demo)")
   .action(async (options: { events: number; appliers: number; prefix?: string }) => {
     const ok = await demo(loadConfig(), { ...options, duplicateRate: 0.01, doubleSpendRate: 0.005 });
     if (!ok) process.exitCode = 1;
