@@ -1,6 +1,7 @@
-// The producer against the local stack (Kafka 127.0.0.1:19092, Apicurio's Confluent-compatible API):
-// what it sends comes back exactly, on Java's murmur2 partition, and nothing invalid is sent.
-import { randomBytes, randomUUID } from "node:crypto";
+// The producer against the test stack (the local one, or the containers' under
+// TALLY_TEST_STACK=containers: test/support/stack.ts): what it sends comes back exactly, on Java's
+// murmur2 partition, and nothing invalid is sent.
+import { randomUUID } from "node:crypto";
 import type { KafkaMessage } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureTopic } from "../../services/cli/topics.ts";
@@ -10,21 +11,19 @@ import {
   transferEventType,
   unframe,
 } from "../../services/common/avro.ts";
-import { type Config, loadConfig } from "../../services/common/config.ts";
 import { amountMax, type TransferEvent } from "../../services/common/event.ts";
 import { createKafka } from "../../services/common/kafka.ts";
 import { createRegistry, subjectOf, writerTypeOf } from "../../services/common/registry.ts";
 import { createLoad } from "../../services/producer/load.ts";
 import { type SendResult, TransferProducer } from "../../services/producer/producer.ts";
 import { mintOf, moveOf } from "../support/events.ts";
+import { dropTestStack, testStack } from "../support/stack.ts";
 
 const partitionCount = 3;
-const topic = `tproducer_${randomBytes(4).toString("hex")}`;
-const config: Config = loadConfig({
-  ...process.env,
-  TALLY_TOPIC: topic,
-  TALLY_PARTITIONS: String(partitionCount),
-});
+// The shared test stack: its endpoints are the provider's, never this process's own environment.
+const stack = testStack("producer", { TALLY_PARTITIONS: String(partitionCount) });
+const { config } = stack;
+const topic = config.TALLY_TOPIC;
 const registry = createRegistry(config);
 
 // Java's Utils.murmur2, written out again here so the partitioner is checked against an
@@ -55,21 +54,24 @@ const javaPartitionOf = (key: string, n: number) => toPositive(murmur2(Buffer.fr
 
 type Consumed = { partition: number; message: KafkaMessage };
 
-/** Every record of the topic from the start, waiting until `count` have arrived. */
-async function consumeAll(count: number, timeoutMs = 60_000): Promise<Consumed[]> {
+/** Every record of the topic from the start, waiting until `done` holds on what has arrived. */
+async function consumeUntil(
+  done: (consumed: Consumed[]) => boolean,
+  timeoutMs = 60_000,
+): Promise<Consumed[]> {
   const consumer = createKafka(config, "test-consumer").consumer({ groupId: `${topic}-${randomUUID()}` });
   const consumed: Consumed[] = [];
   await consumer.connect();
   try {
     await consumer.subscribe({ topic, fromBeginning: true });
-    let done: () => void = () => {};
+    let enoughNow: () => void = () => {};
     const enough = new Promise<void>((resolve) => {
-      done = resolve;
+      enoughNow = resolve;
     });
     await consumer.run({
       eachMessage: async ({ partition, message }) => {
         consumed.push({ partition, message });
-        if (consumed.length >= count) done();
+        if (done(consumed)) enoughNow();
       },
     });
     await Promise.race([enough, new Promise((resolve) => setTimeout(resolve, timeoutMs))]);
@@ -87,7 +89,7 @@ async function decode(value: Buffer): Promise<TransferEvent> {
   return toPlainEvent(transferEventType.fromBuffer(unframed!.body, resolver) as Record<string, unknown>);
 }
 
-describe("TransferProducer on the local stack", () => {
+describe("TransferProducer on the test stack", () => {
   const producer = new TransferProducer(config, { batchMessagesMax: 50 });
   const sentGood: { event: TransferEvent; result: SendResult }[] = [];
   const badIds: string[] = [];
@@ -108,9 +110,7 @@ describe("TransferProducer on the local stack", () => {
 
   afterAll(async () => {
     await producer.disconnect();
-    const admin = createKafka(config, "test-admin").admin();
-    await admin.connect();
-    await admin.deleteTopics({ topics: [topic] }).finally(() => admin.disconnect());
+    await dropTestStack(stack);
     // Leave no subject behind in the shared registry (soft delete first, as the API requires).
     const subjectUrl = `${config.TALLY_SCHEMA_REGISTRY_URL}/subjects/${encodeURIComponent(subjectOf(topic))}`;
     await fetch(subjectUrl, { method: "DELETE" }).catch(() => undefined);
@@ -170,7 +170,7 @@ describe("TransferProducer on the local stack", () => {
   });
 
   it("given what was sent, when consumed back, then every event is exact, on Java's partition, at its reported offset", async () => {
-    const consumed = await consumeAll(sentGood.length + raw.length);
+    const consumed = await consumeUntil((c) => c.length >= sentGood.length + raw.length);
     expect(consumed).toHaveLength(sentGood.length + raw.length);
     const at = new Map(consumed.map((c) => [`${c.partition}/${c.message.offset}`, c.message]));
 
@@ -210,18 +210,30 @@ describe("TransferProducer on the local stack", () => {
       clientIdSuffix: "producer-v2",
     });
     await writer.connect();
+    const event = mintOf({ token_id: `v2-${topic}`, amount: 10n ** 30n });
+    let placed: SendResult | undefined;
     try {
       expect(writer.schemaId).not.toBe(producer.schemaId);
-      const event = mintOf({ token_id: `v2-${topic}`, amount: 10n ** 30n });
-      const [result] = await writer.send([{ ...event, channel: "mobile" } as TransferEvent]);
-      expect(result?.ok).toBe(true);
-      const unframed = unframe(writer.encode({ ...event, channel: "mobile" } as TransferEvent))!;
-      expect(unframed.schemaId).toBe(writer.schemaId);
-      const writerType = await writerTypeOf(registry, writer.schemaId);
-      expect((writerType.fromBuffer(unframed.body) as { channel: string }).channel).toBe("mobile");
-      expect(await decode(writer.encode({ ...event, channel: "mobile" } as TransferEvent))).toEqual(event);
+      [placed] = await writer.send([{ ...event, channel: "mobile" } as TransferEvent]);
     } finally {
       await writer.disconnect();
     }
+    if (!placed?.ok) throw new Error(`the v2 event was not placed: ${JSON.stringify(placed)}`);
+    expect(placed.partition).toBe(javaPartitionOf(event.token_id, partitionCount));
+
+    // What the topic holds at the reported place, read back from Kafka.
+    const at = `${placed.partition}/${placed.offset}`;
+    const consumed = await consumeUntil((c) => c.some((x) => `${x.partition}/${x.message.offset}` === at));
+    const message = consumed.find((x) => `${x.partition}/${x.message.offset}` === at)?.message;
+    expect(message?.key?.toString("utf8")).toBe(event.token_id);
+    const unframed = unframe(message!.value!)!;
+    expect(unframed.schemaId).toBe(writer.schemaId);
+    // Written with v2: the registry's v2 sees the added field...
+    const writerType = await writerTypeOf(registry, writer.schemaId);
+    expect((writerType.fromBuffer(unframed.body) as { channel: string }).channel).toBe("mobile");
+    // ...and the pinned v1 reader, resolving v2 into itself, reads the event exactly, without it.
+    const read = await decode(message!.value!);
+    expect(read).toEqual(event);
+    expect(Object.keys(read)).not.toContain("channel");
   });
 });
