@@ -9,9 +9,13 @@ export const transferEventSchemaText = readFileSync(
   "utf8",
 );
 
-/** Fresh each time: avsc records every named type in `opts.registry`, and a shared registry would
- * refuse a second version of tally.TransferEvent as a duplicate name. */
-export const avroForSchemaOptions = () => ({ logicalTypes: avroLogicalTypes });
+/**
+ * Fresh each time: avsc records every named type in `opts.registry`, and a shared registry would
+ * refuse a second version of tally.TransferEvent as a duplicate name. assertLogicalTypes: by
+ * default avsc quietly reads a decimal it refuses (scale 2, no precision) as plain bytes, and the
+ * reader would then take 12.34 for 1234 minor units; such a schema must fail to parse instead.
+ */
+export const avroForSchemaOptions = () => ({ logicalTypes: avroLogicalTypes, assertLogicalTypes: true });
 
 export function avroTypeOf(schema: string | object): avro.Type {
   const parsed = typeof schema === "string" ? JSON.parse(schema) : schema;
