@@ -1,16 +1,22 @@
-// `tally demo`, the main job: migrate, topic, a realistic load, two applier processes and the
-// projector until caught up with live progress, then a summary table and verify.
+// `tally demo`, the main job: on a fresh identity of its own (topic, consumer group, shard and views
+// databases named <prefix>_<UTC time>), migrate, topic, a realistic load, two applier processes and
+// the projector until caught up with live progress, then a summary table, the outcomes checked
+// against what the generator predicted, and verify. Leftovers of earlier runs cannot change its
+// outcome, and only the last few runs are kept.
 import { spawn } from "node:child_process";
+import { randomInt } from "node:crypto";
 import Table from "cli-table3";
 import type { ApplierSummary as ApplierJson } from "../applier/applier.ts";
 import { createProgressProbe } from "../applier/progress.ts";
-import type { Config } from "../common/config.ts";
+import { type Config, ConfigError, databaseNameOf, maskUrlPassword } from "../common/config.ts";
+import { createKafka } from "../common/kafka.ts";
 import { createPool } from "../common/pg.ts";
-import type { LoadOutcome } from "../producer/load.ts";
-import { produceCommand } from "../producer/produce-command.ts";
+import { createLoad, type LoadOptions, type LoadOutcome } from "../producer/load.ts";
+import { defaultTokensFor, defaultWalletsFor, produceCommand } from "../producer/produce-command.ts";
 import { runProjector } from "../projector/index.ts";
 import { migrate } from "../storage/migrate.ts";
 import { formatReport, verify } from "../verify/index.ts";
+import { balanceCount, type DemoOutcome, outcomeDifferences } from "./demo-check.ts";
 import { topics } from "./topics.ts";
 
 export type DemoOptions = {
@@ -18,33 +24,289 @@ export type DemoOptions = {
   appliers: number;
   duplicateRate: number;
   doubleSpendRate: number;
+  /** names of the run's topic, group and databases start with `<prefix>_` */
+  prefix?: string;
 };
-type Outcomes = { applied: bigint; duplicates: bigint; rejected: bigint; reasons: Map<string, bigint> };
+
+export const demoPrefixDefault = "tally_demo";
+/** Runs of one prefix kept: this one and the one before; older ones are removed when a run starts. */
+export const demoRunsKept = 2;
+// Room for `_<yyyymmddhhmmss>_<n>_shard_<k>` within PostgreSQL's 63 characters.
+const prefixPattern = /^[a-z_][a-z0-9_]{0,29}$/;
 
 const binTally = new URL("../../bin/tally", import.meta.url).pathname;
 const progressIntervalMs = 1_000;
 const plain = { head: [], border: [] }; // no colour codes: the summary often lands in a log file
 
-export async function demo(config: Config, options: DemoOptions): Promise<boolean> {
+// ---- the run's identity
+
+/** One demo run's names: `<prefix>_<yyyymmddhhmmss>` (`_<n>` added when that second is taken). */
+export type DemoIdentity = {
+  runId: string;
+  topic: string;
+  group: string;
+  shards: string[];
+  views: string;
+};
+
+/** The run id for a start at `nowMs` (UTC), not one of `taken`. */
+export function demoRunId(nowMs: number, taken: Iterable<string> = []): string {
+  const stamp = new Date(nowMs).toISOString().replace(/\D/g, "").slice(0, 14);
+  const used = new Set(taken);
+  if (!used.has(stamp)) return stamp;
+  let n = 1;
+  while (used.has(`${stamp}_${n}`)) n += 1;
+  return `${stamp}_${n}`;
+}
+
+/** The same server and credentials, another database. */
+function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+/** The run's names on the servers of `config`: as many shards as it has, each on its server. */
+export function demoIdentity(config: Config, prefix: string, runId: string): DemoIdentity {
+  const name = `${prefix}_${runId}`;
+  return {
+    runId,
+    topic: name,
+    group: name,
+    shards: config.TALLY_PG_SHARDS.map((url, k) => withDatabase(url, `${name}_shard_${k}`)),
+    views: withDatabase(config.TALLY_PG_VIEWS, `${name}_views`),
+  };
+}
+
+/** The TALLY_* settings that point a command at the run. */
+export function identityEnv(identity: DemoIdentity): Record<string, string> {
+  return {
+    TALLY_TOPIC: identity.topic,
+    TALLY_GROUP: identity.group,
+    TALLY_PG_SHARDS: identity.shards.join(","),
+    TALLY_PG_VIEWS: identity.views,
+  };
+}
+
+function configOf(config: Config, identity: DemoIdentity): Config {
+  return {
+    ...config,
+    TALLY_TOPIC: identity.topic,
+    TALLY_GROUP: identity.group,
+    TALLY_PG_SHARDS: identity.shards,
+    TALLY_PG_VIEWS: identity.views,
+  };
+}
+
+/** Which run a name of this prefix belongs to: `<prefix>_<run id><suffix>`, or undefined. */
+function runIdOf(prefix: string, name: string, suffix: RegExp): string | undefined {
+  const match = new RegExp(`^${prefix}_(\\d{14}(?:_\\d+)?)${suffix.source}$`).exec(name);
+  return match?.[1];
+}
+
+/** Newest first: by time, then by the `_<n>` of runs started in the same second. */
+export function newestFirst(runIds: Iterable<string>): string[] {
+  const key = (id: string): [string, number] => {
+    const [stamp, n] = id.split("_");
+    return [stamp!, Number(n ?? 0)];
+  };
+  return [...runIds].sort((a, b) => {
+    const [sa, na] = key(a);
+    const [sb, nb] = key(b);
+    return sa === sb ? nb - na : sb.localeCompare(sa);
+  });
+}
+
+// ---- earlier runs: found by name on Kafka, the registry and every PostgreSQL server of the config
+
+type DemoRun = {
+  runId: string;
+  topic?: string;
+  group?: string;
+  subject?: string;
+  /** maintenance URL of a server → databases of the run on it */
+  databases: Map<string, string[]>;
+};
+
+/** The server's maintenance database, where databases are listed, created and dropped. */
+function maintenanceUrl(url: string): string {
+  return withDatabase(url, "postgres");
+}
+
+export async function listDemoRuns(config: Config, prefix: string): Promise<DemoRun[]> {
+  const runs = new Map<string, DemoRun>();
+  const runOf = (runId: string) => {
+    const run: DemoRun = runs.get(runId) ?? { runId, databases: new Map() };
+    runs.set(runId, run);
+    return run;
+  };
+  const admin = createKafka(config, "demo-admin").admin();
+  await admin.connect();
+  try {
+    for (const topic of await admin.listTopics()) {
+      const runId = runIdOf(prefix, topic, /()/);
+      if (runId) runOf(runId).topic = topic;
+    }
+    for (const { groupId } of (await admin.listGroups()).groups) {
+      const runId = runIdOf(prefix, groupId, /()/);
+      if (runId) runOf(runId).group = groupId;
+    }
+  } finally {
+    await admin.disconnect();
+  }
+  for (const subject of await registrySubjects(config)) {
+    const runId = runIdOf(prefix, subject, /-value/);
+    if (runId) runOf(runId).subject = subject;
+  }
+  const servers = new Set([...config.TALLY_PG_SHARDS, config.TALLY_PG_VIEWS].map(maintenanceUrl));
+  for (const server of servers) {
+    const pool = createPool(config, server, "tally-demo", 1);
+    try {
+      const { rows } = await pool.query<{ datname: string }>(
+        "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
+        [`${prefix}_`],
+      );
+      for (const { datname } of rows) {
+        const runId = runIdOf(prefix, datname, /_(?:shard_\d+|views)/);
+        if (!runId) continue;
+        const databases = runOf(runId).databases;
+        databases.set(server, [...(databases.get(server) ?? []), datname]);
+      }
+    } finally {
+      await pool.end();
+    }
+  }
+  const byId = new Map([...runs.values()].map((r) => [r.runId, r]));
+  return newestFirst(byId.keys()).map((id) => byId.get(id)!);
+}
+
+/**
+ * Removes every run of `prefix` but the newest `keep`: its databases first (a database still in
+ * use, e.g. by a `bin/tally` someone points at it, is not forced: that run is kept whole and said
+ * so), then its topic, consumer group and schema subject. Each removal is announced on a line.
+ */
+export async function removeDemoRuns(
+  config: Config,
+  prefix: string,
+  keep: number,
+  log: (line: string) => void = console.log,
+): Promise<{ removed: string[]; kept: string[] }> {
+  const runs = await listDemoRuns(config, prefix);
+  const old = runs.slice(keep);
+  const removed: string[] = [];
+  if (old.length === 0) return { removed, kept: runs.map((r) => r.runId) };
+  const newest = runs.slice(0, keep).map((r) => `${prefix}_${r.runId}`);
+  log(
+    `demo: removing ${old.length} earlier demo run(s) of ${prefix}, keeping the newest ${keep}` +
+      (newest.length > 0 ? ` (${newest.join(", ")})` : ""),
+  );
+  for (const run of old) {
+    const what: string[] = [];
+    try {
+      for (const [server, databases] of run.databases) {
+        const pool = createPool(config, server, "tally-demo", 1);
+        try {
+          for (const database of databases) {
+            await pool.query(`DROP DATABASE IF EXISTS "${database}"`);
+            what.push(`database ${database}`);
+          }
+        } finally {
+          await pool.end();
+        }
+      }
+    } catch (error) {
+      log(
+        `demo: kept earlier run ${prefix}_${run.runId}: a database could not be dropped (${(error as Error).message})`,
+      );
+      continue;
+    }
+    const admin = createKafka(config, "demo-admin").admin();
+    await admin.connect();
+    try {
+      if (run.topic) {
+        await admin.deleteTopics({ topics: [run.topic] });
+        what.push(`topic ${run.topic}`);
+      }
+      if (run.group) {
+        // An empty group's offsets; nothing to do when the broker already forgot it.
+        await admin.deleteGroups([run.group]).catch(() => {});
+        what.push(`group ${run.group}`);
+      }
+    } finally {
+      await admin.disconnect();
+    }
+    if (run.subject && (await deleteSubject(config, run.subject))) what.push(`schema subject ${run.subject}`);
+    log(`demo: removed earlier run ${prefix}_${run.runId}: ${what.join(", ")}`);
+    removed.push(run.runId);
+  }
+  return { removed, kept: runs.filter((r) => !removed.includes(r.runId)).map((r) => r.runId) };
+}
+
+function registryHeaders(config: Config): Record<string, string> {
+  const username = config.TALLY_SCHEMA_REGISTRY_USERNAME;
+  if (!username) return {};
+  const token = Buffer.from(`${username}:${config.TALLY_SCHEMA_REGISTRY_PASSWORD}`).toString("base64");
+  return { authorization: `Basic ${token}` };
+}
+
+async function registrySubjects(config: Config): Promise<string[]> {
+  const response = await fetch(`${config.TALLY_SCHEMA_REGISTRY_URL}/subjects`, {
+    headers: registryHeaders(config),
+  });
+  if (!response.ok)
+    throw new Error(`registry: GET ${config.TALLY_SCHEMA_REGISTRY_URL}/subjects answered ${response.status}`);
+  return (await response.json()) as string[];
+}
+
+/** Deletes a subject (soft, then permanently, as the Confluent API asks); false when the registry refused. */
+async function deleteSubject(config: Config, subject: string): Promise<boolean> {
+  const url = `${config.TALLY_SCHEMA_REGISTRY_URL}/subjects/${encodeURIComponent(subject)}`;
+  const soft = await fetch(url, { method: "DELETE", headers: registryHeaders(config) });
+  if (!soft.ok) return false;
+  const hard = await fetch(`${url}?permanent=true`, { method: "DELETE", headers: registryHeaders(config) });
+  return hard.ok;
+}
+
+// ---- the run
+
+export async function demo(baseConfig: Config, options: DemoOptions): Promise<boolean> {
+  const prefix = options.prefix ?? demoPrefixDefault;
+  if (!prefixPattern.test(prefix))
+    throw new ConfigError(
+      `--prefix ${JSON.stringify(prefix)} must match ${prefixPattern} (a database name prefix)`,
+    );
+  const { kept } = await removeDemoRuns(baseConfig, prefix, demoRunsKept - 1);
+  const identity = demoIdentity(baseConfig, prefix, demoRunId(Date.now(), kept));
+  const config = configOf(baseConfig, identity);
+  console.log(
+    `demo: this run's identity: topic ${identity.topic}, group ${identity.group}, databases ` +
+      `${[...identity.shards, identity.views].map(databaseNameOf).join(", ")}`,
+  );
+
   await migrate(config);
   const topic = await topics(config);
   console.log(
     `demo: topic ${topic.topic} (${topic.partitions} partitions), ${config.TALLY_PG_SHARDS.length} shards, schema id ${topic.schemaId}`,
   );
-  await drainBacklog(config);
-  const before = await outcomes(config);
-  const produced = await produceCommand(config, {
+  const tokens = defaultTokensFor(options.events);
+  const load: LoadOptions = {
     events: options.events,
+    tokens,
+    wallets: defaultWalletsFor(tokens),
     duplicateRate: options.duplicateRate,
     doubleSpendRate: options.doubleSpendRate,
-    progress: "auto",
-  });
+    seed: randomInt(0, 2 ** 32),
+    nowMs: Date.now(),
+  };
+  const produced = await produceCommand(config, { ...load, progress: "auto" });
   console.log(
-    `demo: produced ${produced.sent} events in ${(produced.elapsedMs / 1000).toFixed(1)} s (${Math.round(produced.eventsPerSecond)}/s), seed ${produced.seed}`,
+    `demo: produced ${produced.sent} events in ${(produced.elapsedMs / 1000).toFixed(1)} s (${Math.round(produced.eventsPerSecond)}/s), seed ${produced.seed}` +
+      (produced.resent > 0 ? `, ${produced.resent} resent after failed sends` : ""),
   );
 
   const startedMs = performance.now();
-  const appliers = Array.from({ length: options.appliers }, () => runApplierProcess());
+  const env = identityEnv(identity);
+  const appliers = Array.from({ length: options.appliers }, () => runApplierProcess(env));
   let appliersDone = false;
   // Settled promptly either way, so a failed applier stops the projector's wait instead of crashing.
   const appliersFinished = Promise.allSettled(appliers).finally(() => {
@@ -73,27 +335,40 @@ export async function demo(config: Config, options: DemoOptions): Promise<boolea
     clearInterval(ticker);
     await probe.close();
   }
-  const after = await outcomes(config);
-  printSummary(produced.expected, before, after, applierSummaries, projectedMs);
+
+  const actual = await outcomes(config);
+  const expected = expectedOutcome(load, produced.expected);
+  printSummary(expected, actual, applierSummaries, projectedMs);
+  const differences = outcomeDifferences(expected, actual, produced.resent);
   const report = await verify(config);
   console.log(formatReport(report));
-  return report.ok;
+  if (differences.length === 0) {
+    console.log(
+      `demo: outcomes as the generator expected: applied ${actual.applied}, duplicates ${actual.duplicates}, ` +
+        `rejected ${actual.rejected}, ${balanceCount(actual.balances)} wallet balances and ` +
+        `${Object.keys(actual.supply).length} asset supplies exact`,
+    );
+  } else {
+    console.log("demo: FAILED: this run's outcomes differ from what the generator expected:");
+    for (const line of differences) console.log(`  ${line}`);
+  }
+  const look = Object.entries(identityEnv(identity))
+    .map(([name, value]) => `${name}=${maskUrlPassword(value)}`)
+    .join(" ");
+  console.log(
+    `demo: run ${identity.topic} stays until the ${ordinal(demoRunsKept)} demo run after it starts; look at it with\n` +
+      `  ${look} bin/tally verify`,
+  );
+  return report.ok && differences.length === 0;
 }
 
-/** Events left unapplied by an earlier, interrupted demo would be counted as this run's. */
-async function drainBacklog(config: Config): Promise<void> {
-  const probe = await createProgressProbe(config);
-  const { lagRecords } = await probe.read().finally(() => probe.close());
-  if (lagRecords === 0n) return;
-  console.log(`demo: applying ${lagRecords} records left from an earlier run first`);
-  await runApplierProcess();
-}
+const ordinal = (n: number) => (n === 1 ? "first" : n === 2 ? "second" : n === 3 ? "third" : `${n}th`);
 
-function runApplierProcess(): Promise<ApplierJson> {
+function runApplierProcess(identity: Record<string, string>): Promise<ApplierJson> {
   return new Promise((resolve, reject) => {
     // Several appliers share this environment: a metrics port would be taken by the first.
     const child = spawn(binTally, ["apply", "--until-caught-up", "--json"], {
-      env: { ...process.env, TALLY_METRICS_PORT: "0" },
+      env: { ...process.env, ...identity, TALLY_METRICS_PORT: "0" },
       stdio: ["ignore", "pipe", "inherit"],
     });
     let stdout = "";
@@ -108,8 +383,38 @@ function runApplierProcess(): Promise<ApplierJson> {
   });
 }
 
-async function outcomes(config: Config): Promise<Outcomes> {
-  const totals: Outcomes = { applied: 0n, duplicates: 0n, rejected: 0n, reasons: new Map() };
+/** What the load must produce: its counts, and the balances of the same load generated again. */
+function expectedOutcome(options: LoadOptions, sent: LoadOutcome): DemoOutcome {
+  const again = createLoad(options);
+  for (const _ of again.events());
+  const supply: Record<string, bigint> = {};
+  for (const asset of new Set([...Object.keys(sent.mintedByAsset), ...Object.keys(sent.burnedByAsset)])) {
+    const s = (sent.mintedByAsset[asset] ?? 0n) - (sent.burnedByAsset[asset] ?? 0n);
+    if (s !== 0n) supply[asset] = s;
+  }
+  const rejectedByReason = Object.fromEntries(
+    Object.entries(sent.rejected).map(([reason, n]) => [reason, BigInt(n)]),
+  );
+  return {
+    applied: BigInt(sent.applied),
+    duplicates: BigInt(sent.duplicates),
+    rejected: Object.values(rejectedByReason).reduce((a, b) => a + b, 0n),
+    rejectedByReason,
+    balances: again.balances(),
+    supply,
+  };
+}
+
+/** What the run's shards and views hold: every record of them is this run's. */
+async function outcomes(config: Config): Promise<DemoOutcome> {
+  const totals: DemoOutcome = {
+    applied: 0n,
+    duplicates: 0n,
+    rejected: 0n,
+    rejectedByReason: {},
+    balances: new Map(),
+    supply: {},
+  };
   for (const url of config.TALLY_PG_SHARDS) {
     const pool = createPool(config, url, "tally-demo", 1);
     try {
@@ -126,18 +431,34 @@ async function outcomes(config: Config): Promise<Outcomes> {
         [config.TALLY_TOPIC],
       );
       for (const { reason, n } of reasons.rows)
-        totals.reasons.set(reason, (totals.reasons.get(reason) ?? 0n) + BigInt(n));
+        totals.rejectedByReason[reason] = (totals.rejectedByReason[reason] ?? 0n) + BigInt(n);
     } finally {
       await pool.end();
     }
+  }
+  const views = createPool(config, config.TALLY_PG_VIEWS, "tally-demo", 1);
+  try {
+    const balances = await views.query<{ wallet: string; asset: string; balance: string }>(
+      "SELECT wallet, asset, balance::text FROM wallet_balances WHERE balance <> 0",
+    );
+    for (const { wallet, asset, balance } of balances.rows) {
+      const perAsset = totals.balances.get(wallet) ?? new Map<string, bigint>();
+      perAsset.set(asset, BigInt(balance));
+      totals.balances.set(wallet, perAsset);
+    }
+    const supply = await views.query<{ asset: string; supply: string }>(
+      "SELECT asset, supply::text FROM asset_supply WHERE supply <> 0",
+    );
+    for (const { asset, supply: s } of supply.rows) totals.supply[asset] = BigInt(s);
+  } finally {
+    await views.end();
   }
   return totals;
 }
 
 function printSummary(
-  expected: LoadOutcome,
-  before: Outcomes,
-  after: Outcomes,
+  expected: DemoOutcome,
+  actual: DemoOutcome,
   appliers: ApplierJson[],
   endToEndMs: number,
 ): void {
@@ -146,23 +467,25 @@ function printSummary(
     style: plain,
   });
   outcomesTable.push(
-    ["applied", String(after.applied - before.applied), String(expected.applied)],
-    ["duplicates", String(after.duplicates - before.duplicates), String(expected.duplicates)],
-    [
-      "rejected",
-      String(after.rejected - before.rejected),
-      String(Object.values(expected.rejected).reduce((a, b) => a + b, 0)),
-    ],
+    ["applied", String(actual.applied), String(expected.applied)],
+    ["duplicates", String(actual.duplicates), String(expected.duplicates)],
+    ["rejected", String(actual.rejected), String(expected.rejected)],
   );
-  for (const [reason, n] of [...after.reasons].sort()) {
-    const delta = n - (before.reasons.get(reason) ?? 0n);
-    if (delta > 0n)
-      outcomesTable.push([
-        `  rejected: ${reason}`,
-        String(delta),
-        String((expected.rejected as Record<string, number>)[reason] ?? 0),
-      ]);
-  }
+  const reasons = new Set([
+    ...Object.keys(actual.rejectedByReason),
+    ...Object.keys(expected.rejectedByReason),
+  ]);
+  for (const reason of [...reasons].sort())
+    outcomesTable.push([
+      `  rejected: ${reason}`,
+      String(actual.rejectedByReason[reason] ?? 0n),
+      String(expected.rejectedByReason[reason] ?? 0n),
+    ]);
+  outcomesTable.push([
+    "wallet balances (not zero)",
+    String(balanceCount(actual.balances)),
+    String(balanceCount(expected.balances)),
+  ]);
   console.log(outcomesTable.toString());
   const records = appliers.reduce((sum, a) => sum + a.applied + a.duplicates + a.rejected, 0);
   const phaseTable = new Table({
