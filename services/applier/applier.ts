@@ -13,14 +13,19 @@ import {
   retriesTotal,
   serveMetrics,
 } from "../common/metrics.ts";
+import { keyPartitioner } from "../common/partitioner.ts";
 import { createPool } from "../common/pg.ts";
 import { createRegistry } from "../common/registry.ts";
 import { sleep } from "../common/retry.ts";
+import { TopicNotFoundError } from "../common/topic-id.ts";
 import { ShardContext } from "./apply-chunk.ts";
 import { rejectionReasons } from "./decide.ts";
 import { EventDecoder } from "./decode.ts";
+import { IncarnationError } from "./incarnation.ts";
 import { ApplierMember, type MemberTotals } from "./member.ts";
 import { type GroupProgress, groupProgress } from "./progress.ts";
+import { KafkaLog, PgPartitionStore } from "./store.ts";
+import { waitForTopic } from "./topic-wait.ts";
 
 export type ApplierOptions = {
   untilCaughtUp?: boolean;
@@ -48,7 +53,8 @@ export async function runApplier(config: Config, options: ApplierOptions = {}): 
     (url) => new ShardContext(createPool(config, url, "tally-applier")),
   );
   const consumer = createConsumer(config, kafka);
-  const member = createMember(config, admin, shards, consumer, log);
+  const kafkaLog = new KafkaLog(kafka, admin, config.TALLY_TOPIC);
+  const member = createMember(config, kafkaLog, shards, consumer, log);
   initApplierMetrics(rejectionReasons);
   const startedMs = performance.now();
   let stopRequestedMs: number | null = null;
@@ -68,23 +74,32 @@ export async function runApplier(config: Config, options: ApplierOptions = {}): 
   if (options.signal?.aborted) stop();
   try {
     await admin.connect();
-    await consumer.connect();
-    watchConsumer(config, consumer, member, log);
-    await consumer.subscribe({ topic: config.TALLY_TOPIC, fromBeginning: true });
-    await consumer.run({
-      autoCommit: true, // commits only what eachBatch resolved, i.e. what Postgres already committed
-      autoCommitInterval: 5_000,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: Math.max(1, Math.min(config.TALLY_PARTITIONS, shards.length)),
-      eachBatch: (payload) => member.eachBatch(payload),
-    });
-    await watchProgress(config, admin, shards, member, options);
+    if (await waitForTopic(admin, config.TALLY_TOPIC, config.TALLY_PARTITIONS, member.stopped, log)) {
+      await consumer.connect();
+      watchConsumer(config, consumer, member, log);
+      await consumer.subscribe({ topic: config.TALLY_TOPIC, fromBeginning: true });
+      // run() resolves once the member has joined; joining a group that still lists a vanished
+      // member takes up to its session timeout, and a stop must not wait for that.
+      const running = consumer.run({
+        autoCommit: true, // commits only what eachBatch resolved, i.e. what Postgres already committed
+        autoCommitInterval: 5_000,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: Math.max(1, Math.min(config.TALLY_PARTITIONS, shards.length)),
+        eachBatch: (payload) => member.eachBatch(payload),
+      });
+      running.catch(() => {}); // a failure after a stop has nothing left to stop
+      await Promise.race([running, untilAborted(member.stopped)]);
+      await watchProgress(config, admin, kafkaLog, shards, member, options);
+    }
   } finally {
     options.signal?.removeEventListener("abort", stop);
     stopRequestedMs ??= performance.now();
     await shutdown(config, log, [
-      // Waits for the chunk in flight, then LeaveGroup: the group rebalances at once.
-      () => consumer.disconnect(),
+      // Waits for the chunk in flight, then LeaveGroup: the group rebalances at once. While still
+      // joining there is nothing in flight, and a JoinGroup the coordinator holds may keep
+      // disconnect waiting: past leaveMsMax the process goes without a LeaveGroup (the group
+      // drops it after the session timeout), nothing lost.
+      () => withinMs(consumer.disconnect(), member.chunksInFlight() === 0 ? leaveMsMax : null, log),
       () => admin.disconnect(),
       ...shards.map((s) => () => s.pool.end()),
     ]);
@@ -124,35 +139,36 @@ function createConsumer(config: Config, kafka: Kafka): Consumer {
 
 function createMember(
   config: Config,
-  admin: Admin,
+  kafkaLog: KafkaLog,
   shards: ShardContext[],
   consumer: Consumer,
   log: Logger,
 ): ApplierMember {
-  const lowWatermarks = new Map<number, bigint>();
+  const store = new PgPartitionStore(
+    {
+      group: config.TALLY_GROUP,
+      topic: config.TALLY_TOPIC,
+      tokensPerPartitionMax,
+      window: { pastDays: config.TALLY_WINDOW_PAST_DAYS, futureDays: config.TALLY_WINDOW_FUTURE_DAYS },
+      partitionOfKey: keyPartitioner(config.TALLY_PARTITIONS),
+    },
+    shards,
+    new EventDecoder(createRegistry(config)),
+  );
   return new ApplierMember({
     settings: {
       group: config.TALLY_GROUP,
       topic: config.TALLY_TOPIC,
       batchEventsMax: config.TALLY_BATCH_EVENTS_MAX,
-      tokensPerPartitionMax,
-      window: { pastDays: config.TALLY_WINDOW_PAST_DAYS, futureDays: config.TALLY_WINDOW_FUTURE_DAYS },
       retry: {
         attemptsMax: config.TALLY_RETRY_ATTEMPTS_MAX,
         backoffMsMax: config.TALLY_RETRY_BACKOFF_MS_MAX,
       },
     },
-    shards,
-    decoder: new EventDecoder(createRegistry(config)),
+    store,
+    log: kafkaLog,
     consumer,
-    lowWatermarkOf: async (partition) => {
-      if (!lowWatermarks.has(partition)) {
-        for (const o of await admin.fetchTopicOffsets(config.TALLY_TOPIC))
-          lowWatermarks.set(o.partition, BigInt(o.low));
-      }
-      return lowWatermarks.get(partition) ?? 0n;
-    },
-    log,
+    logger: log,
   });
 }
 
@@ -160,9 +176,8 @@ function createMember(
 function watchConsumer(config: Config, consumer: Consumer, member: ApplierMember, log: Logger): void {
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     const partitions = payload.memberAssignment[config.TALLY_TOPIC] ?? [];
-    member
-      .onAssigned(partitions)
-      .catch((error) => log.warn({ err: error }, "seek on assignment failed; the in-batch check covers it"));
+    // onAssigned handles its own failures (an incarnation problem stops the member).
+    void member.onAssigned(partitions);
   });
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     if (payload.restart) {
@@ -180,16 +195,21 @@ function watchConsumer(config: Config, consumer: Consumer, member: ApplierMember
   });
 }
 
+/** Every this many progress ticks, the topic's id is compared with the one the views were loaded for. */
+const topicIdCheckTicks = 5;
+
 async function watchProgress(
   config: Config,
   admin: Admin,
+  kafkaLog: KafkaLog,
   shards: ShardContext[],
   member: ApplierMember,
   options: ApplierOptions,
 ): Promise<void> {
-  while (!member.stopping) {
-    await sleep(progressIntervalMs, options.signal);
+  for (let tick = 1; !member.stopping; tick++) {
+    await sleep(progressIntervalMs, member.stopped);
     if (member.stopping) break;
+    if (tick % topicIdCheckTicks === 0) await checkTopicId(config, kafkaLog, member);
     const progress = await groupProgress(
       config,
       admin,
@@ -202,6 +222,47 @@ async function watchProgress(
     options.onProgress?.(progress);
     if (options.untilCaughtUp && progress.lagRecords === 0n) member.stop();
   }
+}
+
+/** A topic deleted or re-created under a running applier stops it within a few seconds. */
+async function checkTopicId(config: Config, kafkaLog: KafkaLog, member: ApplierMember): Promise<void> {
+  try {
+    member.checkTopicId(await kafkaLog.topicId());
+  } catch (error) {
+    if (!(error instanceof TopicNotFoundError)) return; // Kafka away for a moment: the next check
+    member.fail(
+      new IncarnationError(
+        "topic_deleted",
+        `topic ${config.TALLY_TOPIC} was deleted while the applier ran; its stored offsets stay as they ` +
+          "were, and a re-created topic needs an operator's decision (`tally offsets show`)",
+      ),
+    );
+  }
+}
+
+const leaveMsMax = 3_000;
+
+function untilAborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+}
+
+/** The step, or its end after `boundMs` (null: no bound of its own). */
+async function withinMs(step: Promise<unknown>, boundMs: number | null, log: Logger): Promise<void> {
+  if (boundMs === null) {
+    await step;
+    return;
+  }
+  const timer = new AbortController();
+  const outcome = await Promise.race([
+    step.then(() => "done" as const),
+    sleep(boundMs, timer.signal).then(() => "timeout" as const),
+  ]);
+  timer.abort();
+  if (outcome === "timeout")
+    log.warn({ leave_ms_max: boundMs }, "left without LeaveGroup (still joining); nothing was in flight");
 }
 
 /** Each step within the shutdown bound; past it the process reports and exits non-zero. */

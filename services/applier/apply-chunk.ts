@@ -2,46 +2,67 @@
 // decode → load the tokens it does not hold → plan in memory → write. Each phase is timed.
 
 import type { Pool } from "../common/pg.ts";
-import { ensureDayPartitions, existingDays } from "../storage/partitions.ts";
+import { dayCatalogue, prepareDays } from "../storage/partitions.ts";
 import type { EventWindow } from "./decide.ts";
 import type { EventDecoder } from "./decode.ts";
 import { findAppliedIds, loadTokens, type PartitionState } from "./partition-state.ts";
-import { type BatchPlan, type DecodedRecord, planBatch } from "./plan.ts";
-import { DuplicateTransferIdError, type PartitionRef, writeBatch } from "./write.ts";
+import { type BatchPlan, type DecodedRecord, type PlanRouting, planBatch } from "./plan.ts";
+import { DuplicateTransferIdError, type PartitionRef, TokenElsewhereError, writeBatch } from "./write.ts";
 
 export type RawRecord = { offset: bigint; key: Buffer | null; value: Buffer | null; timestampMs: number };
 export type PhaseMs = { decode: number; validate: number; write: number; commit: number };
 export type ChunkResult = { plan: BatchPlan; phaseMs: PhaseMs };
 
-/** Per shard: the day partitions known to exist, so the write path creates only what is new. */
+/** Per shard: the day partitions known to exist or to be detached, so the write path creates only what is new. */
 export class ShardContext {
   readonly pool: Pool;
-  private days: Set<number> | null = null;
+  private attached: Set<number> | null = null;
+  private readonly detached = new Set<number>();
 
   constructor(pool: Pool) {
     this.pool = pool;
   }
 
-  async ensureDays(days: Iterable<number>): Promise<void> {
-    this.days ??= await existingDays(this.pool);
-    const missing = [...days].filter((day) => !this.days!.has(day));
-    if (missing.length === 0) return;
-    await ensureDayPartitions(this.pool, missing);
-    for (const day of missing) this.days.add(day);
+  /** Creates the missing day partitions (in bounded steps); returns the days that are detached. */
+  async ensureDays(days: Iterable<number>): Promise<ReadonlySet<number>> {
+    if (this.attached === null) {
+      const catalogue = await dayCatalogue(this.pool);
+      this.attached = catalogue.attached;
+      for (const day of catalogue.detached) this.detached.add(day);
+    }
+    const missing = [...days].filter((day) => !this.attached!.has(day) && !this.detached.has(day));
+    if (missing.length > 0) {
+      const { created, detached } = await prepareDays(this.pool, missing);
+      for (const day of created) this.attached.add(day);
+      for (const day of detached) this.detached.add(day);
+    }
+    return this.detached;
+  }
+
+  /** Forget what is known of the catalogue: an operator may have attached or detached a day. */
+  forgetDays(): void {
+    this.attached = null;
+    this.detached.clear();
   }
 }
 
-/** How often a batch may be re-planned because ids turned out applied: each re-plan adds ids, so 3 suffice. */
-const replansMax = 3;
+export type ChunkContext = {
+  shard: ShardContext;
+  decoder: EventDecoder;
+  ref: PartitionRef;
+  window: EventWindow;
+  partitionOfKey: (key: Buffer) => number;
+};
+
+/** How often a batch may be re-planned on what the write found: each re-plan learns more, so a few suffice. */
+const replansMax = 4;
 
 export async function applyChunk(
-  shard: ShardContext,
-  decoder: EventDecoder,
-  ref: PartitionRef,
+  context: ChunkContext,
   state: PartitionState,
   raw: readonly RawRecord[],
-  window: EventWindow,
 ): Promise<ChunkResult> {
+  const { shard, decoder, ref, window } = context;
   const expectedOffset = state.nextOffset;
   if (expectedOffset === null) throw new Error("the partition's stored offset is loaded before a chunk");
   const startedMs = performance.now();
@@ -50,29 +71,49 @@ export async function applyChunk(
   const decodedMs = performance.now();
 
   const tokenIds = records.flatMap((r) => (r.decoded.ok ? [r.decoded.event.token_id] : []));
-  await loadTokens(shard.pool, state, state.missing(tokenIds));
-  const stateOf = (id: string) => state.stateOf(id);
-  let plan = planBatch(records, stateOf, new Set(), window);
-  let appliedIds = await findAppliedIds(shard.pool, plan.duplicateCandidates);
-  if (appliedIds.size > 0) plan = planBatch(records, stateOf, appliedIds, window);
-  await shard.ensureDays(plan.days);
+  await loadTokens(shard.pool, state, ref.partition, state.missing(tokenIds));
+  let appliedIds = new Set<string>();
+  let archivedDays: ReadonlySet<number> = new Set();
+  const routing = (): PlanRouting => ({
+    partition: ref.partition,
+    partitionOfKey: context.partitionOfKey,
+    homeOf: (id) => state.homeOf(id),
+    archivedDays,
+  });
+  const planOnce = () => planBatch(records, (id) => state.stateOf(id), appliedIds, window, routing());
+  // Days are made before the write; a day found detached is planned again, as a rejection.
+  const withDays = async (planned: BatchPlan): Promise<BatchPlan> => {
+    archivedDays = await shard.ensureDays(planned.days);
+    for (const day of planned.days) if (archivedDays.has(day)) return planOnce();
+    return planned;
+  };
+  let planned = planOnce();
+  appliedIds = await findAppliedIds(shard.pool, planned.duplicateCandidates);
+  if (appliedIds.size > 0) planned = planOnce();
+  planned = await withDays(planned);
   const plannedMs = performance.now();
 
   for (let replan = 0; ; replan++) {
     try {
-      const { write, commit } = await writeBatch(shard.pool, ref, expectedOffset, plan);
-      rememberCommitted(state, plan, new Set(tokenIds));
+      const { write, commit } = await writeBatch(shard.pool, ref, expectedOffset, planned);
+      rememberCommitted(state, planned, new Set(tokenIds));
       return {
-        plan,
+        plan: planned,
         phaseMs: { decode: decodedMs - startedMs, validate: plannedMs - decodedMs, write, commit },
       };
     } catch (error) {
-      if (!(error instanceof DuplicateTransferIdError) || replan >= replansMax) throw error;
-      // Rare: an id that passed the chain check was applied before (a reused id). Learn every
-      // applied id of the batch and decide again; the transaction was rolled back whole.
-      const ledgerIds = plan.ledger.map((row) => row.event.transfer_id.toLowerCase());
-      appliedIds = new Set([...appliedIds, ...(await findAppliedIds(shard.pool, ledgerIds))]);
-      plan = planBatch(records, stateOf, appliedIds, window);
+      if (replan >= replansMax) throw error;
+      if (error instanceof DuplicateTransferIdError) {
+        // Rare: an id that passed the chain check was applied before (a reused id). Learn every
+        // applied id of the batch and decide again; the transaction was rolled back whole.
+        const ledgerIds = planned.ledger.map((row) => row.event.transfer_id.toLowerCase());
+        appliedIds = new Set([...appliedIds, ...(await findAppliedIds(shard.pool, ledgerIds))]);
+      } else if (error instanceof TokenElsewhereError) {
+        await loadTokens(shard.pool, state, ref.partition, error.tokenIds);
+      } else {
+        throw error;
+      }
+      planned = await withDays(planOnce());
     }
   }
 }

@@ -1,104 +1,85 @@
-// The consumer-group member: kafkajs eachBatch feeding applyChunk, partition by partition.
-// Kafka's committed offsets are only a hint: the truth is applier_offsets, checked inside every
-// write, so correctness does not depend on when a seek after a rebalance lands.
+// The consumer-group member: kafkajs eachBatch feeding one chunk at a time to the store, partition by
+// partition. Kafka's committed offsets are only a hint: the truth is applier_offsets, checked inside
+// every write, so correctness does not depend on when a seek after a rebalance lands. A partition's
+// view (stored offset + token states) is loaded once, by whoever asks first, and published whole.
 import type { Consumer, EachBatchPayload, KafkaMessage } from "kafkajs";
 import type { Logger } from "../common/log.ts";
-import {
-  assignedPartitions,
-  batchEvents,
-  phaseSeconds,
-  recordsTotal,
-  retriesTotal,
-  retryCauseOf,
-} from "../common/metrics.ts";
+import { assignedPartitions, retriesTotal, retryCauseOf } from "../common/metrics.ts";
 import { RetriesExhaustedError, type RetryPolicy, withRetry } from "../common/retry.ts";
-import { shardOf } from "../common/shards.ts";
-import { applyChunk, type ChunkResult, type RawRecord, type ShardContext } from "./apply-chunk.ts";
-import type { EventWindow } from "./decide.ts";
-import type { EventDecoder } from "./decode.ts";
-import { loadPartition, PartitionState } from "./partition-state.ts";
+import type { ChunkResult, RawRecord } from "./apply-chunk.ts";
+import { Deferrals, PartitionDeferred } from "./deferrals.ts";
+import { IncarnationError, incarnationProblem } from "./incarnation.ts";
+import { countChunk, emptyTotals, type MemberTotals } from "./member-totals.ts";
+import type { PartitionState } from "./partition-state.ts";
+import type { LogInspector, PartitionStore } from "./store.ts";
 import { OffsetFenceError } from "./write.ts";
 
-/**
- * Transient failures inside eachBatch are retried in place only briefly: kafkajs fetches per
- * broker and waits for every batch of a fetch before the next one, so a batch waiting out a shard
- * outage would stall every partition that shares its leader broker, other shards' included. Past
- * these attempts the partition is paused and resumed after a backoff instead, while the others go
- * on; the attempts of all pauses together stay within the retry policy's attemptsMax.
- */
-const inlineAttemptsMax = 3;
-const inlineBackoffMsMax = 500;
-const resumeBackoffMsMin = 200;
-
-class PartitionDeferred extends Error {
-  override name = "PartitionDeferred";
-}
+export type { MemberTotals } from "./member-totals.ts";
 
 export type MemberSettings = {
   group: string;
   topic: string;
   batchEventsMax: number;
-  tokensPerPartitionMax: number;
-  window: EventWindow;
   retry: RetryPolicy;
 };
 
-export type MemberTotals = {
-  applied: number;
-  duplicates: number;
-  rejected: number;
-  batches: number;
-  phaseMs: Record<string, number>;
-};
+/** What the member asks of the consumer: the scripted consumer of the tests implements the same. */
+export type ConsumerControl = Pick<Consumer, "seek" | "pause" | "resume">;
+
+type Payload = Pick<EachBatchPayload, "batch" | "resolveOffset" | "heartbeat" | "isRunning" | "isStale">;
 
 export class ApplierMember {
-  readonly totals: MemberTotals = {
-    applied: 0,
-    duplicates: 0,
-    rejected: 0,
-    batches: 0,
-    phaseMs: { decode: 0, validate: 0, write: 0, commit: 0 },
-  };
+  readonly totals: MemberTotals = emptyTotals();
+  /** Views loaded whole; a view is never here half-made. */
   private readonly states = new Map<number, PartitionState>();
-  /** Partitions sought back to fill a gap, and where to: a second gap at the same place is real. */
+  /** Loads under way: every caller for the partition awaits the same one (single flight). */
+  private readonly loading = new Map<number, Promise<PartitionState>>();
+  /** Partitions sought back to fill a gap, and where to: a second gap at the same place is checked. */
   private readonly gapSeeks = new Map<number, bigint>();
   /** Set by stop() or a fatal error: no new chunk starts; the one in flight commits or rolls back. */
   stopping = false;
   fatal: Error | null = null;
-  /** Joined the group and loaded the stored offsets of the latest assignment: ready to apply. */
+  /** Joined the group and loaded the views of the latest assignment: ready to apply. */
   assignmentLoaded = false;
   /** Aborts a retry's backoff on stop: a batch waiting for a database is abandoned whole. */
   private readonly stopController = new AbortController();
-  /** Partitions paused after a transient failure: the pauses so far, and the timer resuming them. */
-  private readonly deferred = new Map<number, { pauses: number; timer: NodeJS.Timeout | null }>();
+  private readonly deferrals: Deferrals;
   private readonly settings: MemberSettings;
-  private readonly shards: ShardContext[];
-  private readonly decoder: EventDecoder;
-  private readonly consumer: Consumer;
-  private readonly lowWatermarkOf: (partition: number) => Promise<bigint>;
-  private readonly log: Logger;
+  private readonly store: PartitionStore;
+  private readonly log: LogInspector;
+  private readonly consumer: ConsumerControl;
+  private readonly logger: Logger;
+  private assignment = 0;
+  private inFlight = 0;
 
   constructor(deps: {
     settings: MemberSettings;
-    shards: ShardContext[];
-    decoder: EventDecoder;
-    consumer: Consumer;
-    lowWatermarkOf: (partition: number) => Promise<bigint>;
-    log: Logger;
+    store: PartitionStore;
+    log: LogInspector;
+    consumer: ConsumerControl;
+    logger: Logger;
   }) {
     this.settings = deps.settings;
-    this.shards = deps.shards;
-    this.decoder = deps.decoder;
-    this.consumer = deps.consumer;
-    this.lowWatermarkOf = deps.lowWatermarkOf;
+    this.store = deps.store;
     this.log = deps.log;
+    this.consumer = deps.consumer;
+    this.logger = deps.logger;
+    const topic = this.settings.topic;
+    this.deferrals = new Deferrals(
+      this.settings.retry,
+      {
+        pause: (partition) => this.consumer.pause([{ topic, partitions: [partition] }]),
+        resume: (partition) => this.consumer.resume([{ topic, partitions: [partition] }]),
+      },
+      this.stopController.signal,
+    );
   }
 
   /** Drain: the chunk in flight commits (or is abandoned whole); none starts after it. */
   stop(): void {
     this.stopping = true;
     this.stopController.abort();
-    for (const d of this.deferred.values()) if (d.timer) clearTimeout(d.timer);
+    this.deferrals.clear();
   }
 
   /** An error nothing here can retry: stop without moving past the record; the supervisor restarts. */
@@ -107,161 +88,191 @@ export class ApplierMember {
     this.stop();
   }
 
-  /** On a new assignment: forget partitions lost, seek the others to their stored offsets. */
+  /** Aborted once the member stops, for whatever reason. */
+  get stopped(): AbortSignal {
+    return this.stopController.signal;
+  }
+
+  /** Chunks between their first statement and their commit or rollback. */
+  chunksInFlight(): number {
+    return this.inFlight;
+  }
+
+  /** The partitions whose view is loaded (for tests and the periodic incarnation check). */
+  loadedPartitions(): number[] {
+    return [...this.states.keys()];
+  }
+
+  /** On a new assignment: forget partitions lost, load the others and seek them to their stored offsets. */
   async onAssigned(partitions: readonly number[]): Promise<void> {
+    const assignment = ++this.assignment;
     this.assignmentLoaded = false;
     assignedPartitions.set(partitions.length);
     const assigned = new Set(partitions);
-    for (const p of this.states.keys()) if (!assigned.has(p)) this.states.delete(p);
-    for (const p of partitions) {
-      // A partition kept across the rebalance keeps its view: had another member advanced it
-      // meanwhile, the next write's compare-and-set fails and the view is reloaded then.
-      const state = await this.stateOf(p);
-      this.consumer.seek({ topic: this.settings.topic, partition: p, offset: state.nextOffset!.toString() });
+    for (const p of [...this.states.keys(), ...this.loading.keys()]) {
+      if (!assigned.has(p)) this.drop(p);
     }
-    this.assignmentLoaded = true;
-    this.log.info({ partitions }, "partitions assigned; sought to stored offsets");
-  }
-
-  /** With the batch's heartbeat (inside eachBatch), a shard outage pauses the partition instead. */
-  private async stateOf(partition: number, heartbeat?: () => Promise<void>): Promise<PartitionState> {
-    let state = this.states.get(partition);
-    if (state === undefined) {
-      state = new PartitionState(this.settings.tokensPerPartitionMax);
-      this.states.set(partition, state);
-    }
-    if (state.nextOffset === null) {
-      const ref = this.refOf(partition);
-      const shard = this.shardOf(partition);
-      const low = await this.lowWatermarkOf(partition);
-      const loading = state;
-      const load = () => loadPartition(shard.pool, ref, low, loading, this.settings.tokensPerPartitionMax);
-      if (heartbeat) await this.retryOrDefer(partition, "load the partition", load, heartbeat);
-      else await this.retry("load the partition", load);
-    }
-    return state;
-  }
-
-  private refOf(partition: number) {
-    return { group: this.settings.group, topic: this.settings.topic, partition };
-  }
-
-  private shardOf(partition: number): ShardContext {
-    return this.shards[shardOf(partition, this.shards.length)]!;
-  }
-
-  /**
-   * In eachBatch: a few attempts in place, then the partition is paused and resumed later
-   * (PartitionDeferred ends the batch, its records come again); RetriesExhaustedError once the
-   * pauses have used up the policy's attempts.
-   */
-  private async retryOrDefer<T>(
-    partition: number,
-    what: string,
-    attempt: () => Promise<T>,
-    heartbeat: () => Promise<void>,
-  ): Promise<T> {
-    const inline = {
-      attemptsMax: inlineAttemptsMax,
-      backoffMsMax: Math.min(inlineBackoffMsMax, this.settings.retry.backoffMsMax),
-    };
+    this.gapSeeks.clear(); // seeks before this assignment say nothing about the offsets to come
+    for (const p of partitions) this.deferrals.forget(p);
     try {
-      const result = await this.retry(what, attempt, heartbeat, inline);
-      this.deferred.delete(partition);
-      return result;
-    } catch (error) {
-      if (!(error instanceof RetriesExhaustedError) || this.stopController.signal.aborted) throw error;
-      const pauses = (this.deferred.get(partition)?.pauses ?? 0) + 1;
-      if (pauses * inlineAttemptsMax >= this.settings.retry.attemptsMax) throw error;
-      const ceilingMs = Math.min(this.settings.retry.backoffMsMax, resumeBackoffMsMin * 2 ** (pauses - 1));
-      const delayMs = Math.round(ceilingMs / 2 + (Math.random() * ceilingMs) / 2);
-      const topicPartitions = [{ topic: this.settings.topic, partitions: [partition] }];
-      this.consumer.pause(topicPartitions);
-      const timer = setTimeout(() => {
-        const d = this.deferred.get(partition);
-        if (d) d.timer = null;
-        if (!this.stopping) this.consumer.resume(topicPartitions);
-      }, delayMs);
-      this.deferred.set(partition, { pauses, timer });
-      this.log.warn(
-        { partition, pauses, resume_in_ms: delayMs, err: String((error.cause as Error)?.message) },
-        "transient failure persists; partition paused, the others go on",
+      await Promise.all(
+        partitions.map(async (p) => {
+          // A partition kept across the rebalance keeps its view: had another member advanced it
+          // meanwhile, the next write's compare-and-set fails and the view is reloaded then.
+          const state = await this.retry("load the partition", () => this.viewOf(p));
+          if (assignment === this.assignment && !this.stopping) this.seek(p, state.nextOffset!);
+        }),
       );
-      throw new PartitionDeferred(`partition ${partition} paused for ${delayMs} ms`);
+    } catch (error) {
+      this.onFailure(error as Error, "loading the assigned partitions");
+      return;
     }
+    if (assignment !== this.assignment) return; // a newer assignment took over
+    this.assignmentLoaded = true;
+    this.logger.info({ partitions }, "partitions assigned; sought to stored offsets");
   }
 
-  private retry<T>(
-    what: string,
-    attempt: () => Promise<T>,
-    heartbeat?: () => Promise<void>,
-    policy: RetryPolicy = this.settings.retry,
-  ): Promise<T> {
-    const onRetry = (error: unknown, attemptIndex: number, delayMs: number) => {
+  /** The partition's view: loaded already, being loaded (await that load), or loaded now. */
+  private viewOf(partition: number): Promise<PartitionState> {
+    const loaded = this.states.get(partition);
+    if (loaded !== undefined) return Promise.resolve(loaded);
+    const pending = this.loading.get(partition);
+    if (pending !== undefined) return pending;
+    const load = (async () => {
+      const window = await this.log.window(partition);
+      return this.store.load(partition, window);
+    })();
+    this.loading.set(partition, load);
+    const settle = () => {
+      if (this.loading.get(partition) === load) this.loading.delete(partition);
+    };
+    load.then((state) => {
+      // Published only if nothing dropped the partition while it loaded.
+      if (this.loading.get(partition) === load) this.states.set(partition, state);
+      settle();
+    }, settle);
+    return load;
+  }
+
+  /** Forgets the partition's view and any load under way: the next caller loads it afresh. */
+  private drop(partition: number): void {
+    this.states.delete(partition);
+    this.loading.delete(partition);
+    this.gapSeeks.delete(partition);
+    this.deferrals.forget(partition);
+  }
+
+  private seek(partition: number, offset: bigint): void {
+    this.consumer.seek({ topic: this.settings.topic, partition, offset: offset.toString() });
+  }
+
+  private onRetry = (what: string, heartbeat?: () => Promise<void>) => {
+    return (error: unknown, attemptIndex: number, delayMs: number) => {
       const cause = retryCauseOf(error);
       retriesTotal.inc({ cause });
-      this.log.warn(
+      this.logger.warn(
         { what, cause, attempt: attemptIndex + 1, delay_ms: delayMs, err: String((error as Error).message) },
         "transient failure; retrying",
       );
       heartbeat?.().catch(() => {});
     };
-    return withRetry(what, policy, attempt, onRetry, this.stopController.signal);
+  };
+
+  private retry<T>(what: string, attempt: () => Promise<T>): Promise<T> {
+    return withRetry(what, this.settings.retry, attempt, this.onRetry(what), this.stopController.signal);
   }
 
-  async eachBatch(payload: EachBatchPayload): Promise<void> {
+  /** Incarnation errors, exhausted retries and bugs stop the member; a stop while waiting does not. */
+  private onFailure(error: Error, during: string): void {
+    if (this.stopping && !this.fatal && !(error instanceof IncarnationError)) {
+      this.logger.info({ during }, "stopped while waiting; nothing of it committed");
+      return;
+    }
+    this.fail(error);
+    if (error instanceof IncarnationError) this.logger.error({ problem: error.problem }, error.message);
+    else this.logger.error({ err: error, during }, "applier stopping on an error it cannot retry");
+  }
+
+  async eachBatch(payload: Payload): Promise<void> {
     if (this.stopping) return;
     try {
       await this.applyBatch(payload);
     } catch (error) {
-      if (error instanceof PartitionDeferred) return; // paused; its records come again on resume
-      if (error instanceof RetriesExhaustedError && this.stopController.signal.aborted && !this.fatal) {
-        // Stopped while waiting out a transient failure: nothing of this chunk committed.
-        this.log.info(
-          { partition: payload.batch.partition },
-          "stopped while retrying; chunk abandoned whole",
+      if (error instanceof PartitionDeferred) {
+        const partition = payload.batch.partition;
+        this.logger.warn(
+          { partition, attempts: this.deferrals.attemptsUsed(partition), err: String(error.cause) },
+          "transient failure persists; partition paused, the others go on",
         );
         return;
       }
-      // Exhausted retries or a bug: stop without moving past the record; the supervisor restarts.
-      this.fail(error as Error);
-      this.log.error({ err: error }, "applier stopping on an error it cannot retry");
+      const aborted = error instanceof RetriesExhaustedError && this.stopController.signal.aborted;
+      this.onFailure(error as Error, aborted ? "retrying a chunk" : `partition ${payload.batch.partition}`);
     }
   }
 
-  private async applyBatch({
-    batch,
-    resolveOffset,
-    heartbeat,
-    isRunning,
-    isStale,
-  }: EachBatchPayload): Promise<void> {
+  private async applyBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: Payload): Promise<void> {
     const partition = batch.partition;
-    let state = await this.stateOf(partition, heartbeat);
+    const load = () =>
+      this.deferrals.run(
+        partition,
+        "load the partition",
+        () => this.viewOf(partition),
+        this.onRetry("load", heartbeat),
+      );
+    let state = await load();
     const pending = batch.messages.filter((m) => BigInt(m.offset) >= state.nextOffset!);
     if (pending.length === 0) {
-      resolveOffset(batch.lastOffset()); // all below the stored offset: applied before
+      // Fetched before the seek landed, or kafkajs reset an offset it found out of range: only the
+      // log's incarnation tells which, so it is checked before anything is passed over.
+      await this.checkLog(partition, state);
+      this.seek(partition, state.nextOffset!);
       return;
     }
     const firstOffset = BigInt(pending[0]!.offset);
-    if (firstOffset > state.nextOffset! && this.gapSeeks.get(partition) !== state.nextOffset) {
-      this.log.warn(
-        { partition, first_offset: String(firstOffset), stored: String(state.nextOffset) },
-        "batch starts above the stored offset; seeking back",
-      );
-      this.gapSeeks.set(partition, state.nextOffset!);
-      this.consumer.seek({ topic: this.settings.topic, partition, offset: state.nextOffset!.toString() });
-      return;
+    if (firstOffset > state.nextOffset!) {
+      if (this.gapSeeks.get(partition) !== state.nextOffset) {
+        this.logger.warn(
+          { partition, first_offset: String(firstOffset), stored: String(state.nextOffset) },
+          "batch starts above the stored offset; seeking back",
+        );
+        this.gapSeeks.set(partition, state.nextOffset!);
+        this.seek(partition, state.nextOffset!);
+        return;
+      }
+      // The same gap again after seeking back: offsets with no record (transaction markers,
+      // compaction) are fine; records deleted before they were applied are not.
+      await this.checkLog(partition, state);
     }
     this.gapSeeks.delete(partition);
     for (let start = 0; start < pending.length; start += this.settings.batchEventsMax) {
       if (this.stopping || !isRunning() || isStale()) return;
       const chunk = pending.slice(start, start + this.settings.batchEventsMax).map(toRawRecord);
-      const result = await this.applyOne(partition, state, chunk, heartbeat);
+      const result = await this.applyChunk(partition, state, chunk, heartbeat);
       if (result === null) return;
       resolveOffset(chunk[chunk.length - 1]!.offset.toString());
       if (!(await this.heartbeatOrYield(heartbeat, partition))) return;
-      state = await this.stateOf(partition, heartbeat);
+      state = await load();
+    }
+  }
+
+  /** Throws IncarnationError when the stored position is not within the partition's log now. */
+  private async checkLog(partition: number, state: PartitionState): Promise<void> {
+    const window = await this.log.window(partition);
+    const stored = { nextOffset: state.nextOffset!, topicId: state.topicId };
+    const problem = incarnationProblem({ topic: this.settings.topic, partition }, stored, window);
+    if (problem !== null) throw problem;
+  }
+
+  /** The periodic check: a topic re-created under the member stops it before long. */
+  checkTopicId(topicId: string | null): void {
+    for (const [partition, state] of this.states) {
+      if (topicId === null || state.topicId === null || state.topicId === topicId) continue;
+      const stored = { nextOffset: state.nextOffset!, topicId: state.topicId };
+      const window = { topicId, lowOffset: 0n, highOffset: state.nextOffset! };
+      const problem = incarnationProblem({ topic: this.settings.topic, partition }, stored, window);
+      if (problem !== null) this.onFailure(problem, "the periodic topic id check");
+      return;
     }
   }
 
@@ -274,7 +285,7 @@ export class ApplierMember {
       await heartbeat();
       return true;
     } catch (error) {
-      this.log.info(
+      this.logger.info(
         { partition, err: String((error as Error).message) },
         "rebalance under way; ending this batch",
       );
@@ -283,63 +294,38 @@ export class ApplierMember {
   }
 
   /** null when fenced: another member wrote this partition, so this one drops its view of it. */
-  private async applyOne(
+  private async applyChunk(
     partition: number,
     state: PartitionState,
     chunk: RawRecord[],
     heartbeat: () => Promise<void>,
   ): Promise<ChunkResult | null> {
-    const shard = this.shardOf(partition);
-    const ref = this.refOf(partition);
     try {
-      const result = await this.retryOrDefer(
+      const apply = async () => {
+        this.inFlight++;
+        try {
+          return await this.store.apply(partition, state, chunk);
+        } finally {
+          this.inFlight--;
+        }
+      };
+      const result = await this.deferrals.run(
         partition,
         `apply partition ${partition}`,
-        () => applyChunk(shard, this.decoder, ref, state, chunk, this.settings.window),
-        heartbeat,
+        apply,
+        this.onRetry(`apply partition ${partition}`, heartbeat),
       );
-      this.count(partition, chunk, result);
+      countChunk(this.totals, this.logger, partition, chunk.length, result);
       return result;
     } catch (error) {
       if (!(error instanceof OffsetFenceError)) throw error;
-      this.log.warn(
+      this.logger.warn(
         { partition },
         "fenced: the stored offset moved; dropping this member's view of the partition",
       );
-      this.states.delete(partition);
+      if (this.states.get(partition) === state) this.drop(partition);
       return null;
     }
-  }
-
-  private count(partition: number, chunk: RawRecord[], { plan, phaseMs }: ChunkResult): void {
-    const t = this.totals;
-    t.applied += plan.ledger.length;
-    t.duplicates += plan.duplicates;
-    t.rejected += plan.rejections.length;
-    t.batches++;
-    for (const [phase, ms] of Object.entries(phaseMs)) {
-      t.phaseMs[phase] = (t.phaseMs[phase] ?? 0) + ms;
-      phaseSeconds.observe({ phase }, ms / 1000);
-    }
-    batchEvents.observe(chunk.length);
-    recordsTotal.inc({ outcome: "applied", reason: "" }, plan.ledger.length);
-    recordsTotal.inc({ outcome: "duplicate", reason: "" }, plan.duplicates);
-    for (const r of plan.rejections) recordsTotal.inc({ outcome: "rejected", reason: r.reason });
-    const rounded = Object.fromEntries(
-      Object.entries(phaseMs).map(([k, v]) => [`${k}_ms`, Math.round(v * 10) / 10]),
-    );
-    this.log.info(
-      {
-        partition,
-        events: chunk.length,
-        applied: plan.ledger.length,
-        duplicates: plan.duplicates,
-        rejected: plan.rejections.length,
-        next_offset: String(plan.nextOffset),
-        ...rounded,
-      },
-      "batch committed",
-    );
   }
 }
 

@@ -1,8 +1,10 @@
 // What a member keeps in memory about a partition it owns: the stored next offset and the states of
-// the partition's tokens. Tokens never cross partitions, so no other writer changes them while the
-// member holds the partition; if one did, the offsets compare-and-set fails and this view is dropped.
+// the partition's tokens. Tokens never cross partitions (a record on another partition than its key's
+// is rejected wrong_partition), so no other writer changes them while the member holds the partition;
+// if one did, the offsets compare-and-set fails and this view is dropped.
 import { inTransaction, type Pool } from "../common/pg.ts";
 import type { TokenState } from "./decide.ts";
+import { incarnationProblem, type LogWindow } from "./incarnation.ts";
 import type { PartitionRef } from "./write.ts";
 
 /** undefined: not loaded yet; null: known never minted. */
@@ -10,12 +12,16 @@ type CachedToken = TokenState | null;
 
 export class PartitionState {
   nextOffset: bigint | null = null;
+  /** Kafka's id of the topic incarnation the stored offsets belong to (null: brokers without ids). */
+  topicId: string | null = null;
   /**
    * True while the map holds every token of the partition (loaded whole, nothing evicted since):
    * then a token not in the map was never minted and needs no query.
    */
   complete = false;
   private readonly tokens = new Map<string, CachedToken>();
+  /** Tokens of this batch whose row belongs to another partition (minted there before the check). */
+  private readonly foreign = new Map<string, number>();
   private readonly tokensMax: number;
 
   constructor(tokensMax: number) {
@@ -40,6 +46,15 @@ export class PartitionState {
     return cached ?? undefined;
   }
 
+  /** The partition a token lives on when that is not this one; events on it are wrong_partition. */
+  homeOf(tokenId: string): number | undefined {
+    return this.foreign.get(tokenId);
+  }
+
+  rememberForeign(tokenId: string, partition: number): void {
+    this.foreign.set(tokenId, partition);
+  }
+
   remember(tokenId: string, state: TokenState | null): void {
     // Map keeps insertion order: re-inserting marks the token recent, so eviction drops the oldest.
     this.tokens.delete(tokenId);
@@ -54,11 +69,13 @@ export class PartitionState {
       if (this.tokens.size <= this.tokensMax) break;
       if (!keepIds.has(id)) this.tokens.delete(id);
     }
+    if (this.foreign.size > this.tokensMax) this.foreign.clear(); // loaded again when they next appear
   }
 }
 
 type TokenRow = {
   token_id: string;
+  kafka_partition: number;
   asset: string;
   amount: string;
   owner: string | null;
@@ -76,37 +93,47 @@ const rememberRow = (state: PartitionState, row: TokenRow) =>
   });
 
 /**
- * Loads the stored offset (creating the row at `startOffset` when there is none) and, when they fit
- * the bound, every token of the partition, in ONE snapshot: tokens older than the offset would let
- * a stale view pass the compare-and-set.
+ * Loads the stored offset (creating the row at the log's start when there is none) and, when they
+ * fit the bound, every token of the partition, in ONE snapshot: tokens older than the offset would
+ * let a stale view pass the compare-and-set. The view is returned whole, never published half-made.
+ * Throws IncarnationError when the stored offsets belong to another incarnation of the topic.
  */
 export async function loadPartition(
   pool: Pool,
   ref: PartitionRef,
-  startOffset: bigint,
-  state: PartitionState,
+  log: LogWindow,
   tokensMax: number,
-): Promise<void> {
+): Promise<PartitionState> {
   await pool.query(
-    `INSERT INTO applier_offsets ("group", topic, "partition", next_offset, first_offset)
-     VALUES ($1, $2, $3, $4, $4) ON CONFLICT DO NOTHING`,
-    [ref.group, ref.topic, ref.partition, startOffset.toString()],
+    `INSERT INTO applier_offsets ("group", topic, "partition", next_offset, first_offset, topic_id)
+     VALUES ($1, $2, $3, $4, $4, $5) ON CONFLICT DO NOTHING`,
+    [ref.group, ref.topic, ref.partition, log.lowOffset.toString(), log.topicId],
   );
+  const stored = await storedPosition(pool, ref);
+  const problem = incarnationProblem(ref, stored, log);
+  if (problem !== null) throw problem;
+  if (stored.topicId === null && log.topicId !== null) {
+    // A row from before topic ids were kept: its offsets are within this log, so it adopts the id.
+    await pool.query(
+      `UPDATE applier_offsets SET topic_id = $4
+        WHERE "group" = $1 AND topic = $2 AND "partition" = $3 AND topic_id IS NULL`,
+      [ref.group, ref.topic, ref.partition, log.topicId],
+    );
+  }
+  const state = new PartitionState(tokensMax);
+  state.topicId = log.topicId;
   await inTransaction(
     pool,
     async (client) => {
-      const offset = await client.query<{ next_offset: string }>(
-        `SELECT next_offset FROM applier_offsets WHERE "group" = $1 AND topic = $2 AND "partition" = $3`,
-        [ref.group, ref.topic, ref.partition],
-      );
-      state.nextOffset = BigInt(offset.rows[0]!.next_offset);
+      state.nextOffset = (await storedPosition(client, ref)).nextOffset;
       const count = await client.query<{ n: string }>(
         "SELECT count(*)::text AS n FROM token_state WHERE kafka_partition = $1",
         [ref.partition],
       );
       if (Number(count.rows[0]!.n) > tokensMax) return; // too many to hold: loaded per batch instead
       const tokens = await client.query<TokenRow>(
-        "SELECT token_id, asset, amount::text, owner, state, retired FROM token_state WHERE kafka_partition = $1",
+        `SELECT token_id, kafka_partition, asset, amount::text, owner, state, retired
+           FROM token_state WHERE kafka_partition = $1`,
         [ref.partition],
       );
       for (const row of tokens.rows) rememberRow(state, row);
@@ -114,21 +141,43 @@ export async function loadPartition(
     },
     "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
   );
+  return state;
 }
 
-/** One query for every token of the batch this member does not hold yet. */
+async function storedPosition(
+  client: Pick<Pool, "query">,
+  ref: PartitionRef,
+): Promise<{ nextOffset: bigint; topicId: string | null }> {
+  const result = await client.query<{ next_offset: string; topic_id: string | null }>(
+    `SELECT next_offset, topic_id FROM applier_offsets WHERE "group" = $1 AND topic = $2 AND "partition" = $3`,
+    [ref.group, ref.topic, ref.partition],
+  );
+  const row = result.rows[0];
+  if (row === undefined) throw new Error(`applier_offsets has no row for partition ${ref.partition}`);
+  return { nextOffset: BigInt(row.next_offset), topicId: row.topic_id };
+}
+
+/**
+ * One query for every token of the batch this member does not hold yet. A token found on another
+ * partition (minted there before records were checked for their partition) is not this view's.
+ */
 export async function loadTokens(
   pool: Pool,
   state: PartitionState,
+  partition: number,
   tokenIds: readonly string[],
 ): Promise<void> {
   if (tokenIds.length === 0) return;
   const result = await pool.query<TokenRow>(
-    "SELECT token_id, asset, amount::text, owner, state, retired FROM token_state WHERE token_id = ANY($1::text[])",
+    `SELECT token_id, kafka_partition, asset, amount::text, owner, state, retired
+       FROM token_state WHERE token_id = ANY($1::text[])`,
     [tokenIds],
   );
   for (const id of tokenIds) state.remember(id, null);
-  for (const row of result.rows) rememberRow(state, row);
+  for (const row of result.rows) {
+    if (row.kafka_partition === partition) rememberRow(state, row);
+    else state.rememberForeign(row.token_id, row.kafka_partition);
+  }
 }
 
 /** The batch's transfer ids already applied on this shard (lower-cased). */

@@ -4,7 +4,7 @@
 import { assert } from "../common/assert.ts";
 import type { TransferEvent } from "../common/event.ts";
 import { eventProblems } from "../common/event.ts";
-import { dayOf } from "../storage/partitions.ts";
+import { dayMax, dayOf } from "../storage/partitions.ts";
 import {
   type Decision,
   decide,
@@ -53,15 +53,28 @@ export type BatchPlan = {
   nextOffset: bigint;
 };
 
+/** Where the batch's records must be, and what the shard cannot take: facts from outside the plan. */
+export type PlanRouting = {
+  partition: number;
+  /** the partition the Java-compatible murmur2 partitioner gives a key */
+  partitionOfKey: (key: Buffer) => number;
+  /** the partition a token already lives on, when that is not this one */
+  homeOf: (tokenId: string) => number | undefined;
+  /** days whose partition of `transfers` is detached (archived) */
+  archivedDays: ReadonlySet<number>;
+};
+
 /**
  * `stateOf` must answer for every token of the batch as it stood before the batch (undefined: never
  * minted). `appliedIds` holds the batch's transfer ids known to be applied already (lower-cased).
+ * Without `routing`, records are not checked for their partition (tests of the rules alone).
  */
 export function planBatch(
   records: readonly DecodedRecord[],
   stateOf: (tokenId: string) => TokenState | undefined,
   appliedIds: ReadonlySet<string>,
   window: EventWindow,
+  routing?: PlanRouting,
 ): BatchPlan {
   assert(records.length > 0, "a batch has records");
   const plan: BatchPlan = {
@@ -80,7 +93,7 @@ export function planBatch(
   for (const record of records) {
     assert(record.offset > previousOffset, "records are in strictly increasing offset order");
     previousOffset = record.offset;
-    planRecord(plan, record, stateOf, appliedIds, seenIds, window);
+    planRecord(plan, record, stateOf, appliedIds, seenIds, window, routing);
   }
   return plan;
 }
@@ -92,6 +105,7 @@ function planRecord(
   appliedIds: ReadonlySet<string>,
   seenIds: Set<string>,
   window: EventWindow,
+  routing: PlanRouting | undefined,
 ): void {
   const { decoded } = record;
   if (!decoded.ok) {
@@ -110,7 +124,13 @@ function planRecord(
     addRejection(plan, record, "invalid_field", "key: must be the token_id", event);
     return;
   }
-  const windowProblem = outsideWindow(event.occurred_at, record.timestampMs, window);
+  const routingProblem = routing ? misrouted(routing, record.key, event.token_id) : null;
+  if (routingProblem !== null) {
+    addRejection(plan, record, "wrong_partition", routingProblem, event);
+    return;
+  }
+  const windowProblem =
+    outsideWindow(event.occurred_at, record.timestampMs, window) ?? beyondNamedDays(event.occurred_at);
   if (windowProblem !== null) {
     addRejection(plan, record, "out_of_window", windowProblem, event);
     return;
@@ -128,9 +148,17 @@ function planRecord(
     addRejection(plan, record, decision.reason, decision.detail, event);
     return;
   }
+  const day = dayOf(event.occurred_at);
+  if (routing?.archivedDays.has(day)) {
+    // Decided after the rules, so the token's chain does not move: a re-drive after the day is
+    // attached again meets the same state and applies.
+    const detail = `the day partition of ${new Date(day * 86_400_000).toISOString().slice(0, 10)} is detached (archived)`;
+    addRejection(plan, record, "archived_day", detail, event);
+    return;
+  }
   seenIds.add(transferId);
   plan.ledger.push({ event, offset: record.offset, schemaId: decoded.schemaId });
-  plan.days.add(dayOf(event.occurred_at));
+  plan.days.add(day);
   plan.tokenChanges.set(event.token_id, {
     tokenId: event.token_id,
     state: decision.next,
@@ -138,6 +166,25 @@ function planRecord(
     lastOffset: record.offset,
   });
   addBalanceDeltas(plan, event);
+}
+
+/** A token's records must all be on the one partition its key maps to: one view, one writer. */
+function misrouted(routing: PlanRouting, key: Buffer, tokenId: string): string | null {
+  const expected = routing.partitionOfKey(key);
+  if (expected !== routing.partition) {
+    return `key ${JSON.stringify(tokenId.slice(0, 64))} belongs on partition ${expected}, not ${routing.partition}`;
+  }
+  const home = routing.homeOf(tokenId);
+  if (home !== undefined && home !== routing.partition) {
+    return `token ${JSON.stringify(tokenId.slice(0, 64))} lives on partition ${home}`;
+  }
+  return null;
+}
+
+/** Day partitions are named by a four-digit year: later instants cannot be stored. */
+function beyondNamedDays(occurredAtMs: number): string | null {
+  if (dayOf(occurredAtMs) <= dayMax) return null;
+  return `occurred_at ${occurredAtMs} ms is after 9999-12-31`;
 }
 
 function addBalanceDeltas(plan: BatchPlan, event: TransferEvent): void {

@@ -18,6 +18,19 @@ export class DuplicateTransferIdError extends Error {
   override name = "DuplicateTransferIdError";
 }
 
+/**
+ * Tokens the batch would mint exist already, on another partition (minted there before records
+ * were checked for their partition): the batch must be re-planned knowing where they live.
+ */
+export class TokenElsewhereError extends Error {
+  override name = "TokenElsewhereError";
+  readonly tokenIds: string[];
+  constructor(tokenIds: string[]) {
+    super(`tokens already exist on another partition: ${tokenIds.slice(0, 5).join(", ")}`);
+    this.tokenIds = tokenIds;
+  }
+}
+
 export type PhaseTimingsMs = { write: number; commit: number };
 
 const ledgerColumns = [
@@ -169,11 +182,14 @@ async function writeTokenStates(client: Client, ref: PartitionRef, plan: BatchPl
       throw new OffsetFenceError("token states differ from what this member holds");
   }
   if (inserts.id.length > 0) {
-    await client.query(
+    // ON CONFLICT: a token this view holds as never minted can only exist on another partition (on
+    // this one, the offsets compare-and-set above would have failed first); the batch is re-planned.
+    const result = await client.query<{ token_id: string }>(
       `INSERT INTO token_state (token_id, asset, amount, owner, state, retired, kafka_partition, last_offset)
        SELECT u.token_id, u.asset, u.amount, u.owner, u.state, u.retired, $8, u.last_offset
          FROM unnest($1::text[], $2::text[], $3::numeric[], $4::text[], $5::text[], $6::bool[], $7::bigint[])
-           AS u(token_id, asset, amount, owner, state, retired, last_offset)`,
+           AS u(token_id, asset, amount, owner, state, retired, last_offset)
+       ON CONFLICT (token_id) DO NOTHING RETURNING token_id`,
       [
         inserts.id,
         inserts.asset,
@@ -185,6 +201,10 @@ async function writeTokenStates(client: Client, ref: PartitionRef, plan: BatchPl
         ref.partition,
       ],
     );
+    if (result.rowCount !== inserts.id.length) {
+      const inserted = new Set(result.rows.map((row) => row.token_id));
+      throw new TokenElsewhereError(inserts.id.filter((id) => !inserted.has(id)));
+    }
   }
 }
 

@@ -64,6 +64,9 @@ export const shardDdl = [
      updated_at timestamptz NOT NULL DEFAULT now(),
      PRIMARY KEY ("group", topic, "partition")
    )`,
+  // Kafka's id of the topic incarnation these offsets belong to (KIP-516): offsets of a deleted and
+  // re-created topic mean nothing, and the applier refuses them rather than skip (applier/incarnation.ts).
+  "ALTER TABLE applier_offsets ADD COLUMN IF NOT EXISTS topic_id text",
   // One row per (wallet, asset) per batch, or per asset with wallet NULL for minted/burned.
   // end_offset is the batch's next offset: per partition, batches commit in offset order.
   `CREATE TABLE IF NOT EXISTS balance_deltas (

@@ -1,0 +1,108 @@
+// Retry-or-pause for one member. Transient failures inside eachBatch are retried in place only
+// briefly: kafkajs fetches per broker and waits for every batch of a fetch before the next one, so a
+// batch waiting out a shard outage would stall every partition that shares its leader broker, other
+// shards' included. Past a few attempts the partition is paused and resumed after a backoff, while
+// the others go on. Every attempt, in place or after a pause, counts against ONE bound: attemptsMax.
+import { RetriesExhaustedError, type RetryPolicy, withRetry } from "../common/retry.ts";
+
+export const inlineAttemptsMax = 3;
+const inlineBackoffMsMax = 500;
+const resumeBackoffMsMin = 200;
+
+/** Ends the batch: the partition is paused, its records come again on resume. */
+export class PartitionDeferred extends Error {
+  override name = "PartitionDeferred";
+}
+
+export type PauseControl = {
+  pause(partition: number): void;
+  resume(partition: number): void;
+};
+
+export type OnRetry = (error: unknown, attemptIndex: number, delayMs: number) => void;
+
+export class Deferrals {
+  /** Per partition: attempts used since its last success, and the timer that resumes it. */
+  private readonly byPartition = new Map<number, { attemptsUsed: number; timer: NodeJS.Timeout | null }>();
+  private readonly policy: RetryPolicy;
+  private readonly control: PauseControl;
+  private readonly signal: AbortSignal;
+
+  constructor(policy: RetryPolicy, control: PauseControl, signal: AbortSignal) {
+    this.policy = policy;
+    this.control = control;
+    this.signal = signal;
+  }
+
+  attemptsUsed(partition: number): number {
+    return this.byPartition.get(partition)?.attemptsUsed ?? 0;
+  }
+
+  isPaused(partition: number): boolean {
+    return this.byPartition.get(partition)?.timer != null;
+  }
+
+  /**
+   * A few attempts in place, then the partition is paused (PartitionDeferred); RetriesExhaustedError
+   * once attemptsMax attempts have failed in all.
+   */
+  async run<T>(partition: number, what: string, attempt: () => Promise<T>, onRetry: OnRetry): Promise<T> {
+    const used = this.attemptsUsed(partition);
+    const inline: RetryPolicy = {
+      attemptsMax: Math.max(1, Math.min(inlineAttemptsMax, this.policy.attemptsMax - used)),
+      backoffMsMax: Math.min(inlineBackoffMsMax, this.policy.backoffMsMax),
+    };
+    let tried = 0;
+    const counted = () => {
+      tried++;
+      return attempt();
+    };
+    try {
+      const result = await withRetry(what, inline, counted, onRetry, this.signal);
+      this.forget(partition);
+      return result;
+    } catch (error) {
+      if (!(error instanceof RetriesExhaustedError) || this.signal.aborted) throw error;
+      const attemptsUsed = used + tried;
+      if (attemptsUsed >= this.policy.attemptsMax) {
+        this.forget(partition);
+        throw new RetriesExhaustedError(`${what}: gave up after ${attemptsUsed} attempts`, {
+          cause: error.cause,
+        });
+      }
+      const delayMs = this.pause(partition, attemptsUsed);
+      throw new PartitionDeferred(`partition ${partition} paused for ${delayMs} ms`, { cause: error.cause });
+    }
+  }
+
+  private pause(partition: number, attemptsUsed: number): number {
+    const pauses = Math.ceil(attemptsUsed / inlineAttemptsMax);
+    const ceilingMs = Math.min(this.policy.backoffMsMax, resumeBackoffMsMin * 2 ** (pauses - 1));
+    const delayMs = Math.round(ceilingMs / 2 + (Math.random() * ceilingMs) / 2);
+    this.control.pause(partition);
+    const entry = { attemptsUsed, timer: null as NodeJS.Timeout | null };
+    entry.timer = setTimeout(() => {
+      entry.timer = null;
+      if (!this.signal.aborted) this.control.resume(partition);
+    }, delayMs);
+    this.byPartition.set(partition, entry);
+    return delayMs;
+  }
+
+  /**
+   * A partition lost or reassigned starts its count again. A paused one is resumed now: kafkajs keeps
+   * a partition paused across a rebalance, and no timer would be left to resume it.
+   */
+  forget(partition: number): void {
+    const entry = this.byPartition.get(partition);
+    this.byPartition.delete(partition);
+    if (entry?.timer) {
+      clearTimeout(entry.timer);
+      if (!this.signal.aborted) this.control.resume(partition);
+    }
+  }
+
+  clear(): void {
+    for (const partition of [...this.byPartition.keys()]) this.forget(partition);
+  }
+}

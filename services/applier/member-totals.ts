@@ -1,0 +1,56 @@
+// What a member has done, for `apply --json`, the logs and the metrics: one place that counts a chunk.
+import type { Logger } from "../common/log.ts";
+import { batchEvents, phaseSeconds, recordsTotal } from "../common/metrics.ts";
+import type { ChunkResult } from "./apply-chunk.ts";
+
+export type MemberTotals = {
+  applied: number;
+  duplicates: number;
+  rejected: number;
+  batches: number;
+  phaseMs: Record<string, number>;
+};
+
+export const emptyTotals = (): MemberTotals => ({
+  applied: 0,
+  duplicates: 0,
+  rejected: 0,
+  batches: 0,
+  phaseMs: { decode: 0, validate: 0, write: 0, commit: 0 },
+});
+
+export function countChunk(
+  totals: MemberTotals,
+  logger: Logger,
+  partition: number,
+  events: number,
+  { plan, phaseMs }: ChunkResult,
+): void {
+  totals.applied += plan.ledger.length;
+  totals.duplicates += plan.duplicates;
+  totals.rejected += plan.rejections.length;
+  totals.batches++;
+  for (const [phase, ms] of Object.entries(phaseMs)) {
+    totals.phaseMs[phase] = (totals.phaseMs[phase] ?? 0) + ms;
+    phaseSeconds.observe({ phase }, ms / 1000);
+  }
+  batchEvents.observe(events);
+  recordsTotal.inc({ outcome: "applied", reason: "" }, plan.ledger.length);
+  recordsTotal.inc({ outcome: "duplicate", reason: "" }, plan.duplicates);
+  for (const r of plan.rejections) recordsTotal.inc({ outcome: "rejected", reason: r.reason });
+  const rounded = Object.fromEntries(
+    Object.entries(phaseMs).map(([k, v]) => [`${k}_ms`, Math.round(v * 10) / 10]),
+  );
+  logger.info(
+    {
+      partition,
+      events,
+      applied: plan.ledger.length,
+      duplicates: plan.duplicates,
+      rejected: plan.rejections.length,
+      next_offset: String(plan.nextOffset),
+      ...rounded,
+    },
+    "batch committed",
+  );
+}

@@ -1,0 +1,110 @@
+// What the member needs from the outside world, as two narrow interfaces: the shards (load a
+// partition's view, apply a chunk) and Kafka's view of the log (topic id and offsets). The real ones
+// are PostgreSQL and kafkajs; the member's tests and the seeded simulation script them.
+import type { Admin, Kafka } from "kafkajs";
+import { shardOf } from "../common/shards.ts";
+import { fetchTopicId } from "../common/topic-id.ts";
+import { applyChunk, type ChunkResult, type RawRecord, type ShardContext } from "./apply-chunk.ts";
+import type { EventWindow } from "./decide.ts";
+import type { EventDecoder } from "./decode.ts";
+import type { LogWindow } from "./incarnation.ts";
+import { loadPartition, type PartitionState } from "./partition-state.ts";
+
+export interface PartitionStore {
+  /** The partition's view, loaded whole; IncarnationError when the stored offsets are not this log's. */
+  load(partition: number, log: LogWindow): Promise<PartitionState>;
+  /** One transaction; OffsetFenceError when another writer moved the partition on. */
+  apply(partition: number, state: PartitionState, chunk: readonly RawRecord[]): Promise<ChunkResult>;
+}
+
+export interface LogInspector {
+  window(partition: number): Promise<LogWindow>;
+}
+
+export type PgStoreSettings = {
+  group: string;
+  topic: string;
+  tokensPerPartitionMax: number;
+  window: EventWindow;
+  partitionOfKey: (key: Buffer) => number;
+};
+
+export class PgPartitionStore implements PartitionStore {
+  private readonly settings: PgStoreSettings;
+  private readonly shards: readonly ShardContext[];
+  private readonly decoder: EventDecoder;
+
+  constructor(settings: PgStoreSettings, shards: readonly ShardContext[], decoder: EventDecoder) {
+    this.settings = settings;
+    this.shards = shards;
+    this.decoder = decoder;
+  }
+
+  private refOf(partition: number) {
+    return { group: this.settings.group, topic: this.settings.topic, partition };
+  }
+
+  private shardOf(partition: number): ShardContext {
+    return this.shards[shardOf(partition, this.shards.length)]!;
+  }
+
+  load(partition: number, log: LogWindow): Promise<PartitionState> {
+    const pool = this.shardOf(partition).pool;
+    return loadPartition(pool, this.refOf(partition), log, this.settings.tokensPerPartitionMax);
+  }
+
+  apply(partition: number, state: PartitionState, chunk: readonly RawRecord[]): Promise<ChunkResult> {
+    const context = {
+      shard: this.shardOf(partition),
+      decoder: this.decoder,
+      ref: this.refOf(partition),
+      window: this.settings.window,
+      partitionOfKey: this.settings.partitionOfKey,
+    };
+    return applyChunk(context, state, chunk);
+  }
+}
+
+/** How long one answer serves every partition that asks: loads on assignment come together. */
+const windowReuseMs = 500;
+
+/** Kafka's view through kafkajs: the topic id (one Metadata v12 request) and each partition's offsets. */
+export class KafkaLog implements LogInspector {
+  private readonly kafka: Kafka;
+  private readonly admin: Admin;
+  private readonly topic: string;
+  private latest: { atMs: number; answer: Promise<Map<number, LogWindow>> } | null = null;
+
+  constructor(kafka: Kafka, admin: Admin, topic: string) {
+    this.kafka = kafka;
+    this.admin = admin;
+    this.topic = topic;
+  }
+
+  async window(partition: number): Promise<LogWindow> {
+    const nowMs = performance.now();
+    if (this.latest === null || nowMs - this.latest.atMs > windowReuseMs) {
+      const answer = this.fetch();
+      answer.catch(() => {
+        if (this.latest?.answer === answer) this.latest = null; // a failed answer is not reused
+      });
+      this.latest = { atMs: nowMs, answer };
+    }
+    const window = (await this.latest.answer).get(partition);
+    if (window === undefined) throw new Error(`topic ${this.topic} has no partition ${partition}`);
+    return window;
+  }
+
+  topicId(): Promise<string | null> {
+    return fetchTopicId(this.kafka, this.topic);
+  }
+
+  private async fetch(): Promise<Map<number, LogWindow>> {
+    // The id first: offsets read after it cannot belong to an older incarnation than the id.
+    const topicId = await fetchTopicId(this.kafka, this.topic);
+    const offsets = await this.admin.fetchTopicOffsets(this.topic);
+    return new Map(
+      offsets.map((o) => [o.partition, { topicId, lowOffset: BigInt(o.low), highOffset: BigInt(o.high) }]),
+    );
+  }
+}
