@@ -342,6 +342,13 @@ export async function demo(baseConfig: Config, options: DemoOptions): Promise<bo
   const differences = outcomeDifferences(expected, actual, produced.resent);
   const report = await verify(config);
   console.log(formatReport(report));
+  const look = Object.entries(identityEnv(identity))
+    .map(([name, value]) => `${name}=${maskUrlPassword(value)}`)
+    .join(" ");
+  console.log(
+    `demo: run ${identity.topic} stays until the ${ordinal(demoRunsKept)} demo run after it starts; look at it with\n` +
+      `  ${look} bin/tally verify`,
+  );
   if (differences.length === 0) {
     console.log(
       `demo: outcomes as the generator expected: applied ${actual.applied}, duplicates ${actual.duplicates}, ` +
@@ -352,13 +359,6 @@ export async function demo(baseConfig: Config, options: DemoOptions): Promise<bo
     console.log("demo: FAILED: this run's outcomes differ from what the generator expected:");
     for (const line of differences) console.log(`  ${line}`);
   }
-  const look = Object.entries(identityEnv(identity))
-    .map(([name, value]) => `${name}=${maskUrlPassword(value)}`)
-    .join(" ");
-  console.log(
-    `demo: run ${identity.topic} stays until the ${ordinal(demoRunsKept)} demo run after it starts; look at it with\n` +
-      `  ${look} bin/tally verify`,
-  );
   return report.ok && differences.length === 0;
 }
 
