@@ -1,5 +1,7 @@
 // The one configuration module: every setting comes from a TALLY_* variable, is validated at start,
 // and a bad value stops the command with a message naming the variable and what it expected.
+// Secrets (the passwords, and any password inside a URL) never appear in a message: a secret's value
+// and a URL setting's value are not echoed, and `tally env` masks them (see maskUrlPassword).
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 
@@ -19,15 +21,95 @@ const positiveInt = (min: number, max: number) =>
     .max(max, `a whole number from ${min} to ${max}`);
 const boolFlag = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 
-const postgresUrl = z
-  .string()
-  .url()
-  .refine((u) => /^postgres(ql)?:$/.test(new URL(u).protocol), "a postgres:// URL")
-  .refine((u) => databaseNamePattern.test(databaseNameOf(u)), "a database name of [a-z0-9_] after the host");
+// A "," always separates the URLs of TALLY_PG_SHARDS, so a "," in a password must be written %2C;
+// a raw one splits the URL in two, and the error says so without showing either half.
+const commaInPasswordHint = 'a "," separates the URLs, so write a "," in a password as %2C';
+const specialInPasswordHint = 'write "/", "?", "#" and "@" in a password as %2F, %3F, %23 and %40';
+
+/** What is wrong with a PostgreSQL URL, in words that never quote any part of it; null if nothing. */
+function postgresUrlProblem(text: string, inList: boolean): string | null {
+  const hint = inList
+    ? `; ${specialInPasswordHint}, and ${commaInPasswordHint}`
+    : `; ${specialInPasswordHint}`;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return `not a URL${hint}`;
+  }
+  if (!/^postgres(ql)?:$/.test(url.protocol)) return "not a postgres:// URL";
+  // A raw "/", "?" or "#" in a password ends the host part early: the rest of the password would be
+  // read as a path, a query or a fragment, and a "#" fragment is never meaningful to PostgreSQL.
+  if (text.includes("#") || hasAtAfterHost(text)) return `an "@" or a "#" after the host${hint}`;
+  const database = databaseNameOrNull(url);
+  if (database === null || !databaseNamePattern.test(database)) {
+    return "a database name of [a-z0-9_] after the host";
+  }
+  return null;
+}
+
+function hasAtAfterHost(text: string): boolean {
+  const afterScheme = text.slice(text.indexOf("//") + 2);
+  const hostEnd = afterScheme.search(/[/?#\\]/);
+  return hostEnd >= 0 && afterScheme.indexOf("@", hostEnd) >= 0;
+}
+
+const postgresUrl = (inList: boolean) =>
+  z.string().superRefine((text, context) => {
+    const problem = postgresUrlProblem(text, inList);
+    if (problem !== null) context.addIssue({ code: "custom", message: problem });
+  });
+
+function databaseNameOrNull(url: URL): string | null {
+  try {
+    return decodeURIComponent(url.pathname.replace(/^\//, ""));
+  } catch {
+    return null; // a malformed %-escape
+  }
+}
 
 export function databaseNameOf(url: string): string {
   return decodeURIComponent(new URL(url).pathname.replace(/^\//, ""));
 }
+
+// Credentials in the registry URL would be echoed by fetch's own errors: they have settings of their own.
+const registryUrl = z.string().superRefine((text, context) => {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    context.addIssue({ code: "custom", message: "a URL" });
+    return;
+  }
+  if (url.username !== "" || url.password !== "") {
+    context.addIssue({
+      code: "custom",
+      message: "a URL without credentials: give them as TALLY_SCHEMA_REGISTRY_USERNAME and _PASSWORD",
+    });
+  }
+});
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+const controlCharacterPattern = /[\u0000-\u001f\u007f]/;
+// SASLprep (SCRAM) prohibits control characters, and a line break in a secret is a file of two lines.
+const secretText = z
+  .string()
+  .refine((text) => !controlCharacterPattern.test(text), "no control characters (a line break inside?)");
+
+/**
+ * The parameters node-postgres reads from a URL's query to set up TLS, overriding the `ssl` option
+ * it is given: TLS belongs to TALLY_PG_SSL_MODE and TALLY_PG_SSL_CA_FILE, so a URL must not set
+ * them (crossCheck), and pg.ts removes them before a URL reaches node-postgres.
+ */
+export const pgUrlTlsParameters = [
+  "sslmode",
+  "ssl",
+  "sslrootcert",
+  "sslcert",
+  "sslkey",
+  "sslnegotiation",
+  "uselibpqcompat",
+] as const;
 
 function localPgUrl(env: NodeJS.ProcessEnv, database: string): string {
   const port = env.TALLY_LOCAL_PG_PORT ?? "5432";
@@ -55,13 +137,14 @@ function specs(env: NodeJS.ProcessEnv) {
       fallback: "",
     },
     TALLY_KAFKA_SASL_USERNAME: { schema: z.string(), fallback: "" },
-    TALLY_KAFKA_SASL_PASSWORD: { schema: z.string(), fallback: "", secret: true },
+    TALLY_KAFKA_SASL_PASSWORD: { schema: secretText, fallback: "", secret: true },
     TALLY_SCHEMA_REGISTRY_URL: {
-      schema: z.string().url(),
+      schema: registryUrl,
       fallback: "http://127.0.0.1:18081/apis/ccompat/v7",
+      url: true,
     },
     TALLY_SCHEMA_REGISTRY_USERNAME: { schema: z.string(), fallback: "" },
-    TALLY_SCHEMA_REGISTRY_PASSWORD: { schema: z.string(), fallback: "", secret: true },
+    TALLY_SCHEMA_REGISTRY_PASSWORD: { schema: secretText, fallback: "", secret: true },
     TALLY_TOPIC: { schema: z.string().regex(kafkaTopicPattern, "a Kafka topic name"), fallback: "transfers" },
     TALLY_PARTITIONS: { schema: positiveInt(1, 1024), fallback: "6" },
     TALLY_REPLICATION_FACTOR: { schema: positiveInt(1, 16), fallback: "1" },
@@ -70,10 +153,11 @@ function specs(env: NodeJS.ProcessEnv) {
       schema: z
         .string()
         .transform((s) => s.split(",").map((u) => u.trim()))
-        .pipe(z.array(postgresUrl).min(1).max(64)),
+        .pipe(z.array(postgresUrl(true)).min(1, "at least one URL").max(64, "at most 64 URLs")),
       fallback: [0, 1].map((k) => localPgUrl(env, `tally_shard_${k}`)).join(","),
+      url: true,
     },
-    TALLY_PG_VIEWS: { schema: postgresUrl, fallback: localPgUrl(env, "tally_views") },
+    TALLY_PG_VIEWS: { schema: postgresUrl(false), fallback: localPgUrl(env, "tally_views"), url: true },
     TALLY_PG_SSL_MODE: { schema: z.enum(["disable", "require", "verify-full"]), fallback: "disable" },
     TALLY_PG_SSL_CA_FILE: { schema: z.string(), fallback: "" },
     TALLY_PG_POOL_MAX: { schema: positiveInt(1, 100), fallback: "4" },
@@ -97,13 +181,28 @@ function specs(env: NodeJS.ProcessEnv) {
       schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
       fallback: "info",
     },
-  } satisfies Record<string, { schema: z.ZodType; fallback: string; secret?: boolean }>;
+  } satisfies Record<string, { schema: z.ZodType; fallback: string; secret?: boolean; url?: boolean }>;
 }
 
 type Specs = ReturnType<typeof specs>;
 export type Config = { [K in keyof Specs]: z.output<Specs[K]["schema"]> };
 
 const isSecret = (spec: object): boolean => "secret" in spec && spec.secret === true;
+/** A URL setting may hold a password whose characters cannot be told apart from the URL's: never echoed. */
+const isUrl = (spec: object): boolean => "url" in spec && spec.url === true;
+
+/** How a bad value is shown in a ConfigError: only when it cannot hold a secret. */
+function shownValue(spec: object, raw: string): string {
+  if (isSecret(spec)) return "(hidden)";
+  if (isUrl(spec)) return "(not shown: a URL may hold a password)";
+  return JSON.stringify(raw);
+}
+
+/** A zod issue in words; an issue of one URL of a list says which (counted from 1), never its text. */
+function issueText(spec: object, issue: z.core.$ZodIssue): string {
+  const [index] = issue.path;
+  return isUrl(spec) && typeof index === "number" ? `URL ${index + 1}: ${issue.message}` : issue.message;
+}
 
 /** A secret may come from a file instead (`<NAME>_FILE`), as orchestrators mount secrets. */
 export const secretFileSuffix = "_FILE";
@@ -141,9 +240,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (parsed.success) {
       config[name] = parsed.data;
     } else {
-      const why = parsed.error.issues.map((i) => i.message).join("; ");
-      const shown = isSecret(spec) ? "(hidden)" : JSON.stringify(raw);
-      problems.push(`${name}=${shown} is invalid: ${why}`);
+      const why = parsed.error.issues.map((issue) => issueText(spec, issue)).join("; ");
+      problems.push(`${name}=${shownValue(spec, raw)} is invalid: ${why}`);
     }
   }
   for (const name of Object.keys(env)) {
@@ -178,6 +276,42 @@ function crossCheck(config: Config): void {
   if (config.TALLY_PG_SHARDS.includes(config.TALLY_PG_VIEWS)) {
     throw new ConfigError("TALLY_PG_VIEWS must not be one of TALLY_PG_SHARDS");
   }
+  const tlsProblems = pgUrlTlsProblems(config);
+  if (tlsProblems.length > 0) throw new ConfigError(`bad configuration:\n  ${tlsProblems.join("\n  ")}`);
+}
+
+// Values of TLS parameters that are keywords, not paths or secrets, so a message may quote them.
+const tlsKeywords = new Set(
+  ["disable", "allow", "prefer", "require", "verify-ca", "verify-full", "no-verify"].concat(
+    ["true", "false", "0", "1", "postgres", "direct"], // ssl=, uselibpqcompat=, sslnegotiation=
+  ),
+);
+
+/**
+ * A URL whose query sets TLS would override TALLY_PG_SSL_MODE inside node-postgres (sslmode=disable
+ * turning verify-full off): a conflict is an error. The one parameter allowed is an sslmode that
+ * says what TALLY_PG_SSL_MODE says.
+ */
+function pgUrlTlsProblems(config: Config): string[] {
+  const urls: [string, string][] = [
+    ...config.TALLY_PG_SHARDS.map((url, k): [string, string] => [`TALLY_PG_SHARDS URL ${k + 1}`, url]),
+    ["TALLY_PG_VIEWS", config.TALLY_PG_VIEWS],
+  ];
+  const mode = config.TALLY_PG_SSL_MODE;
+  const problems: string[] = [];
+  for (const [where, url] of urls) {
+    const query = new URL(url).searchParams;
+    for (const key of pgUrlTlsParameters) {
+      const values = query.getAll(key);
+      if (values.length === 0 || (key === "sslmode" && values.every((v) => v === mode))) continue;
+      const shown = values.every((v) => tlsKeywords.has(v)) ? `${key}=${values.join(",")}` : key;
+      problems.push(
+        `${where} sets ${shown} in its query, which would override TALLY_PG_SSL_MODE=${mode}: ` +
+          "PostgreSQL TLS is set by TALLY_PG_SSL_MODE and TALLY_PG_SSL_CA_FILE; remove it from the URL",
+      );
+    }
+  }
+  return problems;
 }
 
 /** The effective settings as `export NAME='value'` lines, secrets masked. */
@@ -186,13 +320,52 @@ export function configAsExports(config: Config, env: NodeJS.ProcessEnv = process
   return Object.keys(all).map((name) => {
     const spec = all[name as keyof Specs];
     const value = config[name as keyof Config];
-    const text = Array.isArray(value) ? value.join(",") : String(value);
-    const shown = isSecret(spec) && text !== "" ? "********" : maskUrlPassword(text);
+    const values = Array.isArray(value) ? value : [String(value)];
+    // A URL setting is masked value by value, so that a password with a space or a quote is masked
+    // whole; anything else goes through the free-text masking in case a URL was put there.
+    const masked = values.map((v) => (isUrl(spec) ? maskOneUrl(v) : maskUrlPassword(v))).join(",");
+    const shown = isSecret(spec) && masked !== "" ? mask : masked;
     return `export ${name}='${shown.replaceAll("'", "'\\''")}'`;
   });
 }
 
-/** Masks the password part of every URL in a comma-separated list. */
+const mask = "********";
+const urlInTextPattern = /[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s"<>]*/g;
+
+/** Masks the password of every URL in a text (a log line, an error message): see maskOneUrl. */
 export function maskUrlPassword(text: string): string {
-  return text.replace(/(\w+:\/\/[^:/@\s,]+:)[^@\s,]*@/g, "$1********@");
+  return text.replace(urlInTextPattern, maskOneUrl);
+}
+
+/**
+ * Masks a URL's password whatever its characters. The password runs from the user's ":" to the
+ * LAST "@" of the URL, not the first, since a raw "@" may be part of it; so an "@" elsewhere (in a
+ * query) can hide more than the password, never less. A `password` query parameter hides the rest
+ * of the query, since a raw "&" may be part of it too.
+ */
+export function maskOneUrl(url: string): string {
+  const afterScheme = url.indexOf("://") + 3;
+  const at = url.lastIndexOf("@");
+  const colon = url.indexOf(":", afterScheme);
+  const userMasked =
+    at > afterScheme && colon >= 0 && colon < at ? `${url.slice(0, colon + 1)}${mask}${url.slice(at)}` : url;
+  const queryStart = userMasked.indexOf("?", afterScheme);
+  if (queryStart < 0) return userMasked;
+  const parameters = userMasked.slice(queryStart + 1).split("&");
+  const passwordAt = parameters.findIndex(isPasswordParameter);
+  if (passwordAt < 0) return userMasked;
+  const kept = [...parameters.slice(0, passwordAt), `password=${mask}`];
+  return `${userMasked.slice(0, queryStart + 1)}${kept.join("&")}`;
+}
+
+/** node-postgres reads the query decoded, so `pass%77ord=` is a password too. */
+function isPasswordParameter(parameter: string): boolean {
+  const key = parameter.split("=")[0]!.replaceAll("+", " ");
+  let decoded = key;
+  try {
+    decoded = decodeURIComponent(key);
+  } catch {
+    // a malformed escape: compare it as written
+  }
+  return decoded.trim().toLowerCase() === "password";
 }

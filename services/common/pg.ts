@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import pg from "pg";
 import { assert } from "./assert.ts";
-import { type Config, databaseNameOf } from "./config.ts";
+import { type Config, databaseNameOf, pgUrlTlsParameters } from "./config.ts";
 
 export type Pool = pg.Pool;
 export type Client = pg.PoolClient;
@@ -24,9 +24,23 @@ function sslOf(config: Config): pg.PoolConfig["ssl"] {
   }
 }
 
+/**
+ * The URL without the query parameters node-postgres would let override the `ssl` option (it
+ * merges a URL's sslmode=disable over ssl, and sslmode=require drops the CA): TALLY_PG_SSL_MODE and
+ * TALLY_PG_SSL_CA_FILE decide TLS, whatever URL reaches here. The config module refuses a URL whose
+ * TLS parameters disagree with them, so nothing dropped here was meant.
+ */
+export function withoutTlsParameters(url: string): string {
+  const parsed = new URL(url);
+  const found = pgUrlTlsParameters.filter((name) => parsed.searchParams.has(name));
+  if (found.length === 0) return url;
+  for (const name of found) parsed.searchParams.delete(name);
+  return parsed.toString();
+}
+
 export function createPool(config: Config, url: string, applicationName: string, max?: number): Pool {
   const pool = new pg.Pool({
-    connectionString: url,
+    connectionString: withoutTlsParameters(url),
     ssl: sslOf(config),
     max: max ?? config.TALLY_PG_POOL_MAX,
     application_name: applicationName,
@@ -51,7 +65,10 @@ function maintenanceUrl(url: string): string {
 export async function ensureDatabase(config: Config, url: string): Promise<boolean> {
   const name = databaseNameOf(url);
   assert(databaseNamePattern.test(name), `database name ${name} was validated by the config module`);
-  const client = new pg.Client({ connectionString: maintenanceUrl(url), ssl: sslOf(config) });
+  const client = new pg.Client({
+    connectionString: withoutTlsParameters(maintenanceUrl(url)),
+    ssl: sslOf(config),
+  });
   await client.connect();
   try {
     const found = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);

@@ -22,6 +22,12 @@ describe("configuration", () => {
     ["TALLY_KAFKA_BROKERS", "nohost", /TALLY_KAFKA_BROKERS="nohost" is invalid: host:port/],
     ["TALLY_PG_SHARDS", "postgres://h/bad-name", /TALLY_PG_SHARDS.*database name/],
     ["TALLY_PG_SHARDS", "mysql://h/db", /TALLY_PG_SHARDS.*postgres:\/\/ URL/],
+    ["TALLY_PG_VIEWS", "not a url", /TALLY_PG_VIEWS=.* is invalid: not a URL/],
+    [
+      "TALLY_PG_SHARDS",
+      "postgres://h/db_0,,postgres://h/db_2",
+      /TALLY_PG_SHARDS=.* is invalid: URL 2: not a URL/,
+    ],
     ["TALLY_TOPIC", "no spaces", /TALLY_TOPIC="no spaces" is invalid: a Kafka topic name/],
     ["TALLY_LOG_LEVEL", "loud", /TALLY_LOG_LEVEL/],
     ["TALLY_BATCH_SIZE", "5", /TALLY_BATCH_SIZE is not a Tally setting/],
@@ -29,7 +35,22 @@ describe("configuration", () => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(message);
   });
-  it("given a secret that is bad, when reported, then its value is not shown", () => {
+  it("given a secret that is bad (a line break inside), when reported, then the variable is named and its value is not shown", () => {
+    const env = { TALLY_KAFKA_SASL_PASSWORD: "hunter2\nsecond-line" };
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(
+      "TALLY_KAFKA_SASL_PASSWORD=(hidden) is invalid: no control characters (a line break inside?)",
+    );
+    expect(() => loadConfig(env)).not.toThrow(/hunter2|second-line/);
+  });
+  it("given a URL setting that is bad and holds a password, when reported, then the variable is named and its value is not shown", () => {
+    const env = { TALLY_PG_VIEWS: "postgres://tally:pgpass@db:5432/Bad-Name" };
+    expect(() => loadConfig(env)).toThrow(
+      "TALLY_PG_VIEWS=(not shown: a URL may hold a password) is invalid: a database name of [a-z0-9_] after the host",
+    );
+    expect(() => loadConfig(env)).not.toThrow(/pgpass/);
+  });
+  it("given SASL without a password, when loaded, then the error says the password is needed", () => {
     expect(() =>
       loadConfig({ TALLY_KAFKA_SASL_MECHANISM: "scram-sha-512", TALLY_KAFKA_SASL_USERNAME: "u" }),
     ).toThrow(/_PASSWORD are needed/);
