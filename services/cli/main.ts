@@ -1,7 +1,8 @@
 // The `tally` command. Each subcommand is a thin shell over a service module; exit codes:
 // 0 done, 1 a check failed (verify), 2 bad configuration or usage, 3 an unexpected error.
 import { Command, CommanderError, InvalidArgumentError } from "commander";
-import { registerApplyCommand } from "../applier/command.ts";
+import { registerApplyCommand, registerOffsetsCommand } from "../applier/command.ts";
+import { IncarnationError } from "../applier/incarnation.ts";
 import { registerBenchCommand } from "../bench/command.ts";
 import { registerBenchPeerCommand } from "../bench/peer-command.ts";
 import { ConfigError, configAsExports, loadConfig } from "../common/config.ts";
@@ -50,6 +51,7 @@ program
 
 registerProduceCommand(program);
 registerApplyCommand(program);
+registerOffsetsCommand(program);
 registerProjectCommand(program);
 registerBalanceCommand(program);
 registerVerifyCommand(program);
@@ -84,6 +86,11 @@ async function main(argv: string[]): Promise<number> {
     if (error instanceof ConfigError || (error as Error).name === "KafkaJSSASLAuthenticationError") {
       console.error(`tally: ${(error as Error).message}`);
       return 2;
+    }
+    // A topic whose incarnation changed is a check that failed, with an operator's decision to make.
+    if (error instanceof IncarnationError) {
+      console.error(`tally: ${error.message}`);
+      return 1;
     }
     console.error(`tally: ${(error as Error).stack ?? error}`);
     return 3;

@@ -67,6 +67,8 @@ export const shardDdl = [
   // Kafka's id of the topic incarnation these offsets belong to (KIP-516): offsets of a deleted and
   // re-created topic mean nothing, and the applier refuses them rather than skip (applier/incarnation.ts).
   "ALTER TABLE applier_offsets ADD COLUMN IF NOT EXISTS topic_id text",
+  // Records an operator chose to pass over (`tally offsets reset`), so consumed still adds up.
+  "ALTER TABLE applier_offsets ADD COLUMN IF NOT EXISTS skipped_count bigint NOT NULL DEFAULT 0",
   // One row per (wallet, asset) per batch, or per asset with wallet NULL for minted/burned.
   // end_offset is the batch's next offset: per partition, batches commit in offset order.
   `CREATE TABLE IF NOT EXISTS balance_deltas (

@@ -14,13 +14,20 @@ export type ShardScope = {
 /** Per partition: the applier's counters and what the ledger and rejections actually hold. */
 export type PartitionTally = {
   partition: number;
-  offsets: { next: bigint; first: bigint; applied: bigint; duplicates: bigint; rejected: bigint } | null;
+  offsets: {
+    next: bigint;
+    first: bigint;
+    applied: bigint;
+    duplicates: bigint;
+    rejected: bigint;
+    skipped: bigint;
+  } | null;
   ledger: { rows: bigint; distinctOffsets: bigint; low: bigint | null; high: bigint | null };
   rejections: { rows: bigint; low: bigint | null; high: bigint | null };
 };
 
 type RawTally = { partition: number } & Record<
-  "next" | "first" | "applied" | "duplicates" | "rejected" | "ledger_low" | "ledger_high",
+  "next" | "first" | "applied" | "duplicates" | "rejected" | "skipped" | "ledger_low" | "ledger_high",
   string | null
 > &
   Record<"rejection_low" | "rejection_high", string | null> &
@@ -35,12 +42,12 @@ export async function readTallies(client: Client, scope: ShardScope): Promise<Pa
                   FROM transfers GROUP BY kafka_partition),
           r AS (SELECT kafka_partition AS p, count(*) AS n, min(kafka_offset) AS lo, max(kafka_offset) AS hi
                   FROM rejected_transfers WHERE topic = $2 GROUP BY kafka_partition),
-          o AS (SELECT "partition" AS p, next_offset, first_offset, applied_count, duplicate_count, rejected_count
+          o AS (SELECT "partition" AS p, next_offset, first_offset, applied_count, duplicate_count, rejected_count, skipped_count
                   FROM applier_offsets WHERE "group" = $1 AND topic = $2),
           ps AS (SELECT p FROM l UNION SELECT p FROM r UNION SELECT p FROM o)
      SELECT ps.p AS partition, o.next_offset::text AS next, o.first_offset::text AS first,
             o.applied_count::text AS applied, o.duplicate_count::text AS duplicates,
-            o.rejected_count::text AS rejected,
+            o.rejected_count::text AS rejected, o.skipped_count::text AS skipped,
             coalesce(l.n, 0)::text AS ledger_rows, coalesce(l.d, 0)::text AS ledger_distinct,
             l.lo::text AS ledger_low, l.hi::text AS ledger_high,
             coalesce(r.n, 0)::text AS rejection_rows, r.lo::text AS rejection_low, r.hi::text AS rejection_high
@@ -59,6 +66,7 @@ export async function readTallies(client: Client, scope: ShardScope): Promise<Pa
             applied: BigInt(r.applied ?? 0),
             duplicates: BigInt(r.duplicates ?? 0),
             rejected: BigInt(r.rejected ?? 0),
+            skipped: BigInt(r.skipped ?? 0),
           },
     ledger: {
       rows: BigInt(r.ledger_rows),
@@ -89,10 +97,10 @@ export function judgeTally(tally: PartitionTally, scope: ShardScope, findings: F
     return;
   }
   const consumed = o.next - o.first;
-  if (o.applied + o.duplicates + o.rejected !== consumed) {
+  if (o.applied + o.duplicates + o.rejected + o.skipped !== consumed) {
     findings.breach(
       "consumed",
-      `${p}: applied ${o.applied} + duplicates ${o.duplicates} + rejected ${o.rejected} ≠ ${consumed} consumed (${o.first}..${o.next})`,
+      `${p}: applied ${o.applied} + duplicates ${o.duplicates} + rejected ${o.rejected} + skipped by an operator ${o.skipped} ≠ ${consumed} consumed (${o.first}..${o.next})`,
     );
   }
   if (o.applied !== tally.ledger.rows)

@@ -70,7 +70,7 @@ describe("judgeTally", () => {
   const scope = { shard: 1, shardCount: 2, partitionCount: 4, group: "g", topic: "t" };
   const tally = (overrides: Partial<PartitionTally> = {}): PartitionTally => ({
     partition: 1,
-    offsets: { first: 0n, next: 10n, applied: 7n, duplicates: 1n, rejected: 2n },
+    offsets: { first: 0n, next: 10n, applied: 7n, duplicates: 1n, rejected: 2n, skipped: 0n },
     ledger: { rows: 7n, distinctOffsets: 7n, low: 0n, high: 9n },
     rejections: { rows: 2n, low: 3n, high: 5n },
     ...overrides,
@@ -91,11 +91,21 @@ describe("judgeTally", () => {
   it("given counters that do not add up to the offsets consumed, when judged, then the consumed check fails", () => {
     const findings = new Findings();
     judgeTally(
-      tally({ offsets: { first: 0n, next: 11n, applied: 7n, duplicates: 1n, rejected: 2n } }),
+      tally({ offsets: { first: 0n, next: 11n, applied: 7n, duplicates: 1n, rejected: 2n, skipped: 0n } }),
       scope,
       findings,
     );
     expect(checkOf(findings, "consumed").ok).toBe(false);
+  });
+
+  it("given records an operator skipped, when judged, then they complete the consumed count", () => {
+    const findings = new Findings();
+    const offsets = { first: 0n, next: 13n, applied: 7n, duplicates: 1n, rejected: 2n, skipped: 3n };
+    judgeTally(tally({ offsets }), scope, findings);
+    expect(checkOf(findings, "consumed").ok).toBe(true);
+    const without = new Findings();
+    judgeTally(tally({ offsets: { ...offsets, skipped: 0n } }), scope, without);
+    expect(checkOf(without, "consumed").examples[0]).toContain("≠ 13 consumed");
   });
 
   it("given rows of a partition on the wrong shard or past its offsets, when judged, then placement fails", () => {
