@@ -1,4 +1,5 @@
 // The event's Avro types and the Confluent wire framing (magic byte 0, 4-byte schema id, Avro body).
+import { isUtf8 } from "node:buffer";
 import { readFileSync } from "node:fs";
 import avro from "avsc";
 import { avroLogicalTypes } from "./decimal.ts";
@@ -58,4 +59,47 @@ export function toPlainEvent(record: Record<string, unknown>): TransferEvent {
     next_state: record.next_state as string,
     occurred_at: Number(record.occurred_at),
   };
+}
+
+/** Names the first of `fields` whose bytes are not valid UTF-8; null when all are. */
+export type Utf8Check = (body: Buffer) => string | null;
+
+/**
+ * avsc reads a string's invalid UTF-8 as U+FFFD without a word, so `w-\xff…` and `w-\xfe…` would
+ * be one wallet. Checking every string strictly would cost every record; callers run this only
+ * when a decoded string holds U+FFFD (a real U+FFFD is valid UTF-8 and passes). It decodes the body
+ * again with the writer's top-level strings read as bytes (the same wire form) and checks those
+ * bytes. Throws when the writer schema does not allow it (e.g. a union of string and bytes).
+ */
+export function utf8CheckOf(writer: avro.Type, fields: readonly string[]): Utf8Check {
+  const schema = writer.schema() as { fields?: { name: string; type: unknown }[] };
+  const bytesSchema = {
+    ...schema,
+    fields: (schema.fields ?? []).map((field) => ({ ...field, type: stringsAsBytes(field.type) })),
+  };
+  const bytesType = avro.Type.forSchema(bytesSchema as avro.Schema);
+  const checked = fields.filter((name) => schema.fields?.some((field) => field.name === name));
+  return (body) => {
+    const record = bytesType.fromBuffer(body) as Record<string, unknown>;
+    for (const name of checked) {
+      const bytes = unwrapped(record[name]);
+      if (Buffer.isBuffer(bytes) && !isUtf8(bytes)) return name;
+    }
+    return null;
+  };
+}
+
+function stringsAsBytes(type: unknown): unknown {
+  if (type === "string") return "bytes";
+  if (Array.isArray(type)) return type.map(stringsAsBytes);
+  if (typeof type === "object" && type !== null && (type as { type?: unknown }).type === "string")
+    return "bytes";
+  return type;
+}
+
+/** A union value avsc kept wrapped ({ bytes: <Buffer> }) as the plain value. */
+function unwrapped(value: unknown): unknown {
+  if (value === null || Buffer.isBuffer(value) || typeof value !== "object") return value;
+  const values = Object.values(value);
+  return values.length === 1 ? values[0] : value;
 }

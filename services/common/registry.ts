@@ -1,14 +1,42 @@
-// Schema registry access through @kafkajs/confluent-schema-registry, with errors sorted into
-// permanent (the schema id does not exist: a rejection) and transient (retry, do not move on).
+// The schema registry's Confluent-compatible API. Writer schemas are fetched by id with fetch() so
+// that every answer is sorted precisely: Confluent's "schema not found" (error_code 40403) is an
+// unknown schema (a rejection); any other 404, a 5xx, garbage, a timeout or a refused connection
+// is transient (retry, never move on, never cache); a schema Tally cannot parse is incompatible (a
+// rejection). Registration stays with @kafkajs/confluent-schema-registry.
 import { SchemaRegistry, SchemaType } from "@kafkajs/confluent-schema-registry";
 import type avro from "avsc";
-import { avroForSchemaOptions, transferEventSchemaText } from "./avro.ts";
+import { avroForSchemaOptions, avroTypeOf, transferEventSchemaText } from "./avro.ts";
 import type { Config } from "./config.ts";
 import { TransientError } from "./retry.ts";
 
-export function createRegistry(config: Config): SchemaRegistry {
+/** Where and how to ask the registry; `timeoutMs` bounds one request, answer included. */
+export type RegistryEndpoint = { baseUrl: string; headers: Record<string, string>; timeoutMs: number };
+
+/** A schema GET on a healthy registry takes milliseconds; 5 s also keeps a drain short. */
+export const registryTimeoutMs = 5_000;
+/** Confluent's error code for "schema not found" on /schemas/ids/<id> (Apicurio answers it too). */
+const schemaNotFoundCode = 40403;
+
+export function registryEndpointOf(config: Config): RegistryEndpoint {
+  return {
+    baseUrl: config.TALLY_SCHEMA_REGISTRY_URL.replace(/\/+$/, ""),
+    headers: authHeader(config),
+    timeoutMs: registryTimeoutMs,
+  };
+}
+
+/** What the registry holds under a schema id: its text and type, or nothing (40403). */
+export type SchemaAnswer = { found: true; schema: string; schemaType: string } | { found: false };
+
+/** Anything that answers schema ids: the registry client below, or a test's stub. */
+export type WriterSchemaSource = { schemaById(schemaId: number): Promise<SchemaAnswer> };
+
+/** The library client for registration, plus schemaById for decoding. */
+export type Registry = SchemaRegistry & WriterSchemaSource;
+
+export function createRegistry(config: Config): Registry {
   const username = config.TALLY_SCHEMA_REGISTRY_USERNAME;
-  return new SchemaRegistry(
+  const client = new SchemaRegistry(
     {
       host: config.TALLY_SCHEMA_REGISTRY_URL,
       // Tally's own backoff decides how long to keep trying; the client's retries would hide it.
@@ -22,24 +50,84 @@ export function createRegistry(config: Config): SchemaRegistry {
       },
     },
   );
+  const endpoint = registryEndpointOf(config);
+  return Object.assign(client, { schemaById: (schemaId: number) => schemaById(endpoint, schemaId) });
 }
+
+/** GET <base>/schemas/ids/<id>, sorted: found, not found (40403), or TransientError for the rest. */
+export async function schemaById(endpoint: RegistryEndpoint, schemaId: number): Promise<SchemaAnswer> {
+  const url = `${endpoint.baseUrl}/schemas/ids/${schemaId}`;
+  let status: number;
+  let body: string;
+  try {
+    const response = await fetch(url, {
+      headers: { accept: "application/vnd.schemaregistry.v1+json, application/json", ...endpoint.headers },
+      signal: AbortSignal.timeout(endpoint.timeoutMs),
+    });
+    status = response.status;
+    body = await response.text();
+  } catch (error) {
+    // fetch() hides the refused connection or the timeout in `cause`.
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    const why = cause?.code ?? cause?.message ?? (error as Error).message;
+    throw new TransientError(`registry: GET ${url} failed: ${why}`, "registry", { cause: error });
+  }
+  return classifySchemaAnswer(url, status, body);
+}
+
+/** The pure half of schemaById: an HTTP answer to GET <base>/schemas/ids/<id>, sorted. */
+export function classifySchemaAnswer(url: string, status: number, body: string): SchemaAnswer {
+  const parsed = parseJsonObject(body);
+  if (status === 200 && typeof parsed?.schema === "string") {
+    const schemaType = typeof parsed.schemaType === "string" ? parsed.schemaType : "AVRO";
+    return { found: true, schema: parsed.schema, schemaType };
+  }
+  if (status === 404 && parsed?.error_code === schemaNotFoundCode) return { found: false };
+  // Anything else is not the registry saying "no such schema": a wrong base URL (a 404 without
+  // 40403), a proxy's page, an overloaded or restarting registry, missing credentials.
+  const hint =
+    status === 404 ? " (a 404 without error_code 40403: is the base the Confluent-compatible API?)" : "";
+  throw new TransientError(`registry: GET ${url} answered ${status}${hint}: ${excerpt(body)}`, "registry");
+}
+
+function parseJsonObject(text: string): Record<string, unknown> | null {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === "object" && value !== null ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+const excerpt = (text: string) => (text.length > 200 ? `${text.slice(0, 200)}…` : text);
 
 export class UnknownSchemaError extends Error {
   override name = "UnknownSchemaError";
 }
 
-/** The writer type of a schema id; UnknownSchemaError for a 404, TransientError for the rest. */
-export async function writerTypeOf(registry: SchemaRegistry, schemaId: number): Promise<avro.Type> {
+/** The registry has the schema, but Tally cannot parse it (not Avro, a decimal of scale 2, ...). */
+export class IncompatibleSchemaError extends Error {
+  override name = "IncompatibleSchemaError";
+}
+
+/** The writer type of a found schema; IncompatibleSchemaError when it is not Avro Tally can parse. */
+export function writerTypeOfAnswer(schemaId: number, answer: SchemaAnswer & { found: true }): avro.Type {
+  if (answer.schemaType !== "AVRO")
+    throw new IncompatibleSchemaError(`schema id ${schemaId} is ${answer.schemaType}, not AVRO`);
   try {
-    return (await registry.getSchema(schemaId)) as unknown as avro.Type;
+    return avroTypeOf(answer.schema);
   } catch (error) {
-    const status = (error as { status?: number }).status;
-    const message = String((error as Error).message ?? error);
-    if (status === 404 && !/ECONNREFUSED/.test(message)) {
-      throw new UnknownSchemaError(`schema id ${schemaId} is not in the registry`);
-    }
-    throw new TransientError(`registry: ${message}`, "registry", { cause: error });
+    throw new IncompatibleSchemaError(`schema id ${schemaId} cannot be parsed: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
+}
+
+/** The writer type of a schema id: UnknownSchemaError, IncompatibleSchemaError or TransientError. */
+export async function writerTypeOf(source: WriterSchemaSource, schemaId: number): Promise<avro.Type> {
+  const answer = await source.schemaById(schemaId);
+  if (!answer.found) throw new UnknownSchemaError(`schema id ${schemaId} is not in the registry`);
+  return writerTypeOfAnswer(schemaId, answer);
 }
 
 function authHeader(config: Config): Record<string, string> {
@@ -49,32 +137,15 @@ function authHeader(config: Config): Record<string, string> {
   return { authorization: `Basic ${token}` };
 }
 
-/** Sets the subject's compatibility; the client library has no call for a subject-level config. */
-export async function setSubjectCompatibility(
-  config: Config,
-  subject: string,
-  level: "BACKWARD",
-): Promise<void> {
-  const url = `${config.TALLY_SCHEMA_REGISTRY_URL}/config/${encodeURIComponent(subject)}`;
-  const response = await fetch(url, {
-    method: "PUT",
-    headers: { "content-type": "application/vnd.schemaregistry.v1+json", ...authHeader(config) },
-    body: JSON.stringify({ compatibility: level }),
-  });
-  if (!response.ok)
-    throw new Error(`registry: PUT ${url} answered ${response.status}: ${await response.text()}`);
-}
-
 export const subjectOf = (topic: string) => `${topic}-value`;
 
-/** Registers a TransferEvent schema version under `<topic>-value`, BACKWARD compatible; returns its id. */
+/** Registers a TransferEvent schema version under `<topic>-value` (or finds it); returns its id. */
 export async function registerTransferSchema(
   config: Config,
   registry: SchemaRegistry,
   schemaText: string = transferEventSchemaText,
 ): Promise<number> {
   const subject = subjectOf(config.TALLY_TOPIC);
-  await setSubjectCompatibility(config, subject, "BACKWARD");
   const { id } = await registry.register({ type: SchemaType.AVRO, schema: schemaText }, { subject });
   return id;
 }
