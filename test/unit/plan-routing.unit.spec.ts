@@ -1,0 +1,110 @@
+// The plan's routing checks: a token's records belong on its key's partition, a detached day is a
+// rejection that leaves the chain where it was, and no instant past the named days is planned.
+import { describe, expect, it } from "vitest";
+import { type DecodedRecord, type PlanRouting, planBatch } from "../../services/applier/plan.ts";
+import type { TransferEvent } from "../../services/common/event.ts";
+import { keyPartitioner } from "../../services/common/partitioner.ts";
+import { dayOf } from "../../services/storage/partitions.ts";
+import { fixedNowMs, mintOf, moveOf } from "../support/events.ts";
+
+const window = { pastDays: 30, futureDays: 1 };
+const none = () => undefined;
+const partitionCount = 6;
+const partitionOfKey = keyPartitioner(partitionCount);
+
+function recordsOf(events: TransferEvent[], timestampMs = fixedNowMs): DecodedRecord[] {
+  return events.map((event, i) => ({
+    offset: BigInt(10 + i),
+    key: Buffer.from(event.token_id),
+    value: Buffer.from(`raw-${i}`),
+    timestampMs,
+    decoded: { ok: true, event, schemaId: 3 },
+  }));
+}
+
+function routingOf(partition: number, overrides: Partial<PlanRouting> = {}): PlanRouting {
+  return { partition, partitionOfKey, homeOf: () => undefined, archivedDays: new Set(), ...overrides };
+}
+
+describe("keyPartitioner", () => {
+  it("given keys, when partitioned, then the Java client's murmur2 partitions come out", () => {
+    // Fixed vectors: org.apache.kafka.common.utils.Utils.toPositive(murmur2(bytes)) % 6, as kafkajs
+    // documents it computes them; a change in the function would move tokens between partitions.
+    expect(["a", "coin-1", "token-42", ""].map((k) => partitionOfKey(Buffer.from(k)))).toEqual([4, 4, 0, 3]);
+  });
+});
+
+describe("planBatch with routing", () => {
+  const token = "coin-1"; // partition 4 of 6
+  const home = partitionOfKey(Buffer.from(token));
+
+  it("given a mint on its key's partition, when planned, then it is applied", () => {
+    const plan = planBatch(
+      recordsOf([mintOf({ token_id: token })]),
+      none,
+      new Set(),
+      window,
+      routingOf(home),
+    );
+    expect(plan.ledger).toHaveLength(1);
+    expect(plan.rejections).toEqual([]);
+  });
+
+  it("given a mint on another partition, when planned, then it is rejected wrong_partition, naming both", () => {
+    const other = (home + 1) % partitionCount;
+    const plan = planBatch(
+      recordsOf([mintOf({ token_id: token })]),
+      none,
+      new Set(),
+      window,
+      routingOf(other),
+    );
+    expect(plan.ledger).toEqual([]);
+    expect(plan.rejections.map((r) => [r.reason, r.detail])).toEqual([
+      ["wrong_partition", `key "coin-1" belongs on partition ${home}, not ${other}`],
+    ]);
+    expect(plan.tokenChanges.size).toBe(0);
+  });
+
+  it("given a token that lives on another partition, when a mint of it arrives on its key's partition, then wrong_partition", () => {
+    const routing = routingOf(home, { homeOf: (id) => (id === token ? 1 : undefined) });
+    const plan = planBatch(recordsOf([mintOf({ token_id: token })]), none, new Set(), window, routing);
+    expect(plan.rejections.map((r) => [r.reason, r.detail])).toEqual([
+      ["wrong_partition", 'token "coin-1" lives on partition 1'],
+    ]);
+  });
+
+  it("given a detached day, when a move of that day arrives, then archived_day and the chain does not move", () => {
+    const dayBeforeMs = fixedNowMs - 86_400_000;
+    const events = [
+      mintOf({ token_id: token, occurred_at: dayBeforeMs }),
+      moveOf({ token_id: token }), // s0 → s1 on the detached day
+      moveOf({ token_id: token, next_state: "s1b", occurred_at: dayBeforeMs }), // s0 → s1b: the chain is still at s0
+    ];
+    const routing = routingOf(home, { archivedDays: new Set([dayOf(fixedNowMs)]) });
+    const plan = planBatch(recordsOf(events), none, new Set(), window, routing);
+    expect(plan.rejections.map((r) => [r.offset, r.reason, r.detail])).toEqual([
+      [11n, "archived_day", "the day partition of 2026-11-22 is detached (archived)"],
+    ]);
+    expect(plan.ledger.map((r) => r.offset)).toEqual([10n, 12n]);
+    expect(plan.tokenChanges.get(token)?.state.state).toBe("s1b");
+    expect([...plan.days]).toEqual([dayOf(dayBeforeMs)]);
+  });
+
+  it("given an event after 9999-12-31 within its record's window, when planned, then out_of_window", () => {
+    const lateMs = Date.UTC(10000, 0, 1, 0, 0, 0);
+    const records = recordsOf([mintOf({ token_id: token, occurred_at: lateMs })], lateMs);
+    const plan = planBatch(records, none, new Set(), window, routingOf(home));
+    expect(plan.rejections.map((r) => [r.reason, r.detail])).toEqual([
+      ["out_of_window", `occurred_at ${lateMs} ms is after 9999-12-31`],
+    ]);
+  });
+
+  it("given the last instant of 9999-12-31, when planned, then it is applied to that day", () => {
+    const lastMs = Date.UTC(10000, 0, 1) - 1;
+    const records = recordsOf([mintOf({ token_id: token, occurred_at: lastMs })], lastMs);
+    const plan = planBatch(records, none, new Set(), window, routingOf(home));
+    expect(plan.ledger).toHaveLength(1);
+    expect([...plan.days]).toEqual([dayOf(lastMs)]);
+  });
+});
