@@ -28,8 +28,8 @@ function routingOf(partition: number, overrides: Partial<PlanRouting> = {}): Pla
 
 describe("keyPartitioner", () => {
   it("given keys, when partitioned, then the Java client's murmur2 partitions come out", () => {
-    // Fixed vectors: org.apache.kafka.common.utils.Utils.toPositive(murmur2(bytes)) % 6, as kafkajs
-    // documents it computes them; a change in the function would move tokens between partitions.
+    // Fixed vectors computed by the Java client itself (kafka-clients 4.3.1:
+    // Utils.toPositive(Utils.murmur2(utf8 bytes)) % 6); a change would move tokens between partitions.
     expect(["a", "coin-1", "token-42", ""].map((k) => partitionOfKey(Buffer.from(k)))).toEqual([4, 4, 0, 3]);
   });
 });
