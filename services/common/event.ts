@@ -58,8 +58,8 @@ export function eventProblems(event: TransferEvent): FieldProblem[] {
   return problems ?? [];
 }
 
-const textProblem = `must be 1..${textLengthMax} characters with no control characters`;
-const optionalTextProblem = `must be null or 1..${textLengthMax} characters`;
+const textProblem = `must be 1..${textLengthMax} characters with no control characters or lone surrogates`;
+const optionalTextProblem = `must be null or 1..${textLengthMax} characters with no control characters or lone surrogates`;
 
 /** The canonical 8-4-4-4-12 hex form, either case; a loop, as this runs for every record. */
 export function isUuid(value: unknown): value is string {
@@ -76,11 +76,15 @@ export function isUuid(value: unknown): value is string {
   return true;
 }
 
-/** 1..textLengthMax UTF-16 units, none a control character (they would corrupt text COPY and logs). */
+/**
+ * 1..textLengthMax UTF-16 units, none a control character (they would corrupt text COPY and logs),
+ * and well-formed: a lone surrogate has no UTF-8 form, so Avro would write it as U+FFFD and two
+ * different ids would arrive as one. (Invalid UTF-8 on the consuming side: applier/decode.ts.)
+ */
 function isText(value: unknown): value is string {
   if (typeof value !== "string" || value.length === 0 || value.length > textLengthMax) return false;
   for (let k = 0; k < value.length; k++) if (value.charCodeAt(k) < 32) return false;
-  return true;
+  return value.isWellFormed();
 }
 
 const isOptionalText = (value: unknown) => value === null || isText(value);

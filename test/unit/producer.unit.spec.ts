@@ -43,6 +43,14 @@ describe("TransferProducer: checks before sending", () => {
     ["a tab in to_wallet", mintOf({ to_wallet: "a\tb" }), "to_wallet", "must be null or 1..200 characters"],
     ["a newline in batch_id", mintOf({ batch_id: "b\n1" }), "batch_id", "must be null or 1..200 characters"],
     ["an empty next_state", mintOf({ next_state: "" }), "next_state", "must be 1..200 characters"],
+    // UTF-8 has no form for a lone surrogate: it would go out as U+FFFD and merge with other ids
+    [
+      "a lone surrogate in to_wallet",
+      mintOf({ to_wallet: "w-\ud800" }),
+      "to_wallet",
+      "must be null or 1..200",
+    ],
+    ["a lone low surrogate in token_id", mintOf({ token_id: "t-\udc00x" }), "token_id", "must be 1..200"],
     [
       "a negative occurred_at",
       mintOf({ occurred_at: -1 }),
@@ -78,6 +86,11 @@ describe("TransferProducer: checks before sending", () => {
       expect(problems).toContainEqual({ field, problem: expect.stringContaining(problem) });
     },
   );
+
+  it("given a real U+FFFD or a surrogate pair (an emoji) in a wallet, when checked, then no problem", () => {
+    expect(sendProblems(mintOf({ to_wallet: "w-\uFFFD" }))).toEqual([]);
+    expect(sendProblems(mintOf({ to_wallet: "w-\u{1F600}" }))).toEqual([]);
+  });
 
   it("given several bad fields in one event, when checked, then each is named once", () => {
     const problems = sendProblems(mintOf({ transfer_id: "x", asset: "", amount: -3n }));
