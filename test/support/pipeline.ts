@@ -1,17 +1,17 @@
 // Drives the real pipeline for fault tests: a generated load with known outcome, applier processes
 // started and killed like a supervisor would, and the checks of an exact end state.
-import { type ChildProcess, spawn } from "node:child_process";
 import { expect } from "vitest";
 import { createProgressProbe } from "../../services/applier/progress.ts";
 import { ensureTopic } from "../../services/cli/topics.ts";
 import { createPool } from "../../services/common/pg.ts";
-import { sleep } from "../../services/common/retry.ts";
 import { createLoad, type LoadRun } from "../../services/producer/load.ts";
 import { TransferProducer } from "../../services/producer/producer.ts";
 import { runProjector } from "../../services/projector/index.ts";
 import { migrate } from "../../services/storage/migrate.ts";
 import { verify } from "../../services/verify/index.ts";
-import { repoRoot, type TestStack } from "./stack.ts";
+import { type LogLine, startTallyProcess, type TallyProcess } from "./process.ts";
+import type { TestStack } from "./stack.ts";
+import { waitUntil } from "./wait.ts";
 
 /** The fault tests' load: ten events a token, four tokens a wallet, 2 % duplicates, 1 % double spends. */
 export function faultLoad(events: number, seed: number): LoadRun {
@@ -41,41 +41,87 @@ export async function produceLoad(stack: TestStack, events: number, seed: number
   return load;
 }
 
-export type ApplierProcess = { child: ChildProcess; exited: Promise<number | null> };
+export type ApplierProcess = TallyProcess;
 
-export function startApplier(stack: TestStack, args: string[] = []): ApplierProcess {
-  const child = spawn(`${repoRoot}bin/tally`, ["apply", ...args], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...stack.env },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  let stderr = "";
-  child.stderr?.on("data", (chunk) => {
-    stderr = (stderr + chunk).slice(-20_000);
-  });
-  const exited = new Promise<number | null>((resolve) =>
-    child.on("exit", (code, signal) => resolve(code ?? (signal ? -1 : null))),
-  );
-  exited.then((code) => {
-    if (code !== 0 && code !== -1) process.stderr.write(`applier exited ${code}:\n${stderr}\n`);
-  });
-  return { child, exited };
+/**
+ * `bin/tally apply` on the test's stack, logging at info (the "batch committed" lines are the
+ * signals fault tests act on) unless `env` says otherwise.
+ */
+export function startApplier(
+  stack: TestStack,
+  args: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): TallyProcess {
+  return startTallyProcess(stack.env, "apply", args, { env: { TALLY_LOG_LEVEL: "info", ...env } });
 }
 
-/** Waits until the group has applied at least `offsets` records in all, within `timeoutMs`. */
-export async function waitForApplied(stack: TestStack, offsets: bigint, timeoutMs = 60_000): Promise<bigint> {
+/** `bin/tally project` on the test's stack, logging at info (a line per round that moved rows). */
+export function startProjector(
+  stack: TestStack,
+  args: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): TallyProcess {
+  return startTallyProcess(stack.env, "project", args, { env: { TALLY_LOG_LEVEL: "info", ...env } });
+}
+
+/** Waits until the group has applied at least `offsets` records in all (the stored offsets: a signal in the database). */
+export async function waitForApplied(stack: TestStack, offsets: bigint): Promise<bigint> {
   const probe = await createProgressProbe(stack.config);
   try {
-    const deadlineMs = Date.now() + timeoutMs;
-    for (;;) {
+    return await waitUntil(`${offsets} records applied`, async () => {
       const progress = await probe.read();
-      if (progress.appliedOffsets >= offsets) return progress.appliedOffsets;
-      if (Date.now() > deadlineMs)
-        throw new Error(`applied ${progress.appliedOffsets} of ${offsets} within ${timeoutMs} ms`);
-      await sleep(100);
-    }
+      return progress.appliedOffsets >= offsets ? progress.appliedOffsets : false;
+    });
   } finally {
     await probe.close();
   }
+}
+
+/**
+ * Calls `act` synchronously on the first "batch committed" line (of any of `appliers`) that brings
+ * the group's stored offsets to `target` records in all. `stored`: each partition's next offset
+ * before the processes started; their lines move them on. Resolves with that line once `act` has
+ * run; fails if every process exits first.
+ */
+export async function onAppliedLine(
+  appliers: TallyProcess | TallyProcess[],
+  stored: Map<number, bigint>,
+  target: bigint,
+  act: (line: LogLine) => void,
+): Promise<LogLine> {
+  const processes = Array.isArray(appliers) ? appliers : [appliers];
+  const next = new Map(stored);
+  let acted: LogLine | null = null;
+  const reached = (line: LogLine) => {
+    if (acted !== null || line.msg !== "batch committed") return;
+    const partition = Number(line.partition);
+    const offset = BigInt(String(line.next_offset));
+    if (offset > (next.get(partition) ?? 0n)) next.set(partition, offset);
+    if ([...next.values()].reduce((a, b) => a + b, 0n) < target) return;
+    acted = line;
+    act(line);
+  };
+  for (const applier of processes) for (const line of applier.lines) reached(line);
+  for (const applier of processes) applier.onLine(reached);
+  const exitCodes = processes.map(() => undefined as number | null | undefined);
+  processes.forEach((a, k) => {
+    a.exited.then((code) => {
+      exitCodes[k] = code;
+    });
+  });
+  return waitUntil(
+    `a batch committed with ${target} records applied in all`,
+    () => {
+      if (acted !== null) return acted;
+      if (exitCodes.every((code) => code !== undefined))
+        throw new Error(
+          `every applier exited (${exitCodes.join(", ")}) before ${target} records were applied:\n` +
+            processes.map((a) => a.stderrTail()).join("\n"),
+        );
+      return false;
+    },
+    { intervalMs: 20 },
+  );
 }
 
 /** Runs one applier to the end of the topic and the projector after it. */
