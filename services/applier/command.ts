@@ -5,6 +5,8 @@ import { abortOnSignals } from "../common/signals.ts";
 import { runApplier } from "./applier.ts";
 import { inspectOffsets, type PartitionOffsets, resetOffsets } from "./offsets.ts";
 
+const lingerMsMax = 1_000;
+
 export function registerApplyCommand(program: Command): void {
   program
     .command("apply")
@@ -21,7 +23,13 @@ export function registerApplyCommand(program: Command): void {
       const summary = await runApplier(config, {
         untilCaughtUp: options.untilCaughtUp ?? false,
         signal: stop.signal,
-      }).finally(stop.dispose);
+      }).finally(() => {
+        stop.dispose();
+        // A member that left while still joining may leave kafkajs's JoinGroup socket open until the
+        // coordinator answers (up to the session timeout): once done, nothing else is worth waiting
+        // for. Unref'd: a process with nothing open exits by itself before this fires.
+        setTimeout(() => process.exit(), lingerMsMax).unref();
+      });
       if (options.json) {
         console.log(JSON.stringify(summary));
         return;

@@ -2,12 +2,13 @@
 // partition's view, apply a chunk) and Kafka's view of the log (topic id and offsets). The real ones
 // are PostgreSQL and kafkajs; the member's tests and the seeded simulation script them.
 import type { Admin, Kafka } from "kafkajs";
+import { TransientError } from "../common/retry.ts";
 import { shardOf } from "../common/shards.ts";
-import { fetchTopicId } from "../common/topic-id.ts";
+import { fetchTopicId, TopicNotFoundError } from "../common/topic-id.ts";
 import { applyChunk, type ChunkResult, type RawRecord, type ShardContext } from "./apply-chunk.ts";
 import type { EventWindow } from "./decide.ts";
 import type { EventDecoder } from "./decode.ts";
-import type { LogWindow } from "./incarnation.ts";
+import { IncarnationError, type LogWindow } from "./incarnation.ts";
 import { loadPartition, type PartitionState } from "./partition-state.ts";
 
 export interface PartitionStore {
@@ -100,6 +101,18 @@ export class KafkaLog implements LogInspector {
   }
 
   private async fetch(): Promise<Map<number, LogWindow>> {
+    try {
+      return await this.fetchOnce();
+    } catch (error) {
+      if (error instanceof TopicNotFoundError) {
+        throw new IncarnationError("topic_deleted", `topic ${this.topic}: ${error.message}`);
+      }
+      // A leader moving, a broker restarting: Kafka's answers come back, so the caller retries.
+      throw new TransientError(`kafka: ${(error as Error).message}`, "kafka", { cause: error });
+    }
+  }
+
+  private async fetchOnce(): Promise<Map<number, LogWindow>> {
     // The id first: offsets read after it cannot belong to an older incarnation than the id.
     const topicId = await fetchTopicId(this.kafka, this.topic);
     const offsets = await this.admin.fetchTopicOffsets(this.topic);
