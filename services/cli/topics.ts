@@ -1,8 +1,14 @@
 // `tally topics`: the topic with TALLY_PARTITIONS partitions, and the event schema registered
-// under `<topic>-value` with BACKWARD compatibility.
+// under `<topic>-value`, which gets FULL_TRANSITIVE compatibility unless it has a level of its own
+// (an operator's choice is never overwritten; see docs/schema-evolution.md).
 import type { Config } from "../common/config.ts";
 import { createKafka } from "../common/kafka.ts";
-import { createRegistry, registerTransferSchema, subjectOf } from "../common/registry.ts";
+import {
+  createRegistry,
+  ensureSubjectCompatibility,
+  registerTransferSchema,
+  subjectOf,
+} from "../common/registry.ts";
 
 export type TopicsReport = {
   topic: string;
@@ -10,6 +16,9 @@ export type TopicsReport = {
   partitions: number;
   subject: string;
   schemaId: number;
+  /** The subject's compatibility level after the run, and whether this run set it. */
+  compatibility: string;
+  compatibilitySetByTally: boolean;
 };
 
 export async function ensureTopic(config: Config): Promise<{ created: boolean; partitions: number }> {
@@ -51,6 +60,18 @@ export async function ensureTopic(config: Config): Promise<{ created: boolean; p
 
 export async function topics(config: Config): Promise<TopicsReport> {
   const { created, partitions } = await ensureTopic(config);
+  const subject = subjectOf(config.TALLY_TOPIC);
+  // Before the first registration: a subject that does not exist yet has no level of its own on any
+  // registry, so the answer is unambiguous.
+  const { level, setByTally } = await ensureSubjectCompatibility(config, subject);
   const schemaId = await registerTransferSchema(config, createRegistry(config));
-  return { topic: config.TALLY_TOPIC, created, partitions, subject: subjectOf(config.TALLY_TOPIC), schemaId };
+  return {
+    topic: config.TALLY_TOPIC,
+    created,
+    partitions,
+    subject,
+    schemaId,
+    compatibility: level,
+    compatibilitySetByTally: setByTally,
+  };
 }

@@ -57,22 +57,8 @@ export function createRegistry(config: Config): Registry {
 /** GET <base>/schemas/ids/<id>, sorted: found, not found (40403), or TransientError for the rest. */
 export async function schemaById(endpoint: RegistryEndpoint, schemaId: number): Promise<SchemaAnswer> {
   const url = `${endpoint.baseUrl}/schemas/ids/${schemaId}`;
-  let status: number;
-  let body: string;
-  try {
-    const response = await fetch(url, {
-      headers: { accept: "application/vnd.schemaregistry.v1+json, application/json", ...endpoint.headers },
-      signal: AbortSignal.timeout(endpoint.timeoutMs),
-    });
-    status = response.status;
-    body = await response.text();
-  } catch (error) {
-    // fetch() hides the refused connection or the timeout in `cause`.
-    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-    const why = cause?.code ?? cause?.message ?? (error as Error).message;
-    throw new TransientError(`registry: GET ${url} failed: ${why}`, "registry", { cause: error });
-  }
-  return classifySchemaAnswer(url, status, body);
+  const answer = await request(endpoint, url, "GET");
+  return classifySchemaAnswer(url, answer.status, answer.text);
 }
 
 /** The pure half of schemaById: an HTTP answer to GET <base>/schemas/ids/<id>, sorted. */
@@ -90,13 +76,17 @@ export function classifySchemaAnswer(url: string, status: number, body: string):
   throw new TransientError(`registry: GET ${url} answered ${status}${hint}: ${excerpt(body)}`, "registry");
 }
 
-function parseJsonObject(text: string): Record<string, unknown> | null {
+function parseJson(text: string): unknown {
   try {
-    const value: unknown = JSON.parse(text);
-    return typeof value === "object" && value !== null ? (value as Record<string, unknown>) : null;
+    return JSON.parse(text);
   } catch {
     return null;
   }
+}
+
+function parseJsonObject(text: string): Record<string, unknown> | null {
+  const value = parseJson(text);
+  return typeof value === "object" && value !== null ? (value as Record<string, unknown>) : null;
 }
 
 const excerpt = (text: string) => (text.length > 200 ? `${text.slice(0, 200)}…` : text);
@@ -138,6 +128,97 @@ function authHeader(config: Config): Record<string, string> {
 }
 
 export const subjectOf = (topic: string) => `${topic}-value`;
+
+/**
+ * The level `tally topics` gives a subject with none of its own. The applier reads every writer
+ * through a pinned reader schema and producers upgrade before appliers, so old readers must read
+ * new data and new readers old data, across every version: BACKWARD alone would accept a v2 that
+ * drops a field the pinned reader needs, and every v2 record would then be rejected.
+ */
+export const tallyCompatibility = "FULL_TRANSITIVE";
+/** Confluent's "subject not found" and "subject has no compatibility of its own". */
+const noSubjectConfigCodes = new Set([40401, 40408]);
+
+export type SubjectCompatibility = { level: string; setByTally: boolean };
+
+/**
+ * Gives the subject FULL_TRANSITIVE when it has no compatibility of its own, and never overwrites
+ * one an operator set (whatever it is: NONE included). Called by `tally topics` only, before the
+ * first registration; producers never set a compatibility.
+ */
+export async function ensureSubjectCompatibility(
+  config: Config,
+  subject: string,
+): Promise<SubjectCompatibility> {
+  const endpoint = registryEndpointOf(config);
+  const own = await subjectCompatibilityOf(endpoint, subject);
+  if (own !== null) return { level: own, setByTally: false };
+  const url = `${endpoint.baseUrl}/config/${encodeURIComponent(subject)}`;
+  const answer = await request(endpoint, url, "PUT", { compatibility: tallyCompatibility });
+  if (answer.status !== 200) throw registryError("PUT", url, answer);
+  return { level: tallyCompatibility, setByTally: true };
+}
+
+/** The subject's own compatibility level; null when it has none (it follows the global default). */
+export async function subjectCompatibilityOf(
+  endpoint: RegistryEndpoint,
+  subject: string,
+): Promise<string | null> {
+  const url = `${endpoint.baseUrl}/config/${encodeURIComponent(subject)}`;
+  const answer = await request(endpoint, url, "GET");
+  const body = parseJsonObject(answer.text);
+  if (answer.status === 404 && noSubjectConfigCodes.has(body?.error_code as number)) return null;
+  const level = body?.compatibilityLevel;
+  if (answer.status !== 200 || typeof level !== "string") throw registryError("GET", url, answer);
+  // Apicurio answers 200 NONE both for a subject set to NONE and for one with no rule at all (where
+  // Confluent answers 40408); only its own API tells the two apart.
+  if (level === "NONE" && (await apicurioHasNoRule(endpoint, subject))) return null;
+  return level;
+}
+
+/** True only when Apicurio's own API says the subject's artifact has no compatibility rule. */
+async function apicurioHasNoRule(endpoint: RegistryEndpoint, subject: string): Promise<boolean> {
+  const ccompat = /\/apis\/ccompat\/v\d+$/;
+  if (!ccompat.test(endpoint.baseUrl)) return false;
+  const artifact = `/groups/default/artifacts/${encodeURIComponent(subject)}/rules`;
+  const url = endpoint.baseUrl.replace(ccompat, `/apis/registry/v3${artifact}`);
+  const answer = await request(endpoint, url, "GET").catch(() => null);
+  const rules: unknown = answer?.status === 200 ? parseJson(answer.text) : null;
+  // Anything unexpected counts as "has a rule": the operator's setting is kept, never overwritten.
+  return Array.isArray(rules) && !rules.includes("COMPATIBILITY");
+}
+
+type HttpAnswer = { status: number; text: string };
+
+async function request(
+  endpoint: RegistryEndpoint,
+  url: string,
+  method: string,
+  body?: unknown,
+): Promise<HttpAnswer> {
+  try {
+    const response = await fetch(url, {
+      method,
+      headers: {
+        accept: "application/vnd.schemaregistry.v1+json, application/json",
+        "content-type": "application/vnd.schemaregistry.v1+json",
+        ...endpoint.headers,
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(endpoint.timeoutMs),
+    });
+    return { status: response.status, text: await response.text() };
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    const why = cause?.code ?? cause?.message ?? (error as Error).message;
+    throw new TransientError(`registry: ${method} ${url} failed: ${why}`, "registry", { cause: error });
+  }
+}
+
+function registryError(method: string, url: string, answer: HttpAnswer): Error {
+  const message = `registry: ${method} ${url} answered ${answer.status}: ${excerpt(answer.text)}`;
+  return answer.status >= 500 ? new TransientError(message, "registry") : new Error(message);
+}
 
 /** Registers a TransferEvent schema version under `<topic>-value` (or finds it); returns its id. */
 export async function registerTransferSchema(

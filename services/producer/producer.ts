@@ -293,6 +293,11 @@ export class TransferProducer {
     }
   }
 
+  /**
+   * Registers the writer schema (or finds its id). Only that: the subject's compatibility belongs
+   * to the operator and `tally topics` (docs/schema-evolution.md); a producer that set it on every
+   * connect() would override the operator, and a registry refusing the schema says so here.
+   */
   private async registerSchema(): Promise<number> {
     const registry = createRegistry(this.config);
     const schemaText = this.options.schemaText ?? transferEventSchemaText;

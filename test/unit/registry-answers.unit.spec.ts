@@ -9,6 +9,7 @@ import { loadConfig } from "../../services/common/config.ts";
 import { freePort } from "../../services/common/ports.ts";
 import {
   createRegistry,
+  ensureSubjectCompatibility,
   IncompatibleSchemaError,
   registryEndpointOf,
   schemaById,
@@ -26,7 +27,8 @@ let baseUrl: string;
 beforeAll(async () => {
   server = createServer((request, response) => {
     seen.push(request);
-    const answer = answers.get(request.url ?? "") ?? { status: 500, body: "no answer scripted" };
+    const answer = answers.get(`${request.method} ${request.url}`) ??
+      answers.get(request.url ?? "") ?? { status: 500, body: "no answer scripted" };
     if (answer === "hang") return; // never answers: the caller's timeout must end the wait
     response.writeHead(answer.status, { "content-type": answer.contentType ?? "application/json" });
     response.end(answer.body);
@@ -152,6 +154,64 @@ describe("credentials", () => {
     expect(seen[0]?.headers.authorization).toBe(`Basic ${Buffer.from("tally:s3cret@,?").toString("base64")}`);
     expect(error).toBeInstanceOf(TransientError);
     expect(String((error as Error).message)).not.toContain("s3cret");
+  });
+});
+
+describe("a subject's compatibility, as `tally topics` sees it", () => {
+  const configPath = (subject: string) => `/apis/ccompat/v7/config/${subject}`;
+  const rulesPath = (subject: string) => `/apis/registry/v3/groups/default/artifacts/${subject}/rules`;
+
+  /** Scripts GET config (and Apicurio's rules), runs ensureSubjectCompatibility, says what was PUT. */
+  async function ensureWith(subject: string, config: Answer, rules?: Answer) {
+    answers.set(`GET ${configPath(subject)}`, config);
+    if (rules) answers.set(`GET ${rulesPath(subject)}`, rules);
+    answers.set(`PUT ${configPath(subject)}`, {
+      status: 200,
+      body: json({ compatibility: "FULL_TRANSITIVE" }),
+    });
+    seen.length = 0;
+    const result = await ensureSubjectCompatibility(configFor(baseUrl), subject);
+    const put = seen.find((request) => request.method === "PUT");
+    return { ...result, put: put?.url ?? null };
+  }
+
+  it("given a subject that does not exist (40401), when ensured, then FULL_TRANSITIVE is set", async () => {
+    const result = await ensureWith("s1", { status: 404, body: json({ error_code: 40401 }) });
+    expect(result).toEqual({ level: "FULL_TRANSITIVE", setByTally: true, put: configPath("s1") });
+  });
+
+  it("given Confluent's 'no compatibility of its own' (40408), when ensured, then FULL_TRANSITIVE is set", async () => {
+    const result = await ensureWith("s2", { status: 404, body: json({ error_code: 40408 }) });
+    expect(result).toEqual({ level: "FULL_TRANSITIVE", setByTally: true, put: configPath("s2") });
+  });
+
+  it("given an operator's BACKWARD, when ensured, then it is kept and nothing is PUT", async () => {
+    const result = await ensureWith("s3", { status: 200, body: json({ compatibilityLevel: "BACKWARD" }) });
+    expect(result).toEqual({ level: "BACKWARD", setByTally: false, put: null });
+  });
+
+  it("given Apicurio's NONE with a COMPATIBILITY rule (an operator's NONE), when ensured, then it is kept", async () => {
+    const none = { status: 200, body: json({ compatibilityLevel: "NONE" }) };
+    const result = await ensureWith("s4", none, { status: 200, body: json(["COMPATIBILITY"]) });
+    expect(result).toEqual({ level: "NONE", setByTally: false, put: null });
+  });
+
+  it("given Apicurio's NONE with no rule at all (no level of its own), when ensured, then FULL_TRANSITIVE is set", async () => {
+    const none = { status: 200, body: json({ compatibilityLevel: "NONE" }) };
+    const result = await ensureWith("s5", none, { status: 200, body: json([]) });
+    expect(result).toEqual({ level: "FULL_TRANSITIVE", setByTally: true, put: configPath("s5") });
+  });
+
+  it("given NONE and no way to tell whether it is the subject's own, when ensured, then it is kept", async () => {
+    const none = { status: 200, body: json({ compatibilityLevel: "NONE" }) };
+    const result = await ensureWith("s6", none, { status: 404, body: "not Apicurio" });
+    expect(result).toEqual({ level: "NONE", setByTally: false, put: null });
+  });
+
+  it("given a registry answering 503, when ensured, then transient and nothing is PUT", async () => {
+    const error = await ensureWith("s7", { status: 503, body: "busy" }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TransientError);
+    expect(seen.some((request) => request.method === "PUT")).toBe(false);
   });
 });
 
