@@ -7,7 +7,7 @@
 #
 # `tally bench-peer` renders the worker's properties (infra/peer/worker.properties), spawns
 # `worker`, and does the bounded waits itself (REST up, connector running, rows landed), since it
-# times them. What is verified to work here (versions, converter settings) is in ../shared/STACK.md.
+# times them. What is verified to work here (versions, converter settings) is in docs/bench (and the team's stack notes).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

@@ -1,4 +1,4 @@
-// The tables of the contract (DESIGN.md, "Shards and date partitions"). Every statement is
+// The tables of the contract (docs/design.md, "Shards and date partitions"). Every statement is
 // idempotent, so `tally migrate` can run again, and while workers run.
 
 /** Per shard: the ledger by day, token state, rejections, offsets and the balance deltas the projector reads. */

@@ -65,7 +65,7 @@ export type StartedTally = {
   balance: (wallet: string) => Promise<Record<string, bigint>>;
   /** Until every record produced so far is applied and projected, or throws after timeoutMs. */
   waitUntilCaughtUp: (options?: { timeoutMs?: number }) => Promise<void>;
-  /** Every invariant of DESIGN.md, checked over the ledger and the views. */
+  /** Every invariant of docs/design.md, checked over the ledger and the views. */
   verify: () => Promise<VerifyReport>;
   stop: () => Promise<void>;
 };

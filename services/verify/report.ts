@@ -1,4 +1,4 @@
-// The verify report: every invariant of DESIGN.md as a named check, OK or BREACH, with a count
+// The verify report: every invariant of docs/design.md as a named check, OK or BREACH, with a count
 // and at most `examplesMax` examples. Pure: the checks feed findings in, the CLI prints the text.
 import { assert } from "../common/assert.ts";
 

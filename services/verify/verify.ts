@@ -1,4 +1,4 @@
-// `tally verify`: every invariant of DESIGN.md over all shards and the views. The views are read
+// `tally verify`: every invariant of docs/design.md over all shards and the views. The views are read
 // first, in one REPEATABLE READ snapshot; each shard after, in its own: a shard's snapshot is
 // then at least as new as anything the views' checkpoints cover.
 import type { Config } from "../common/config.ts";
