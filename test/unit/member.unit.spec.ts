@@ -1,0 +1,422 @@
+// ApplierMember (services/applier/member.ts) under a scripted consumer (spies on seek, pause and
+// resume), eachBatch payloads built here (spies on resolveOffset, heartbeat, isRunning, isStale) and a
+// scripted store and log: each path of the member, with the assertion it deserves.
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { ChunkResult, RawRecord } from "../../services/applier/apply-chunk.ts";
+import { IncarnationError, type LogWindow } from "../../services/applier/incarnation.ts";
+import { ApplierMember } from "../../services/applier/member.ts";
+import type { PartitionState } from "../../services/applier/partition-state.ts";
+import type { BatchPlan } from "../../services/applier/plan.ts";
+import type { LogInspector, PartitionStore } from "../../services/applier/store.ts";
+import { OffsetFenceError } from "../../services/applier/write.ts";
+import { RetriesExhaustedError, TransientError } from "../../services/common/retry.ts";
+import {
+  batchOf,
+  type Deferred,
+  deferred,
+  opaqueRecord,
+  type ScriptedPayload,
+  silentLogger,
+  viewAt,
+} from "../support/sim/scripted.ts";
+
+const topic = "transfers";
+const topicIdA = "topic-id-A";
+
+/** applier_offsets in memory, with the real compare-and-set; loads can be held open. */
+class ScriptedStore implements PartitionStore {
+  readonly stored = new Map<number, bigint>();
+  topicId: string | null = topicIdA;
+  readonly loads: { partition: number; window: LogWindow; view: PartitionState }[] = [];
+  readonly loadGates = new Map<number, Deferred>();
+  readonly applies: { partition: number; view: PartitionState; expected: bigint; offsets: bigint[] }[] = [];
+  /** Thrown by the next apply calls, first first; `forever` by every one after them. */
+  readonly applyFailures: Error[] = [];
+  forever: Error | null = null;
+
+  async load(partition: number, window: LogWindow): Promise<PartitionState> {
+    const gate = this.loadGates.get(partition);
+    if (gate !== undefined) await gate.promise;
+    const nextOffset = this.stored.get(partition) ?? window.lowOffset;
+    this.stored.set(partition, nextOffset);
+    const view = viewAt(nextOffset, this.topicId);
+    this.loads.push({ partition, window, view });
+    return view;
+  }
+
+  async apply(partition: number, view: PartitionState, chunk: readonly RawRecord[]): Promise<ChunkResult> {
+    const expected = view.nextOffset!;
+    this.applies.push({ partition, view, expected, offsets: chunk.map((r) => r.offset) });
+    const failure = this.applyFailures.shift() ?? this.forever;
+    if (failure !== null) throw failure;
+    if (this.stored.get(partition) !== expected) throw new OffsetFenceError(`partition ${partition} moved`);
+    const nextOffset = chunk[chunk.length - 1]!.offset + 1n;
+    this.stored.set(partition, nextOffset);
+    view.nextOffset = nextOffset;
+    return {
+      plan: duplicatesPlan(chunk.length, nextOffset),
+      phaseMs: { decode: 0, validate: 0, write: 0, commit: 0 },
+    };
+  }
+}
+
+function duplicatesPlan(duplicates: number, nextOffset: bigint): BatchPlan {
+  return {
+    ledger: [],
+    rejections: [],
+    duplicates,
+    tokenChanges: new Map(),
+    balanceDeltas: new Map(),
+    supplyDeltas: new Map(),
+    days: new Set(),
+    duplicateCandidates: [],
+    nextOffset,
+  };
+}
+
+class ScriptedLog implements LogInspector {
+  readonly windows = new Map<number, LogWindow>();
+  async window(partition: number): Promise<LogWindow> {
+    return this.windows.get(partition) ?? { topicId: topicIdA, lowOffset: 0n, highOffset: 1_000n };
+  }
+}
+
+function given(options: { stored?: Record<number, bigint>; attemptsMax?: number } = {}) {
+  const store = new ScriptedStore();
+  for (const [partition, offset] of Object.entries(options.stored ?? {}))
+    store.stored.set(Number(partition), offset);
+  const log = new ScriptedLog();
+  const consumer = { seek: vi.fn(), pause: vi.fn(), resume: vi.fn() };
+  const member = new ApplierMember({
+    settings: {
+      group: "g",
+      topic,
+      batchEventsMax: 100,
+      retry: { attemptsMax: options.attemptsMax ?? 5, backoffMsMax: 1_000 },
+    },
+    store,
+    log,
+    consumer,
+    logger: silentLogger,
+  });
+  const seeks = () => consumer.seek.mock.calls.map(([s]) => `${s.partition}@${s.offset}`);
+  return { store, log, consumer, member, seeks };
+}
+
+function payloadOf(partition: number, offsets: readonly bigint[]) {
+  const payload = {
+    batch: batchOf(topic, partition, offsets.map(opaqueRecord)),
+    resolveOffset: vi.fn<(offset: string) => void>(),
+    heartbeat: vi.fn(async () => {}),
+    isRunning: vi.fn(() => true),
+    isStale: vi.fn(() => false),
+  } satisfies ScriptedPayload;
+  return payload;
+}
+
+const range = (from: bigint, count: number) => Array.from({ length: count }, (_, k) => from + BigInt(k));
+const transient = () => new TransientError("connection refused", "database");
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("ApplierMember: assignment", () => {
+  it("given stored offsets 5 and 7, when partitions 0 and 1 are assigned, then each is loaded with its log window and sought to its stored offset", async () => {
+    const { store, log, member, seeks } = given({ stored: { 0: 5n, 1: 7n } });
+    log.windows.set(1, { topicId: topicIdA, lowOffset: 2n, highOffset: 40n });
+
+    await member.onAssigned([0, 1]);
+
+    expect(store.loads.map((l) => [l.partition, l.window])).toEqual([
+      [0, { topicId: topicIdA, lowOffset: 0n, highOffset: 1_000n }],
+      [1, { topicId: topicIdA, lowOffset: 2n, highOffset: 40n }],
+    ]);
+    expect(seeks().sort()).toEqual(["0@5", "1@7"]);
+    expect(member.assignmentLoaded).toBe(true);
+    expect(member.fatal).toBeNull();
+  });
+
+  it("given partitions 0 and 1 loaded, when only 1 is assigned next, then 0's view is dropped and 1's kept without a reload", async () => {
+    const { store, member } = given({ stored: { 0: 5n, 1: 7n } });
+    await member.onAssigned([0, 1]);
+
+    await member.onAssigned([1]);
+
+    expect(member.loadedPartitions()).toEqual([1]);
+    expect(store.loads).toHaveLength(2);
+  });
+});
+
+describe("ApplierMember: a batch entirely below the stored offset", () => {
+  it("given stored offset 10 and a log holding it, when a batch of offsets 3..6 arrives, then the log is checked, the partition sought to 10, nothing applied or resolved", async () => {
+    const { store, log, member, seeks } = given({ stored: { 0: 10n } });
+    await member.onAssigned([0]);
+    const windowCalls = vi.spyOn(log, "window");
+    const payload = payloadOf(0, range(3n, 4));
+
+    await member.eachBatch(payload);
+
+    expect(windowCalls).toHaveBeenCalledWith(0);
+    expect(seeks()).toEqual(["0@10", "0@10"]);
+    expect(store.applies).toEqual([]);
+    expect(payload.resolveOffset).not.toHaveBeenCalled();
+    expect(member.fatal).toBeNull();
+  });
+
+  it("given stored offset 10 and a log that now ends at 5 (re-created, kafkajs reset to earliest), when a batch of 0..2 arrives, then IncarnationError above_log_end and no seek to 10", async () => {
+    const { store, log, member, seeks } = given({ stored: { 0: 10n } });
+    await member.onAssigned([0]);
+    log.windows.set(0, { topicId: topicIdA, lowOffset: 0n, highOffset: 5n });
+
+    await member.eachBatch(payloadOf(0, range(0n, 3)));
+
+    expect(member.fatal).toBeInstanceOf(IncarnationError);
+    expect((member.fatal as IncarnationError).problem).toBe("above_log_end");
+    expect(seeks()).toEqual(["0@10"]); // the assignment's seek only
+    expect(store.applies).toEqual([]);
+  });
+});
+
+describe("ApplierMember: a batch that starts above the stored offset (a gap)", () => {
+  it("given stored offset 10, when a batch starts at 15, then the partition is sought back to 10 and nothing is applied", async () => {
+    const { store, member, seeks } = given({ stored: { 0: 10n } });
+    await member.onAssigned([0]);
+    const payload = payloadOf(0, range(15n, 3));
+
+    await member.eachBatch(payload);
+
+    expect(seeks()).toEqual(["0@10", "0@10"]);
+    expect(store.applies).toEqual([]);
+    expect(payload.resolveOffset).not.toHaveBeenCalled();
+  });
+
+  it("given a gap sought back once, when the same gap comes again and the log still holds offset 10, then the batch is applied from 10's view (offsets with no record)", async () => {
+    const { store, member, seeks } = given({ stored: { 0: 10n } });
+    await member.onAssigned([0]);
+    await member.eachBatch(payloadOf(0, range(15n, 3)));
+    const again = payloadOf(0, range(15n, 3));
+
+    await member.eachBatch(again);
+
+    expect(store.applies.map((a) => [a.expected, a.offsets])).toEqual([[10n, [15n, 16n, 17n]]]);
+    expect(again.resolveOffset.mock.calls).toEqual([["17"]]);
+    expect(store.stored.get(0)).toBe(18n);
+    expect(seeks()).toEqual(["0@10", "0@10"]);
+  });
+
+  it("given a gap sought back once, when the same gap comes again and the log now starts at 14 (records 10..13 deleted unapplied), then IncarnationError below_log_start and nothing applied", async () => {
+    const { store, log, member } = given({ stored: { 0: 10n } });
+    await member.onAssigned([0]);
+    await member.eachBatch(payloadOf(0, range(15n, 3)));
+    log.windows.set(0, { topicId: topicIdA, lowOffset: 14n, highOffset: 18n });
+
+    await member.eachBatch(payloadOf(0, range(15n, 3)));
+
+    expect(member.fatal).toBeInstanceOf(IncarnationError);
+    expect((member.fatal as IncarnationError).problem).toBe("below_log_start");
+    expect(member.fatal!.message).toContain("partition 0");
+    expect(store.applies).toEqual([]);
+  });
+
+  it("given a gap sought back once, when the partition is reassigned and the same gap comes again, then it is sought back again, not accepted", async () => {
+    const { store, member, seeks } = given({ stored: { 0: 10n } });
+    await member.onAssigned([0]);
+    await member.eachBatch(payloadOf(0, range(15n, 3)));
+    await member.onAssigned([0]);
+
+    await member.eachBatch(payloadOf(0, range(15n, 3)));
+
+    expect(seeks()).toEqual(["0@10", "0@10", "0@10", "0@10"]);
+    expect(store.applies).toEqual([]);
+  });
+});
+
+/** Delivers the batch again, as kafkajs does after each resume, until the member is fatal (bounded). */
+async function deliverUntilFatal(
+  member: ApplierMember,
+  partition: number,
+  offsets: bigint[],
+  roundsMax: number,
+) {
+  let rounds = 0;
+  for (; rounds < roundsMax && member.fatal === null; rounds++) {
+    const delivered = member.eachBatch(payloadOf(partition, offsets));
+    await vi.runAllTimersAsync();
+    await delivered;
+  }
+  return rounds;
+}
+
+/** Fake time advanced a millisecond at a time until the spy has been called `times` times (bounded). */
+async function untilCalled(spy: { mock: { calls: unknown[] } }, times = 1) {
+  for (let ms = 0; spy.mock.calls.length < times; ms++) {
+    if (ms > 60_000) throw new Error(`not called ${times} times within a minute of fake time`);
+    await vi.advanceTimersByTimeAsync(1);
+  }
+}
+
+describe("ApplierMember: retry-or-pause", () => {
+  it("given attemptsMax 5 and a store that always fails transiently, when the batch comes again after each resume, then exactly 5 applies in all, then RetriesExhaustedError; paused once, resumed once", async () => {
+    vi.useFakeTimers();
+    const { store, consumer, member } = given({ stored: { 0: 10n }, attemptsMax: 5 });
+    await member.onAssigned([0]);
+    store.forever = transient();
+
+    const rounds = await deliverUntilFatal(member, 0, range(10n, 2), 10);
+
+    expect(store.applies).toHaveLength(5);
+    expect(rounds).toBe(2);
+    expect(member.fatal).toBeInstanceOf(RetriesExhaustedError);
+    expect(consumer.pause.mock.calls).toEqual([[[{ topic, partitions: [0] }]]]);
+    expect(consumer.resume.mock.calls).toEqual([[[{ topic, partitions: [0] }]]]);
+  });
+
+  it("given a transient failure that clears on the 4th attempt, when the batch comes again after the resume, then it is applied once and resolved", async () => {
+    vi.useFakeTimers();
+    const { store, consumer, member } = given({ stored: { 0: 10n }, attemptsMax: 5 });
+    await member.onAssigned([0]);
+    store.applyFailures.push(transient(), transient(), transient());
+    const first = payloadOf(0, range(10n, 2));
+    const delivered = member.eachBatch(first);
+    await vi.runAllTimersAsync();
+    await delivered;
+    expect(consumer.pause).toHaveBeenCalledTimes(1);
+    expect(consumer.resume).toHaveBeenCalledTimes(1);
+    const again = payloadOf(0, range(10n, 2));
+
+    await member.eachBatch(again);
+
+    expect(store.applies).toHaveLength(4);
+    expect(first.resolveOffset).not.toHaveBeenCalled();
+    expect(again.resolveOffset.mock.calls).toEqual([["11"]]);
+    expect(store.stored.get(0)).toBe(12n);
+    expect(member.fatal).toBeNull();
+  });
+
+  it("given a partition paused after 3 failed attempts, when it is reassigned, then it is resumed at once and its attempts count again from zero", async () => {
+    vi.useFakeTimers();
+    const { store, consumer, member } = given({ stored: { 0: 10n }, attemptsMax: 5 });
+    await member.onAssigned([0]);
+    store.forever = transient();
+    const delivered = member.eachBatch(payloadOf(0, range(10n, 2)));
+    await untilCalled(consumer.pause); // the 3 attempts in place, not the resume after them
+    await delivered;
+    expect(consumer.pause).toHaveBeenCalledTimes(1);
+    expect(consumer.resume).not.toHaveBeenCalled();
+
+    await member.onAssigned([0]);
+    expect(consumer.resume.mock.calls).toEqual([[[{ topic, partitions: [0] }]]]);
+    const again = member.eachBatch(payloadOf(0, range(10n, 2)));
+    await untilCalled(consumer.pause, 2);
+    await again;
+
+    expect(store.applies).toHaveLength(6); // 3, then 3 more: not cut to 2 by the attempts before
+    expect(consumer.pause).toHaveBeenCalledTimes(2);
+    expect(member.fatal).toBeNull();
+  });
+
+  it("given a transient failure being retried, when the member stops during the backoff, then the chunk is abandoned: no attempt after the stop, nothing resolved, no fatal", async () => {
+    vi.useFakeTimers();
+    const { store, member } = given({ stored: { 0: 10n } });
+    await member.onAssigned([0]);
+    store.forever = transient();
+    const payload = payloadOf(0, range(10n, 2));
+    const delivered = member.eachBatch(payload);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(store.applies).toHaveLength(1);
+
+    member.stop();
+    await vi.runAllTimersAsync();
+    await delivered;
+
+    expect(store.applies).toHaveLength(1);
+    expect(payload.resolveOffset).not.toHaveBeenCalled();
+    expect(member.fatal).toBeNull();
+    expect(member.stopping).toBe(true);
+  });
+});
+
+describe("ApplierMember: fencing", () => {
+  it("given a view at 10 and another writer that moved the partition to 15, when a batch is fenced, then the view is dropped, nothing resolved, and the next batch reloads at 15", async () => {
+    const { store, member } = given({ stored: { 0: 10n } });
+    await member.onAssigned([0]);
+    store.stored.set(0, 15n); // another member's commit
+    const fenced = payloadOf(0, range(10n, 3));
+
+    await member.eachBatch(fenced);
+
+    expect(member.loadedPartitions()).toEqual([]);
+    expect(fenced.resolveOffset).not.toHaveBeenCalled();
+    expect(member.fatal).toBeNull();
+    const next = payloadOf(0, range(15n, 2));
+    await member.eachBatch(next);
+    expect(store.loads.map((l) => l.partition)).toEqual([0, 0]);
+    expect(store.applies.map((a) => a.expected)).toEqual([10n, 15n]);
+    expect(store.applies[1]!.view).toBe(store.loads[1]!.view);
+    expect(next.resolveOffset.mock.calls).toEqual([["16"]]);
+  });
+});
+
+describe("ApplierMember: single-flight loads", () => {
+  it("given partition 0's load held open, when onAssigned and eachBatch race on it and the load is released, then it is loaded ONCE and the batch applies with the loaded view", async () => {
+    const { store, member, seeks } = given({ stored: { 0: 10n } });
+    const gate = deferred();
+    store.loadGates.set(0, gate);
+    const assigned = member.onAssigned([0]);
+    const payload = payloadOf(0, range(10n, 2));
+    const delivered = member.eachBatch(payload);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(store.applies).toEqual([]);
+
+    gate.resolve();
+    await Promise.all([assigned, delivered]);
+
+    expect(store.loads).toHaveLength(1);
+    expect(store.applies).toHaveLength(1);
+    expect(store.applies[0]!.view).toBe(store.loads[0]!.view);
+    expect(store.applies[0]!.expected).toBe(10n);
+    expect(payload.resolveOffset.mock.calls).toEqual([["11"]]);
+    expect(seeks()).toHaveLength(1);
+    expect(member.loadedPartitions()).toEqual([0]);
+    expect(member.assignmentLoaded).toBe(true);
+  });
+
+  it("given partition 0's load held open, when the partition is revoked before the load ends, then the view is not published", async () => {
+    const { store, member } = given({ stored: { 0: 10n } });
+    const gate = deferred();
+    store.loadGates.set(0, gate);
+    const assigned = member.onAssigned([0]);
+    await member.onAssigned([]);
+
+    gate.resolve();
+    await assigned;
+
+    expect(member.loadedPartitions()).toEqual([]);
+  });
+});
+
+describe("ApplierMember: the periodic topic id check", () => {
+  it("given views loaded for topic id A, when the check sees the same id or none, then nothing happens", async () => {
+    const { member } = given({ stored: { 0: 10n } });
+    await member.onAssigned([0]);
+
+    member.checkTopicId(topicIdA);
+    member.checkTopicId(null);
+
+    expect(member.fatal).toBeNull();
+    expect(member.stopping).toBe(false);
+  });
+
+  it("given views loaded for topic id A, when the check sees id B (topic re-created), then IncarnationError topic_id_changed and the member stops", async () => {
+    const { member } = given({ stored: { 0: 10n } });
+    await member.onAssigned([0]);
+
+    member.checkTopicId("topic-id-B");
+
+    expect(member.fatal).toBeInstanceOf(IncarnationError);
+    expect((member.fatal as IncarnationError).problem).toBe("topic_id_changed");
+    expect(member.fatal!.message).toContain("topic-id-B");
+    expect(member.stopping).toBe(true);
+  });
+});
