@@ -213,13 +213,19 @@ export class ApplierMember {
 
   private async applyBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: Payload): Promise<void> {
     const partition = batch.partition;
-    const load = () =>
-      this.deferrals.run(
+    const load = () => {
+      // A view already loaded is no attempt: passing it through the deferrals would count as a
+      // success and reset the partition's failed attempts, so a failing write would never reach
+      // attemptsMax (pause, resume, load "succeeds", three more writes fail, pause, ...).
+      const loaded = this.states.get(partition);
+      if (loaded !== undefined) return Promise.resolve(loaded);
+      return this.deferrals.run(
         partition,
         "load the partition",
         () => this.viewOf(partition),
         this.onRetry("load", heartbeat),
       );
+    };
     let state = await load();
     const pending = batch.messages.filter((m) => BigInt(m.offset) >= state.nextOffset!);
     if (pending.length === 0) {
