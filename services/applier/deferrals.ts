@@ -21,6 +21,22 @@ export type PauseControl = {
 
 export type OnRetry = (error: unknown, attemptIndex: number, delayMs: number) => void;
 
+/**
+ * The attempt, unless the member stopped during the backoff before it: a retry's sleep ends early on
+ * a stop, and the next attempt (a write, or a connect that waits out its timeout) must not start then.
+ */
+export function unlessStopped<T>(
+  what: string,
+  signal: AbortSignal,
+  attempt: () => Promise<T>,
+): () => Promise<T> {
+  return () => {
+    if (signal.aborted)
+      return Promise.reject(new RetriesExhaustedError(`${what}: stopped before the next attempt`));
+    return attempt();
+  };
+}
+
 export class Deferrals {
   /** Per partition: attempts used since its last success, and the timer that resumes it. */
   private readonly byPartition = new Map<number, { attemptsUsed: number; timer: NodeJS.Timeout | null }>();
@@ -53,10 +69,10 @@ export class Deferrals {
       backoffMsMax: Math.min(inlineBackoffMsMax, this.policy.backoffMsMax),
     };
     let tried = 0;
-    const counted = () => {
+    const counted = unlessStopped(what, this.signal, () => {
       tried++;
       return attempt();
-    };
+    });
     try {
       const result = await withRetry(what, inline, counted, onRetry, this.signal);
       this.forget(partition);

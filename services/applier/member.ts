@@ -7,7 +7,7 @@ import type { Logger } from "../common/log.ts";
 import { assignedPartitions, retriesTotal, retryCauseOf } from "../common/metrics.ts";
 import { RetriesExhaustedError, type RetryPolicy, withRetry } from "../common/retry.ts";
 import type { ChunkResult, RawRecord } from "./apply-chunk.ts";
-import { Deferrals, PartitionDeferred } from "./deferrals.ts";
+import { Deferrals, PartitionDeferred, unlessStopped } from "./deferrals.ts";
 import { IncarnationError, incarnationProblem } from "./incarnation.ts";
 import { countChunk, emptyTotals, type MemberTotals } from "./member-totals.ts";
 import type { PartitionState } from "./partition-state.ts";
@@ -179,7 +179,14 @@ export class ApplierMember {
   };
 
   private retry<T>(what: string, attempt: () => Promise<T>): Promise<T> {
-    return withRetry(what, this.settings.retry, attempt, this.onRetry(what), this.stopController.signal);
+    const signal = this.stopController.signal;
+    return withRetry(
+      what,
+      this.settings.retry,
+      unlessStopped(what, signal, attempt),
+      this.onRetry(what),
+      signal,
+    );
   }
 
   /** Incarnation errors, exhausted retries and bugs stop the member; a stop while waiting does not. */
