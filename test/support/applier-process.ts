@@ -1,0 +1,211 @@
+// What the applier's integration tests (incarnation, poison records, drain states) do to the real
+// stack besides running `tally`: tokens placed on a chosen partition, records sent to an explicit
+// partition, rows read across the shards, the topic deleted and re-created under its name, the
+// consumer group's state, and the topic's Kafka id.
+import { ensureTopic } from "../../services/cli/topics.ts";
+import type { TransferEvent } from "../../services/common/event.ts";
+import { createKafka } from "../../services/common/kafka.ts";
+import { keyPartitioner } from "../../services/common/partitioner.ts";
+import { createPool, type Pool } from "../../services/common/pg.ts";
+import { shardOf } from "../../services/common/shards.ts";
+import { fetchTopicId } from "../../services/common/topic-id.ts";
+import { TransferProducer } from "../../services/producer/producer.ts";
+import type { TestStack } from "./stack.ts";
+import { waitUntil } from "./wait.ts";
+
+/** `count` token ids starting with `prefix` whose key the Java-compatible partitioner puts on `partition`. */
+export function tokensOn(stack: TestStack, partition: number, count: number, prefix: string): string[] {
+  const partitionOf = keyPartitioner(stack.config.TALLY_PARTITIONS);
+  const tokens: string[] = [];
+  for (let k = 0; tokens.length < count; k++) {
+    const id = `${prefix}-${k}`;
+    if (partitionOf(Buffer.from(id)) === partition) tokens.push(id);
+  }
+  return tokens;
+}
+
+/** The partition the Java-compatible partitioner gives a token (as producers and the applier do). */
+export const homePartitionOf = (stack: TestStack, tokenId: string): number =>
+  keyPartitioner(stack.config.TALLY_PARTITIONS)(Buffer.from(tokenId));
+
+/** The shard a partition's rows live on. */
+export const shardOfPartition = (stack: TestStack, partition: number): number =>
+  shardOf(partition, stack.config.TALLY_PG_SHARDS.length);
+
+/** Sends events through Tally's producer (each on its key's partition); returns where each landed. */
+export async function sendEvents(
+  stack: TestStack,
+  events: readonly TransferEvent[],
+): Promise<{ partition: number; offset: bigint }[]> {
+  const producer = new TransferProducer(stack.config);
+  await producer.connect();
+  try {
+    const results = await producer.send(events);
+    return results.map((r, k) => {
+      if (!r.ok) throw new Error(`event ${k} was refused by the producer: ${JSON.stringify(r.problems)}`);
+      return { partition: r.partition, offset: BigInt(r.offset) };
+    });
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+/** The framed Avro bytes Tally's producer would send for `event` (the schema registered if need be). */
+export async function encodeEvent(stack: TestStack, event: TransferEvent): Promise<Buffer> {
+  const producer = new TransferProducer(stack.config);
+  await producer.connect();
+  try {
+    return producer.encode(event);
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+/** One record sent as given to an explicit partition, whatever its key's partition; returns its offset. */
+export async function sendToPartition(
+  stack: TestStack,
+  record: { partition: number; key: Buffer; value: Buffer },
+): Promise<bigint> {
+  const producer = createKafka(stack.config, "test-raw").producer({ allowAutoTopicCreation: false });
+  await producer.connect();
+  try {
+    const [answer] = await producer.send({
+      topic: stack.config.TALLY_TOPIC,
+      acks: -1,
+      messages: [{ key: record.key, value: record.value, partition: record.partition }],
+    });
+    if (answer === undefined || answer.partition !== record.partition)
+      throw new Error(`no answer for partition ${record.partition}`);
+    return BigInt(answer.baseOffset!);
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+/** Runs `work` with a one-connection pool on each shard, in shard order. */
+export async function onShards<T>(
+  stack: TestStack,
+  work: (pool: Pool, shard: number) => Promise<T>,
+): Promise<T[]> {
+  const results: T[] = [];
+  for (const [shard, url] of stack.config.TALLY_PG_SHARDS.entries()) {
+    const pool = createPool(stack.config, url, "test", 1);
+    try {
+      results.push(await work(pool, shard));
+    } finally {
+      await pool.end();
+    }
+  }
+  return results;
+}
+
+/** Runs `work` with a one-connection pool on one shard. */
+export async function onShard<T>(
+  stack: TestStack,
+  shard: number,
+  work: (pool: Pool) => Promise<T>,
+): Promise<T> {
+  const pool = createPool(stack.config, stack.config.TALLY_PG_SHARDS[shard]!, "test", 1);
+  try {
+    return await work(pool);
+  } finally {
+    await pool.end();
+  }
+}
+
+/** The rows of `sql` on every shard, concatenated. */
+export async function shardRows<T extends Record<string, unknown>>(
+  stack: TestStack,
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> {
+  return (await onShards(stack, async (pool) => (await pool.query<T>(sql, params)).rows)).flat();
+}
+
+export type OffsetsRow = {
+  partition: number;
+  next_offset: string;
+  first_offset: string;
+  applied_count: string;
+  duplicate_count: string;
+  rejected_count: string;
+  skipped_count: string;
+  topic_id: string | null;
+};
+
+/** applier_offsets of the test's group and topic, every column a test compares, by partition. */
+export async function offsetsRows(stack: TestStack): Promise<OffsetsRow[]> {
+  const rows = await shardRows<OffsetsRow>(
+    stack,
+    `SELECT "partition", next_offset::text, first_offset::text, applied_count::text, duplicate_count::text,
+            rejected_count::text, skipped_count::text, topic_id
+       FROM applier_offsets WHERE "group" = $1 AND topic = $2`,
+    [stack.config.TALLY_GROUP, stack.config.TALLY_TOPIC],
+  );
+  return rows.sort((a, b) => a.partition - b.partition);
+}
+
+/** Kafka's id of the test's topic now. */
+export function topicIdNow(stack: TestStack): Promise<string | null> {
+  return fetchTopicId(createKafka(stack.config, "test-admin"), stack.config.TALLY_TOPIC);
+}
+
+/** Deletes the test's topic, waits until Kafka no longer lists it, and creates it again (empty). */
+export async function recreateTopic(stack: TestStack): Promise<void> {
+  const topic = stack.config.TALLY_TOPIC;
+  const admin = createKafka(stack.config, "test-admin").admin();
+  await admin.connect();
+  try {
+    await admin.deleteTopics({ topics: [topic] });
+    await waitUntil(`topic ${topic} deleted`, async () => !(await admin.listTopics()).includes(topic));
+  } finally {
+    await admin.disconnect();
+  }
+  // A deletion Kafka still completes answers "already exists" or "marked for deletion": ask again.
+  await waitUntil(`topic ${topic} created again`, () =>
+    ensureTopic(stack.config).then(
+      (r) => r.created,
+      () => false,
+    ),
+  );
+}
+
+/** Deletes every record of `partition` below `offset` (what retention does). */
+export async function deleteRecordsBelow(stack: TestStack, partition: number, offset: bigint): Promise<void> {
+  const admin = createKafka(stack.config, "test-admin").admin();
+  await admin.connect();
+  try {
+    // kafkajs finds the partitions' leaders in metadata it must have loaded for the topic first.
+    await admin.fetchTopicMetadata({ topics: [stack.config.TALLY_TOPIC] });
+    await admin.deleteTopicRecords({
+      topic: stack.config.TALLY_TOPIC,
+      partitions: [{ partition, offset: offset.toString() }],
+    });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** The topic's log range per partition: low (log start) and high (the next offset). */
+export async function logRanges(stack: TestStack): Promise<Map<number, { low: bigint; high: bigint }>> {
+  const admin = createKafka(stack.config, "test-admin").admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchTopicOffsets(stack.config.TALLY_TOPIC);
+    return new Map(offsets.map((o) => [o.partition, { low: BigInt(o.low), high: BigInt(o.high) }]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** The consumer group's state as the coordinator reports it, and its member count. */
+export async function groupState(stack: TestStack): Promise<{ state: string; members: number }> {
+  const admin = createKafka(stack.config, "test-admin").admin();
+  await admin.connect();
+  try {
+    const [group] = (await admin.describeGroups([stack.config.TALLY_GROUP])).groups;
+    return { state: group!.state, members: group!.members.length };
+  } finally {
+    await admin.disconnect();
+  }
+}
