@@ -3,7 +3,7 @@
 // the projector until caught up with live progress, then a summary table, the outcomes checked
 // against what the generator predicted, and verify. Leftovers of earlier runs cannot change its
 // outcome, and only the last few runs are kept.
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomInt } from "node:crypto";
 import Table from "cli-table3";
 import type { ApplierSummary as ApplierJson } from "../applier/applier.ts";
@@ -307,9 +307,22 @@ export async function demo(baseConfig: Config, options: DemoOptions): Promise<bo
   const startedMs = performance.now();
   const env = identityEnv(identity);
   const appliers = Array.from({ length: options.appliers }, () => runApplierProcess(env));
+  // The demo ends with its appliers: one that failed stops the others (no partner left waiting for
+  // its partitions), and so does a failure of the demo itself.
+  const stopAppliers = () => {
+    for (const { child } of appliers)
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+  };
   let appliersDone = false;
   // Settled promptly either way, so a failed applier stops the projector's wait instead of crashing.
-  const appliersFinished = Promise.allSettled(appliers).finally(() => {
+  const appliersFinished = Promise.allSettled(
+    appliers.map(({ done }) =>
+      done.catch((error: unknown) => {
+        stopAppliers();
+        throw error;
+      }),
+    ),
+  ).finally(() => {
     appliersDone = true;
   });
   const probe = await createProgressProbe(config);
@@ -333,6 +346,7 @@ export async function demo(baseConfig: Config, options: DemoOptions): Promise<bo
     applierSummaries = settled.map((s) => (s as PromiseFulfilledResult<ApplierJson>).value);
   } finally {
     clearInterval(ticker);
+    stopAppliers();
     await probe.close();
   }
 
@@ -371,23 +385,27 @@ export async function demo(baseConfig: Config, options: DemoOptions): Promise<bo
 
 const ordinal = (n: number) => (n === 1 ? "first" : n === 2 ? "second" : n === 3 ? "third" : `${n}th`);
 
-function runApplierProcess(identity: Record<string, string>): Promise<ApplierJson> {
-  return new Promise((resolve, reject) => {
-    // Several appliers share this environment: a metrics port would be taken by the first.
-    const child = spawn(binTally, ["apply", "--until-caught-up", "--json"], {
-      env: { ...process.env, ...identity, TALLY_METRICS_PORT: "0" },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+function runApplierProcess(identity: Record<string, string>): {
+  child: ChildProcess;
+  done: Promise<ApplierJson>;
+} {
+  // Several appliers share this environment: a metrics port would be taken by the first.
+  const child = spawn(binTally, ["apply", "--until-caught-up", "--json"], {
+    env: { ...process.env, ...identity, TALLY_METRICS_PORT: "0" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const done = new Promise<ApplierJson>((resolve, reject) => {
     let stdout = "";
     child.stdout.on("data", (chunk) => {
       stdout += chunk;
     });
     child.on("error", reject);
-    child.on("exit", (code) => {
-      if (code !== 0) return reject(new Error(`an applier exited with code ${code}`));
+    child.on("exit", (code, signal) => {
+      if (code !== 0) return reject(new Error(`an applier exited with ${signal ?? `code ${code}`}`));
       resolve(JSON.parse(stdout.trim().split("\n").at(-1)!) as ApplierJson);
     });
   });
+  return { child, done };
 }
 
 /** What the load must produce: its counts, and the balances of the same load generated again. */

@@ -75,7 +75,7 @@ describe("tally demo, twice in a row", () => {
   });
 
   afterAll(async () => {
-    if (config) await removeDemoRuns(config, prefix, 0, () => {});
+    if (config) await removeDemoRuns(config, prefix, 0, (line) => console.error(line));
   });
 
   it("given an old run of the prefix, when the demo runs, then it exits 0 with every outcome as the generator expected", async () => {
