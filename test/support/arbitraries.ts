@@ -7,7 +7,7 @@
 // `make fuzz SEEDS=N [SEED=S]` sets the first two, with a random seed when SEED is not given.
 import fc from "fast-check";
 import { rejectionReasons, type TokenState } from "../../services/applier/decide.ts";
-import type { DecodedRecord } from "../../services/applier/plan.ts";
+import type { DecodedRecord, PlanRouting } from "../../services/applier/plan.ts";
 import { amountMax, eventProblems, type TransferEvent, textLengthMax } from "../../services/common/event.ts";
 
 export { fc };
@@ -253,6 +253,8 @@ export type BatchInput = {
   /** transfer ids known as applied before the batch, lower-cased */
   appliedIds: Set<string>;
   window: { pastDays: number; futureDays: number };
+  /** where the records must be (wrong_partition) and the archived days (archived_day); none: unchecked */
+  routing: PlanRouting | undefined;
 };
 
 const dayMs = 86_400_000;
@@ -319,6 +321,10 @@ const op = fc.oneof(
       t: fc.constant("follow" as const),
       token: tokenId,
       back: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.nat(4) }),
+      // someone other than the owner spends it
+      thief: fc.oneof({ weight: 8, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: wallet }),
+      // or spends it at another value
+      forged: fc.oneof({ weight: 8, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: amount }),
       to: toWallet,
       next: nextStateOf,
       c: common,
@@ -421,6 +427,18 @@ export const batchInput: fc.Arbitrary<BatchInput> = fc
     appliedMask: fc.array(fc.boolean(), { minLength: 8, maxLength: 8 }),
     ops: fc.array(op, { minLength: 1, maxLength: 40 }),
     firstOffset: fc.oneof(fc.constant(0n), fc.bigInt({ min: 0n, max: 2n ** 62n })),
+    routing: fc.option(
+      fc.record({
+        partition: fc.nat(5),
+        // tokens whose key the partitioner sends to another partition
+        elsewhereKeys: fc.uniqueArray(tokenId, { maxLength: 2 }),
+        // tokens that already live on a partition (this one or another)
+        homes: fc.array(fc.tuple(tokenId, fc.boolean()), { maxLength: 3 }),
+        // detached days: the days of some of the batch's events
+        archived: fc.uniqueArray(fc.nat(39), { maxLength: 2 }),
+      }),
+      { freq: 3 },
+    ),
     gaps: fc.array(
       fc.oneof(
         { weight: 8, arbitrary: fc.constant(1n) },
@@ -432,7 +450,7 @@ export const batchInput: fc.Arbitrary<BatchInput> = fc
       },
     ),
   })
-  .map(({ window, initial, pool, appliedMask, ops, firstOffset, gaps }): BatchInput => {
+  .map(({ window, initial, pool, appliedMask, ops, firstOffset, gaps, routing }): BatchInput => {
     const initialStates = new Map(initial);
     const history = new Map<string, Link[]>();
     for (const [token, state] of initialStates) history.set(token, [state]);
@@ -493,14 +511,14 @@ export const batchInput: fc.Arbitrary<BatchInput> = fc
             asset: "USD",
             amount: 1_000n,
           };
-          const owner = from.owner ?? "alice";
+          const owner = o.thief ?? from.owner ?? "alice";
           const to = o.to === owner ? (owner === "bob" ? "carol" : "bob") : o.to;
           event = {
             transfer_id: id,
             batch_id: c.batchId,
             token_id: token,
             asset: from.asset,
-            amount: from.amount,
+            amount: o.forged ?? from.amount,
             from_wallet: owner,
             to_wallet: to,
             prev_state: from.state,
@@ -526,7 +544,7 @@ export const batchInput: fc.Arbitrary<BatchInput> = fc
       });
     });
     const appliedIds = new Set(pool.filter((_, k) => appliedMask[k]).map((id) => id.toLowerCase()));
-    return { records, initial: initialStates, appliedIds, window };
+    return { records, initial: initialStates, appliedIds, window, routing: routingOf(routing, records) };
   });
 
 /** A replay with nothing to replay yet: a mint of tok-1. */
@@ -542,5 +560,33 @@ function mintOfPool(id: string, occurred_at: number): TransferEvent {
     prev_state: null,
     next_state: "s0",
     occurred_at,
+  };
+}
+
+type RoutingChoice = {
+  partition: number;
+  elsewhereKeys: string[];
+  homes: [string, boolean][];
+  archived: number[];
+} | null;
+
+/** A partitioner stub that is right for every key but the chosen ones; homes; the days of some records archived. */
+function routingOf(choice: RoutingChoice, records: readonly DecodedRecord[]): PlanRouting | undefined {
+  if (choice === null) return undefined;
+  const { partition } = choice;
+  const other = (partition + 1) % 6;
+  const elsewhere = new Set(choice.elsewhereKeys.map((token) => Buffer.from(token, "utf8").toString("hex")));
+  const homes = new Map(choice.homes.map(([token, here]) => [token, here ? partition : other]));
+  const archivedDays = new Set<number>();
+  for (const index of choice.archived) {
+    const decoded = records[index % records.length]!.decoded;
+    if (decoded.ok && Number.isFinite(decoded.event.occurred_at))
+      archivedDays.add(Math.floor(decoded.event.occurred_at / dayMs));
+  }
+  return {
+    partition,
+    partitionOfKey: (key) => (elsewhere.has(key.toString("hex")) ? other : partition),
+    homeOf: (token) => homes.get(token),
+    archivedDays,
   };
 }

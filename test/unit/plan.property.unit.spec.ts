@@ -24,7 +24,13 @@ const runs = fuzzRuns(200);
 const timeout = fuzzTimeoutMs(runs, 5);
 
 const planOf = (input: BatchInput): BatchPlan =>
-  planBatch(input.records, (tokenId) => input.initial.get(tokenId), input.appliedIds, input.window);
+  planBatch(
+    input.records,
+    (tokenId) => input.initial.get(tokenId),
+    input.appliedIds,
+    input.window,
+    input.routing,
+  );
 
 // ---------------------------------------------------------------------------------------------
 // The reference model: the rules of DESIGN.md folded over the records one at a time, with a Map of
@@ -88,6 +94,16 @@ function referenceModel(input: BatchInput): ModelResult {
       reject("invalid_field", event);
       continue;
     }
+    // a token lives on the one partition its key maps to, and only there
+    const routing = input.routing;
+    if (
+      routing !== undefined &&
+      (routing.partitionOfKey(record.key!) !== routing.partition ||
+        (routing.homeOf(event.token_id) ?? routing.partition) !== routing.partition)
+    ) {
+      reject("wrong_partition", event);
+      continue;
+    }
     const earliest = record.timestampMs - input.window.pastDays * dayMs;
     const latest = record.timestampMs + input.window.futureDays * dayMs;
     // day partitions are named by a four-digit year (transfers_YYYYMMDD): later instants have no day
@@ -107,6 +123,11 @@ function referenceModel(input: BatchInput): ModelResult {
     if (decision.outcome === "rejected") {
       result.ruleRejectedIds.push(id);
       reject(decision.reason, event);
+      continue;
+    }
+    // a detached day takes no rows: rejected after the rules, so the chain stays where it was
+    if (routing?.archivedDays.has(Math.floor(event.occurred_at / dayMs))) {
+      reject("archived_day", event);
       continue;
     }
     appliedInBatch.add(id);
@@ -192,6 +213,7 @@ describe("planBatch: properties over hostile batches", () => {
             initial: new Map(input.initial),
             appliedIds: new Set(input.appliedIds),
             window: { ...input.window },
+            routing: input.routing && { ...input.routing, archivedDays: new Set(input.routing.archivedDays) },
           };
           expect(planOf(copy)).toEqual(first);
         }),
@@ -249,7 +271,9 @@ describe("planBatch: properties over hostile batches", () => {
         fc.property(batchInput, (input) => {
           const plan = planOf(input);
           const model = referenceModel(input);
-          for (const o of model.outcomes) {
+          for (const [k, o] of model.outcomes.entries()) {
+            // the reasons of records that did not decode are the generator's, not the plan's
+            if (!input.records[k]!.decoded.ok) continue;
             const label = o.outcome === "rejected" ? o.reason : o.outcome;
             reached.set(label, (reached.get(label) ?? 0) + 1);
           }
@@ -313,7 +337,11 @@ describe("planBatch: properties over hostile batches", () => {
           "state_conflict",
           "token_exists",
           "unknown_token",
-          "undecodable",
+          "retired_token",
+          "wrong_owner",
+          "value_mismatch",
+          "wrong_partition",
+          "archived_day",
         ]) {
           expect({ label, reached: (reached.get(label) ?? 0) > 0 }).toEqual({ label, reached: true });
         }
