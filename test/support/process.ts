@@ -66,8 +66,9 @@ export function startTallyProcess(
     }
   });
   let exitCode: number | null | undefined;
+  // 'close', not 'exit': by then stderr is read to its end, so every line the process wrote is in.
   const exited = new Promise<number | null>((resolve) =>
-    child.on("exit", (code, signal) => {
+    child.on("close", (code, signal) => {
       exitCode = code ?? (signal ? -1 : null);
       resolve(exitCode);
     }),
