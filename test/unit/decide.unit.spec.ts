@@ -96,14 +96,21 @@ describe("decide: burn", () => {
 });
 
 describe("outsideWindow", () => {
-  const dayMs = 86_400_000;
   const window = { pastDays: 2, futureDays: 1 };
-  const recordMs = Date.UTC(2026, 10, 22);
+  // Noon, and the bounds written out as times of day: the window is whole days of 24 h from the
+  // record's timestamp, not calendar days (which a midnight record could not tell apart).
+  const recordMs = Date.UTC(2026, 10, 22, 12, 0, 0);
   it.each([
-    ["exactly 2 days before", recordMs - 2 * dayMs, false],
-    ["just past 2 days before", recordMs - 2 * dayMs - 1, true],
-    ["exactly 1 day after", recordMs + dayMs, false],
-    ["just past 1 day after", recordMs + dayMs + 1, true],
+    ["exactly 2 days before (Nov 20, 12:00)", Date.UTC(2026, 10, 20, 12, 0, 0), false],
+    ["just past 2 days before (Nov 20, 11:59:59.999)", Date.UTC(2026, 10, 20, 11, 59, 59, 999), true],
+    ["the start of the calendar day 2 days before (Nov 20, 00:00)", Date.UTC(2026, 10, 20), true],
+    ["exactly 1 day after (Nov 23, 12:00)", Date.UTC(2026, 10, 23, 12, 0, 0), false],
+    ["just past 1 day after (Nov 23, 12:00:00.001)", Date.UTC(2026, 10, 23, 12, 0, 0, 1), true],
+    [
+      "the end of the calendar day 1 day after (Nov 23, 23:59:59.999)",
+      Date.UTC(2026, 10, 23, 23, 59, 59, 999),
+      true,
+    ],
   ])("given a record at noon, when occurred_at is %s, then outside = %s", (_, occurredMs, outside) => {
     expect(outsideWindow(occurredMs, recordMs, window) !== null).toBe(outside);
   });

@@ -15,16 +15,23 @@ import type { RoundProgress } from "../../services/projector/projector.ts";
 import type { ShardRound } from "../../services/projector/round.ts";
 import { freePort } from "../support/ports.ts";
 
-async function metricValue(name: string, labels: Record<string, string>): Promise<number | undefined> {
+/**
+ * The one sample of `name` with `labels`. A metric or sample that is not there throws: read as 0,
+ * a renamed counter would pass every "== 0" check.
+ */
+async function metricValue(name: string, labels: Record<string, string>): Promise<number> {
   // A histogram's _count and _sum are values of the histogram's metric, named by metricName.
   const base = name.replace(/_(count|sum|bucket)$/, "");
   const metric = (await metricsRegistry.getMetricsAsJSON()).find((m) => m.name === base);
-  const found = metric?.values.find(
+  if (metric === undefined) throw new Error(`no metric ${base} is registered`);
+  const found = metric.values.filter(
     (v) =>
       ((v as { metricName?: string }).metricName ?? base) === name &&
       Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want),
   );
-  return found?.value;
+  if (found.length !== 1)
+    throw new Error(`${name} ${JSON.stringify(labels)}: ${found.length} samples, not 1`);
+  return found[0]!.value;
 }
 
 let closeServer: (() => Promise<void>) | null = null;
@@ -72,6 +79,17 @@ describe("serveMetrics", () => {
 });
 
 describe("metric helpers", () => {
+  it("given a metric name that is not registered (a renamed counter), when read, then the read fails instead of giving 0", async () => {
+    initApplierMetrics(["state_conflict"]);
+    expect(await metricValue("tally_records_total", { outcome: "rejected", reason: "state_conflict" })).toBe(
+      0,
+    );
+    await expect(metricValue("tally_record_total", { outcome: "applied" })).rejects.toThrow(
+      "no metric tally_record_total is registered",
+    );
+    await expect(metricValue("tally_records_total", { outcome: "renamed" })).rejects.toThrow(/0 samples/);
+  });
+
   it("given errors from each source, then retries are counted under registry, kafka or database", () => {
     expect(retryCauseOf(new TransientError("registry down", "registry"))).toBe("registry");
     expect(retryCauseOf(new TransientError("broker gone", "kafka"))).toBe("kafka");
