@@ -17,14 +17,13 @@ import { keyPartitioner } from "../common/partitioner.ts";
 import { createPool } from "../common/pg.ts";
 import { createRegistry } from "../common/registry.ts";
 import { sleep } from "../common/retry.ts";
-import { TopicNotFoundError } from "../common/topic-id.ts";
 import { ShardContext } from "./apply-chunk.ts";
 import { rejectionReasons } from "./decide.ts";
 import { EventDecoder } from "./decode.ts";
 import { IncarnationError } from "./incarnation.ts";
 import { ApplierMember, type MemberTotals } from "./member.ts";
 import { type GroupProgress, groupProgress } from "./progress.ts";
-import { KafkaLog, PgPartitionStore } from "./store.ts";
+import { KafkaLog, PgPartitionStore, TopicCheckedStore } from "./store.ts";
 import { waitForTopic } from "./topic-wait.ts";
 
 export type ApplierOptions = {
@@ -101,6 +100,7 @@ export async function runApplier(config: Config, options: ApplierOptions = {}): 
       // drops it after the session timeout), nothing lost.
       () => withinMs(consumer.disconnect(), member.chunksInFlight() === 0 ? leaveMsMax : null, log),
       () => admin.disconnect(),
+      () => kafkaLog.close(),
       ...shards.map((s) => () => s.pool.end()),
     ]);
     await server?.close();
@@ -144,7 +144,7 @@ function createMember(
   consumer: Consumer,
   log: Logger,
 ): ApplierMember {
-  const store = new PgPartitionStore(
+  const pgStore = new PgPartitionStore(
     {
       group: config.TALLY_GROUP,
       topic: config.TALLY_TOPIC,
@@ -155,6 +155,7 @@ function createMember(
     shards,
     new EventDecoder(createRegistry(config)),
   );
+  const store = new TopicCheckedStore(pgStore, kafkaLog, config.TALLY_TOPIC);
   return new ApplierMember({
     settings: {
       group: config.TALLY_GROUP,
@@ -209,7 +210,7 @@ async function watchProgress(
   for (let tick = 1; !member.stopping; tick++) {
     await sleep(progressIntervalMs, member.stopped);
     if (member.stopping) break;
-    if (tick % topicIdCheckTicks === 0) await checkTopicId(config, kafkaLog, member);
+    if (tick % topicIdCheckTicks === 0) await checkTopicId(kafkaLog, member);
     const progress = await groupProgress(
       config,
       admin,
@@ -224,19 +225,16 @@ async function watchProgress(
   }
 }
 
-/** A topic deleted or re-created under a running applier stops it within a few seconds. */
-async function checkTopicId(config: Config, kafkaLog: KafkaLog, member: ApplierMember): Promise<void> {
+/**
+ * A topic deleted or re-created under an idle applier stops it within a few seconds (a busy one
+ * stops at its next chunk: TopicCheckedStore asks before every chunk).
+ */
+async function checkTopicId(kafkaLog: KafkaLog, member: ApplierMember): Promise<void> {
   try {
     member.checkTopicId(await kafkaLog.topicId());
   } catch (error) {
-    if (!(error instanceof TopicNotFoundError)) return; // Kafka away for a moment: the next check
-    member.fail(
-      new IncarnationError(
-        "topic_deleted",
-        `topic ${config.TALLY_TOPIC} was deleted while the applier ran; its stored offsets stay as they ` +
-          "were, and a re-created topic needs an operator's decision (`tally offsets show`)",
-      ),
-    );
+    if (error instanceof IncarnationError) member.fail(error); // the topic was deleted
+    // else Kafka is away for a moment: the next check asks again
   }
 }
 

@@ -98,7 +98,13 @@ export function outsideWindow(
   const earliestMs = recordTimestampMs - window.pastDays * dayMs;
   const latestMs = recordTimestampMs + window.futureDays * dayMs;
   if (occurredAtMs < earliestMs || occurredAtMs > latestMs) {
-    return `occurred_at ${new Date(occurredAtMs).toISOString()} is outside [${new Date(earliestMs).toISOString()}, ${new Date(latestMs).toISOString()}]`;
+    return `occurred_at ${instantText(occurredAtMs)} is outside [${instantText(earliestMs)}, ${instantText(latestMs)}]`;
   }
   return null;
+}
+
+/** An instant for a message: ISO 8601 where a Date can hold it, else its milliseconds (never a throw). */
+function instantText(epochMs: number): string {
+  const date = new Date(epochMs);
+  return Number.isNaN(date.getTime()) ? `${epochMs} ms` : date.toISOString();
 }

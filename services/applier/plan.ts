@@ -119,7 +119,7 @@ function planRecord(
     addRejection(plan, record, "invalid_field", detail, event);
     return;
   }
-  if (record.key === null || record.key.toString("utf8") !== event.token_id) {
+  if (record.key === null || !isKeyOf(record.key, event.token_id)) {
     // The key routes the token to its partition; a mismatch would split a token's chain.
     addRejection(plan, record, "invalid_field", "key: must be the token_id", event);
     return;
@@ -166,6 +166,16 @@ function planRecord(
     lastOffset: record.offset,
   });
   addBalanceDeltas(plan, event);
+}
+
+/**
+ * The key's bytes are exactly the token_id's UTF-8. Decoding the key leniently would read invalid
+ * bytes as U+FFFD, so two keys that partition differently could name one token: the bytes decide.
+ */
+function isKeyOf(key: Buffer, tokenId: string): boolean {
+  if (key.length !== Buffer.byteLength(tokenId, "utf8") || key.toString("utf8") !== tokenId) return false;
+  // Only a token_id holding U+FFFD can equal a leniently decoded key: then compare the bytes.
+  return !tokenId.includes("\uFFFD") || key.equals(Buffer.from(tokenId, "utf8"));
 }
 
 /** A token's records must all be on the one partition its key maps to: one view, one writer. */

@@ -4,11 +4,11 @@
 import type { Admin, Kafka } from "kafkajs";
 import { TransientError } from "../common/retry.ts";
 import { shardOf } from "../common/shards.ts";
-import { fetchTopicId, TopicNotFoundError } from "../common/topic-id.ts";
+import { TopicIdReader, TopicNotFoundError } from "../common/topic-id.ts";
 import { applyChunk, type ChunkResult, type RawRecord, type ShardContext } from "./apply-chunk.ts";
 import type { EventWindow } from "./decide.ts";
 import type { EventDecoder } from "./decode.ts";
-import { IncarnationError, type LogWindow } from "./incarnation.ts";
+import { IncarnationError, incarnationProblem, type LogWindow } from "./incarnation.ts";
 import { loadPartition, type PartitionState } from "./partition-state.ts";
 
 export interface PartitionStore {
@@ -69,17 +69,17 @@ export class PgPartitionStore implements PartitionStore {
 /** How long one answer serves every partition that asks: loads on assignment come together. */
 const windowReuseMs = 500;
 
-/** Kafka's view through kafkajs: the topic id (one Metadata v12 request) and each partition's offsets. */
+/** Kafka's view through kafkajs: the topic id (Metadata v12 on a kept connection) and each partition's offsets. */
 export class KafkaLog implements LogInspector {
-  private readonly kafka: Kafka;
   private readonly admin: Admin;
   private readonly topic: string;
+  private readonly ids: TopicIdReader;
   private latest: { atMs: number; answer: Promise<Map<number, LogWindow>> } | null = null;
 
   constructor(kafka: Kafka, admin: Admin, topic: string) {
-    this.kafka = kafka;
     this.admin = admin;
     this.topic = topic;
+    this.ids = new TopicIdReader(kafka, topic);
   }
 
   async window(partition: number): Promise<LogWindow> {
@@ -96,13 +96,29 @@ export class KafkaLog implements LogInspector {
     return window;
   }
 
+  /** The topic's id now: IncarnationError when the topic is gone, TransientError when Kafka is away. */
   topicId(): Promise<string | null> {
-    return fetchTopicId(this.kafka, this.topic);
+    return this.kafkaAnswer(() => this.ids.read());
   }
 
-  private async fetch(): Promise<Map<number, LogWindow>> {
+  close(): Promise<void> {
+    return this.ids.close();
+  }
+
+  private fetch(): Promise<Map<number, LogWindow>> {
+    return this.kafkaAnswer(async () => {
+      // The id first: offsets read after it cannot belong to an older incarnation than the id.
+      const topicId = await this.ids.read();
+      const offsets = await this.admin.fetchTopicOffsets(this.topic);
+      return new Map(
+        offsets.map((o) => [o.partition, { topicId, lowOffset: BigInt(o.low), highOffset: BigInt(o.high) }]),
+      );
+    });
+  }
+
+  private async kafkaAnswer<T>(ask: () => Promise<T>): Promise<T> {
     try {
-      return await this.fetchOnce();
+      return await ask();
     } catch (error) {
       if (error instanceof TopicNotFoundError) {
         throw new IncarnationError("topic_deleted", `topic ${this.topic}: ${error.message}`);
@@ -111,13 +127,35 @@ export class KafkaLog implements LogInspector {
       throw new TransientError(`kafka: ${(error as Error).message}`, "kafka", { cause: error });
     }
   }
+}
 
-  private async fetchOnce(): Promise<Map<number, LogWindow>> {
-    // The id first: offsets read after it cannot belong to an older incarnation than the id.
-    const topicId = await fetchTopicId(this.kafka, this.topic);
-    const offsets = await this.admin.fetchTopicOffsets(this.topic);
-    return new Map(
-      offsets.map((o) => [o.partition, { topicId, lowOffset: BigInt(o.low), highOffset: BigInt(o.high) }]),
-    );
+/**
+ * Before every chunk, the topic's id is asked again: a chunk fetched from a re-created topic is then
+ * never applied onto the offsets of the old one (asked after the fetch, the answer is at least as
+ * new as the records). One round trip on a kept connection per chunk.
+ */
+export class TopicCheckedStore implements PartitionStore {
+  private readonly inner: PartitionStore;
+  private readonly log: Pick<KafkaLog, "topicId">;
+  private readonly topic: string;
+
+  constructor(inner: PartitionStore, log: Pick<KafkaLog, "topicId">, topic: string) {
+    this.inner = inner;
+    this.log = log;
+    this.topic = topic;
+  }
+
+  load(partition: number, log: LogWindow): Promise<PartitionState> {
+    return this.inner.load(partition, log);
+  }
+
+  async apply(partition: number, state: PartitionState, chunk: readonly RawRecord[]): Promise<ChunkResult> {
+    const topicId = await this.log.topicId();
+    if (state.topicId !== null && topicId !== null && topicId !== state.topicId) {
+      const stored = { nextOffset: state.nextOffset!, topicId: state.topicId };
+      const window = { topicId, lowOffset: 0n, highOffset: state.nextOffset! };
+      throw incarnationProblem({ topic: this.topic, partition }, stored, window)!;
+    }
+    return this.inner.apply(partition, state, chunk);
   }
 }

@@ -27,28 +27,76 @@ type Cluster = {
   };
 };
 
+function createCluster(kafka: Kafka): Cluster {
+  const symbol = Object.getOwnPropertySymbols(kafka).find((s) => s.description === createClusterSymbolName);
+  assert(symbol !== undefined, "kafkajs exposes its cluster factory (kafkajs is pinned to 2.2.4)");
+  const factory = (kafka as unknown as Record<symbol, (o: object) => Cluster>)[symbol]!;
+  return factory({ metadataMaxAge: 300_000, allowAutoTopicCreation: false });
+}
+
+async function askTopicId(cluster: Cluster, topic: string): Promise<string | null> {
+  const versions = cluster.brokerPool.versions[metadataApiKey];
+  if (versions === undefined || versions.maxVersion < metadataVersionWithIdsMin) return null;
+  const answer = (await cluster.brokerPool.seedBroker.connectionPool.send({
+    request: metadataRequest(topic),
+    response: { decode: async (payload: Buffer) => payload, parse: async (payload: Buffer) => payload },
+    requestTimeout: requestTimeoutMs,
+  })) as Buffer;
+  return topicIdOf(answer, topic);
+}
+
 /**
  * The topic's id as Kafka prints it (base64url of its 16 bytes, as in `kafka-topics --describe` and
  * partition.metadata); null when the brokers predate topic ids (Kafka < 2.8).
- * Throws TopicNotFoundError when the topic does not exist.
+ * Throws TopicNotFoundError when the topic does not exist. One connection, opened and closed.
  */
 export async function fetchTopicId(kafka: Kafka, topic: string): Promise<string | null> {
-  const symbol = Object.getOwnPropertySymbols(kafka).find((s) => s.description === createClusterSymbolName);
-  assert(symbol !== undefined, "kafkajs exposes its cluster factory (kafkajs is pinned to 2.2.4)");
-  const createCluster = (kafka as unknown as Record<symbol, (o: object) => Cluster>)[symbol]!;
-  const cluster = createCluster({ metadataMaxAge: 300_000, allowAutoTopicCreation: false });
+  const cluster = createCluster(kafka);
   await cluster.connect();
   try {
-    const versions = cluster.brokerPool.versions[metadataApiKey];
-    if (versions === undefined || versions.maxVersion < metadataVersionWithIdsMin) return null;
-    const answer = (await cluster.brokerPool.seedBroker.connectionPool.send({
-      request: metadataRequest(topic),
-      response: { decode: async (payload: Buffer) => payload, parse: async (payload: Buffer) => payload },
-      requestTimeout: requestTimeoutMs,
-    })) as Buffer;
-    return topicIdOf(answer, topic);
+    return await askTopicId(cluster, topic);
   } finally {
     await cluster.disconnect().catch(() => {});
+  }
+}
+
+/**
+ * The same question over one kept connection, for asking before every chunk (a round trip on an
+ * open connection, not a connect and a SASL handshake each time). A failed ask drops the
+ * connection, so the next ask opens a new one.
+ */
+export class TopicIdReader {
+  private readonly kafka: Kafka;
+  private readonly topic: string;
+  private cluster: Promise<Cluster> | null = null;
+
+  constructor(kafka: Kafka, topic: string) {
+    this.kafka = kafka;
+    this.topic = topic;
+  }
+
+  async read(): Promise<string | null> {
+    this.cluster ??= (async () => {
+      const cluster = createCluster(this.kafka);
+      await cluster.connect();
+      return cluster;
+    })();
+    const connecting = this.cluster;
+    try {
+      return await askTopicId(await connecting, this.topic);
+    } catch (error) {
+      if (!(error instanceof TopicNotFoundError) && this.cluster === connecting) {
+        this.cluster = null;
+        connecting.then((c) => c.disconnect()).catch(() => {});
+      }
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    const connecting = this.cluster;
+    this.cluster = null;
+    if (connecting) await connecting.then((c) => c.disconnect()).catch(() => {});
   }
 }
 

@@ -107,4 +107,28 @@ describe("planBatch with routing", () => {
     expect(plan.ledger).toHaveLength(1);
     expect([...plan.days]).toEqual([dayOf(lastMs)]);
   });
+
+  it("given a key with invalid UTF-8 that reads as the token_id leniently, when planned, then invalid_field", () => {
+    // Found by the plan property (seed 20261122): 74 6f 6b 2d ff read leniently is "tok-\uFFFD".
+    const event = mintOf({ token_id: "tok-\uFFFD" });
+    const records = recordsOf([event]).map((r) => ({
+      ...r,
+      key: Buffer.from([0x74, 0x6f, 0x6b, 0x2d, 0xff]),
+    }));
+    const plan = planBatch(records, none, new Set(), window);
+    expect(plan.rejections.map((r) => [r.reason, r.detail])).toEqual([
+      ["invalid_field", "key: must be the token_id"],
+    ]);
+    const exact = planBatch(recordsOf([event]), none, new Set(), window);
+    expect(exact.ledger).toHaveLength(1);
+  });
+
+  it("given a record timestamp near the largest Date, when an event is out of window, then out_of_window, not a throw", () => {
+    // Found by the plan property: the window's end past the largest Date made toISOString throw.
+    const timestampMs = 8_640_000_000_000_000;
+    const event = mintOf({ token_id: token, occurred_at: 8_639_999_999_999_999 - 2 * 86_400_000 });
+    const plan = planBatch(recordsOf([event], timestampMs), none, new Set(), { pastDays: 0, futureDays: 1 });
+    expect(plan.rejections.map((r) => r.reason)).toEqual(["out_of_window"]);
+    expect(plan.rejections[0]!.detail).toContain("8640000086400000 ms]");
+  });
 });
