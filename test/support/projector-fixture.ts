@@ -2,37 +2,27 @@
 // model that writes batches the way the applier does (ledger rows, token state, rejections,
 // offsets compare-and-set, balance deltas, NOTIFY, in one shard transaction), while computing
 // the expected balances on its own, independently of any SQL.
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { type Config, loadConfig } from "../../services/common/config.ts";
 import { type Client, createPool, type Pool } from "../../services/common/pg.ts";
 import { shardOf } from "../../services/common/shards.ts";
 import { migrate } from "../../services/storage/migrate.ts";
-import { dropDatabases, stackEnv } from "./stack.ts";
+import { dropDatabases, testStack } from "./stack.ts";
 
 export type TestDatabases = { config: Config; env: NodeJS.ProcessEnv; shardPools: Pool[]; viewsPool: Pool };
 
+/** The shared test stack (test/support/stack.ts) with the projector's settings for these tests. */
 export function testEnv(
   label: string,
   shardCount: number,
   extra: Record<string, string> = {},
 ): NodeJS.ProcessEnv {
-  const name = `tally_t${label}${randomBytes(3).toString("hex")}`;
-  const port = stackEnv().TALLY_LOCAL_PG_PORT ?? "5432";
-  const url = (db: string) => `postgres://postgres@127.0.0.1:${port}/${db}`;
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("TALLY_")));
-  return {
-    ...inherited,
-    TALLY_LOCAL_PG_PORT: port,
-    TALLY_PG_SHARDS: Array.from({ length: shardCount }, (_, k) => url(`${name}_shard_${k}`)).join(","),
-    TALLY_PG_VIEWS: url(`${name}_views`),
-    TALLY_TOPIC: `${name}_topic`,
-    TALLY_GROUP: `${name}_group`,
-    TALLY_PARTITIONS: "4",
+  return testStack(label, {
+    shards: String(shardCount),
     TALLY_PROJECT_POLL_MS: "20",
     TALLY_RETRY_ATTEMPTS_MAX: "5",
-    TALLY_LOG_LEVEL: "warn",
     ...extra,
-  };
+  }).env;
 }
 
 export async function createTestDatabases(env: NodeJS.ProcessEnv): Promise<TestDatabases> {
