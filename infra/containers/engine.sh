@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The container engine testcontainers talks to: a Docker engine if one already answers, else the
 # project's own podman API service, with its configuration, storage and socket under
-# .local/containers (installing podman, runc, netavark and debootstrap from Debian's packages
-# when they are missing and we are root on Debian).
+# .local/containers (installing podman, runc, netavark, aardvark-dns, iptables and debootstrap
+# from Debian's packages when they are missing and we are root on Debian).
 #
 #   bash infra/containers/engine.sh ensure   # make an engine answer (install, configure, start)
 #   bash infra/containers/engine.sh env      # NAME=value lines for testcontainers and podman
@@ -10,7 +10,7 @@
 #   bash infra/containers/engine.sh status | stop | clean
 #
 # What works on these machines (runc not crun, cgroupfs, file events, no health checks) is in
-# ../shared/STACK.md, "Containers (the testcontainers path)". Only the service this script
+# the team's stack notes, "Containers (the testcontainers path)". Only the service this script
 # started is ever stopped, by the pid it recorded.
 set -euo pipefail
 
@@ -24,7 +24,16 @@ STORAGE_CONF="$HOME_DIR/storage.conf"
 # The socket answers within a second of the service starting; apt may take minutes on a cold machine.
 SERVICE_READY_TIMEOUT_S=${SERVICE_READY_TIMEOUT_S:-30}
 APT_TIMEOUT_S=${APT_TIMEOUT_S:-600}
-PACKAGES=(podman runc netavark aardvark-dns debootstrap)
+# podman's network stack on bookworm: netavark 1.4 makes the bridge, veths and routes itself over
+# netlink but runs the iptables and ip6tables commands for NAT and port forwarding (its only
+# firewall driver), and podman lists iptables only as a suggestion: without it the first
+# container on a network fails with "netavark: No such file or directory (os error 2)".
+# aardvark-dns resolves the aliases on a network (netavark only recommends it). kmod gives the
+# kernel its modprobe, so a kernel with netfilter as modules loads them on first use (iptables
+# suggests it). The iptables package's default is iptables-nft: no nftables package needed.
+PACKAGES=(podman runc netavark aardvark-dns iptables kmod debootstrap)
+# Where Debian's podman looks for netavark and aardvark-dns (containers.conf helper_binaries_dir).
+HELPERS_DIR=/usr/lib/podman
 # Containers testcontainers starts carry this label; with Ryuk off, `clean` removes them.
 TC_LABEL=org.testcontainers=true
 
@@ -130,6 +139,27 @@ EOF
 
 podman_env() {
   export CONTAINERS_CONF="$CONF" CONTAINERS_STORAGE_CONF="$STORAGE_CONF"
+  # netavark runs iptables by name: the service must see the sbin folders whatever the caller's PATH.
+  case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/sbin" ;; esac
+  case ":$PATH:" in *:/sbin:*) ;; *) PATH="$PATH:/sbin" ;; esac
+  export PATH
+}
+
+# What a container on a network needs, checked before the service starts, so that a missing
+# piece is named here rather than as a bare "No such file or directory" in the middle of a test.
+check_network_stack() {
+  local helper tool
+  [ "$(id -u)" = 0 ] || return 0 # rootless podman uses slirp4netns/pasta, not netavark's firewall
+  for helper in netavark aardvark-dns; do
+    [ -x "$HELPERS_DIR/$helper" ] || die "$HELPERS_DIR/$helper is missing (apt-get install $helper)"
+  done
+  for tool in iptables ip6tables; do
+    command -v "$tool" >/dev/null || die "$tool is not installed: netavark needs it for NAT and published ports (apt-get install iptables)"
+  done
+  if ! iptables -w 5 -t nat -S >/dev/null 2>"$HOME_DIR/iptables-check.err"; then
+    say "iptables -t nat -S failed: $(head -c 300 "$HOME_DIR/iptables-check.err")"
+    die "the kernel's netfilter is not usable here, so netavark cannot set up container networks"
+  fi
 }
 
 start_service() {
@@ -138,6 +168,7 @@ start_service() {
   [ -z "${pid:-}" ] || kill "$pid" 2>/dev/null || true
   write_config
   podman_env
+  check_network_stack
   rm -f "$SOCKET"
   mkdir -p "$(dirname "$LOG")"
   printf '\n===== %s engine.sh: starting podman system service =====\n' "$(date -Is)" >>"$LOG"

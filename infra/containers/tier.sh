@@ -5,7 +5,8 @@
 #
 #   bash infra/containers/tier.sh [--required]
 #
-# On these machines (Debian, root) it installs podman, runc and debootstrap and builds the images
+# On these machines (Debian, root) it installs podman and its network stack (netavark,
+# aardvark-dns, iptables), runc and debootstrap (infra/containers/engine.sh), and builds the images
 # when missing. Elsewhere it runs when Docker or podman answers. With --required (make
 # test-containers) a tier that cannot run is a failure; without it (make test) it is a note.
 # TALLY_TEST_CONTAINERS=0 turns the tier off.
