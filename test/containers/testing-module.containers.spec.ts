@@ -1,6 +1,10 @@
 // tally/testing itself: what a user sees when there is no engine, when a start fails half-way,
 // and that a started Tally serves the CLI from the host and leaves nothing behind when stopped.
 import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { getContainerRuntimeClient } from "testcontainers";
 import { describe, expect, it } from "vitest";
@@ -37,12 +41,43 @@ describe("tally/testing", () => {
     expect(result.stderr).toContain("infra/containers/engine.sh ensure");
   });
 
-  it("given a bad setting, when startTally runs, then it fails before any container starts, naming the variable", async () => {
-    const before = await tallyContainerIds();
-    await expect(startTally({ settings: { TALLY_BATCH_EVENTS_MAX: "0" } })).rejects.toThrow(
-      'TALLY_BATCH_EVENTS_MAX="0" is invalid',
-    );
-    expect(await tallyContainerIds()).toEqual(before);
+  it("given a bad setting, when startTally runs, then it fails before the engine is ever called, naming the variable", async () => {
+    // A stand-in engine that only counts the connections made to it (and hangs up on each): the
+    // bad setting must be refused before startTally talks to any engine, so before any container
+    // could be created, let alone started and removed.
+    const dir = await mkdtemp(join(tmpdir(), "tally-engine-"));
+    const socket = join(dir, "engine.sock");
+    let connections = 0;
+    const engine = createServer((c) => {
+      connections++;
+      c.destroy();
+    });
+    await new Promise<void>((resolve) => engine.listen(socket, resolve));
+    const startWith = async (settings: Record<string, string>) => {
+      const script = `import { startTally } from "tally/testing"; await startTally({ settings: ${JSON.stringify(settings)} });`;
+      return run(process.execPath, ["--input-type=module", "-e", script], {
+        cwd: repoRoot,
+        env: { PATH: process.env.PATH, HOME: "/nonexistent", DOCKER_HOST: `unix://${socket}` },
+        timeout: 60_000,
+      }).then(
+        () => ({ code: 0, stderr: "" }),
+        (error: { code?: number; stderr?: string }) => ({ code: error.code, stderr: error.stderr ?? "" }),
+      );
+    };
+    try {
+      const bad = await startWith({ TALLY_BATCH_EVENTS_MAX: "0" });
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toContain('TALLY_BATCH_EVENTS_MAX="0" is invalid');
+      expect(connections).toBe(0);
+      // The stand-in does see a start that gets as far as the engine: the count above can fail.
+      const good = await startWith({ TALLY_BATCH_EVENTS_MAX: "100" });
+      expect(good.code).toBe(1);
+      expect(good.stderr).toContain("ContainerEngineError");
+      expect(connections).toBeGreaterThan(0);
+    } finally {
+      await new Promise<void>((resolve) => engine.close(() => resolve()));
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("given Kafka failing while PostgreSQL starts beside it, then the error names Kafka and nothing is left running", async () => {
