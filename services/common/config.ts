@@ -23,27 +23,30 @@ const boolFlag = z.enum(["true", "false", "1", "0"]).transform((v) => v === "tru
 
 // A "," always separates the URLs of TALLY_PG_SHARDS, so a "," in a password must be written %2C;
 // a raw one splits the URL in two, and the error says so without showing either half.
-const commaInPasswordHint = 'a "," separates the URLs, so write a "," in a password as %2C';
 const specialInPasswordHint = 'write "/", "?", "#" and "@" in a password as %2F, %3F, %23 and %40';
+const commaInPasswordHint = `${specialInPasswordHint}; a "," separates the URLs, so write one in a password as %2C`;
 
-/** What is wrong with a PostgreSQL URL, in words that never quote any part of it; null if nothing. */
-function postgresUrlProblem(text: string, inList: boolean): string | null {
-  const hint = inList
-    ? `; ${specialInPasswordHint}, and ${commaInPasswordHint}`
-    : `; ${specialInPasswordHint}`;
+/**
+ * What is wrong with a PostgreSQL URL, in words that never quote any part of it (null if nothing),
+ * and whether the way a password is written may be the cause.
+ */
+function postgresUrlProblem(text: string): { problem: string; passwordMayCause: boolean } | null {
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    return `not a URL${hint}`;
+    return { problem: "not a URL", passwordMayCause: true };
   }
-  if (!/^postgres(ql)?:$/.test(url.protocol)) return "not a postgres:// URL";
+  if (!/^postgres(ql)?:$/.test(url.protocol))
+    return { problem: "not a postgres:// URL", passwordMayCause: false };
   // A raw "/", "?" or "#" in a password ends the host part early: the rest of the password would be
   // read as a path, a query or a fragment, and a "#" fragment is never meaningful to PostgreSQL.
-  if (text.includes("#") || hasAtAfterHost(text)) return `an "@" or a "#" after the host${hint}`;
+  if (text.includes("#") || hasAtAfterHost(text)) {
+    return { problem: 'an "@" or a "#" after the host', passwordMayCause: true };
+  }
   const database = databaseNameOrNull(url);
   if (database === null || !databaseNamePattern.test(database)) {
-    return "a database name of [a-z0-9_] after the host";
+    return { problem: "a database name of [a-z0-9_] after the host", passwordMayCause: false };
   }
   return null;
 }
@@ -54,10 +57,13 @@ function hasAtAfterHost(text: string): boolean {
   return hostEnd >= 0 && afterScheme.indexOf("@", hostEnd) >= 0;
 }
 
+/** A list's hint covers the "," too; it is given once after the problems, not once per URL. */
 const postgresUrl = (inList: boolean) =>
   z.string().superRefine((text, context) => {
-    const problem = postgresUrlProblem(text, inList);
-    if (problem !== null) context.addIssue({ code: "custom", message: problem });
+    const found = postgresUrlProblem(text);
+    if (found === null) return;
+    const hint = found.passwordMayCause ? (inList ? commaInPasswordHint : specialInPasswordHint) : undefined;
+    context.addIssue({ code: "custom", message: found.problem, params: { hint } });
   });
 
 function databaseNameOrNull(url: URL): string | null {
@@ -240,7 +246,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (parsed.success) {
       config[name] = parsed.data;
     } else {
-      const why = parsed.error.issues.map((issue) => issueText(spec, issue)).join("; ");
+      const { issues } = parsed.error;
+      const hints = new Set(
+        issues.map((issue) => (issue.code === "custom" ? issue.params?.hint : undefined)),
+      );
+      hints.delete(undefined);
+      const why = [...issues.map((issue) => issueText(spec, issue)), ...hints].join("; ");
       problems.push(`${name}=${shownValue(spec, raw)} is invalid: ${why}`);
     }
   }
