@@ -29,9 +29,11 @@ export class IncarnationError extends Error {
 }
 
 const operatorAdvice =
-  "nothing was skipped; the applier stops until an operator decides: " +
-  "`tally offsets show` compares, `tally offsets reset --to-earliest --confirm` applies the topic's " +
-  "records from its start (transfer ids already applied stay duplicates), `--to-latest` skips what is there";
+  "nothing was skipped; the applier stops until an operator decides " +
+  '(docs/operations.md, "When the topic is not the one the offsets belong to"): ' +
+  "`tally offsets show` compares; `tally offsets reset --to-earliest --confirm` goes on from the " +
+  "log's start when records were deleted (counted skipped), `--adopt-topic-id` keeps the offsets of a " +
+  "mirrored topic; a re-created topic is applied with its own TALLY_GROUP and databases";
 
 /** null when the stored position belongs to this log; else the problem, named for an operator. */
 export function incarnationProblem(
