@@ -5,7 +5,6 @@
 // time to recover and the lag peak (table in the output, JSON in .local/faults-report.json).
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { ensureTopic } from "../../services/cli/topics.ts";
-import { sleep } from "../../services/common/retry.ts";
 import { migrate } from "../../services/storage/migrate.ts";
 import {
   clusterCtl,
@@ -19,12 +18,14 @@ import {
 import { type FaultFigures, LagSampler, partitionsOfShard, writeFaultsReport } from "../support/lag.ts";
 import { type ApplierProcess, expectExactState, finishPipeline, startApplier } from "../support/pipeline.ts";
 import { dropTestStack, type TestStack, tally } from "../support/stack.ts";
+import { waitUntil } from "../support/wait.ts";
 
 const eventsPerSecond = 2_000;
 // Long enough that every fault, its slowest leader move included, happens while producing.
 const loadSeconds = 40;
-// The applier starts with the load: once it has caught up, the lag over this long is the baseline.
-const baselineMs = 3_000;
+// The applier starts with the load: once it has caught up, the lag over this many samples (one
+// every 200 ms) is the baseline.
+const baselineSamples = 15;
 const recoveryMsMax = 90_000;
 const leaderMoveMsMax = 45_000;
 const figures: FaultFigures[] = [];
@@ -79,8 +80,8 @@ async function faultUnderLoad(
   steady.start();
   await lag.waitForLagAtMost(eventsPerSecond, loadStartMs, recoveryMsMax);
   const baselineStartMs = performance.now();
-  await sleep(baselineMs);
-  const baselineLagPeakRecords = lag.peakBetween(baselineStartMs, performance.now());
+  const baselineEndMs = await lag.waitForSamples(baselineSamples, baselineStartMs, recoveryMsMax);
+  const baselineLagPeakRecords = lag.peakBetween(baselineStartMs, baselineEndMs);
   // Back to normal: the lag no higher than before the fault, and at most a second of production.
   const recoveredLagRecords = Math.max(eventsPerSecond, baselineLagPeakRecords);
   const { startMs, endMs } = await inject(lag, steady);
@@ -154,12 +155,14 @@ describe("faults on the three-broker, server-per-shard cluster under a steady lo
   it("given one applier, when scaled to three and back to one, then nothing is lost or doubled", async () => {
     await faultUnderLoad("appliers 1 -> 3 -> 1", 21, async () => {
       const startMs = performance.now();
-      appliers.push(startApplier(stack!), startApplier(stack!));
-      for (let waitedMs = 0; (await groupMembers(stack!)) < 3; waitedMs += 250) {
-        expect(waitedMs).toBeLessThan(30_000);
-        await sleep(250);
-      }
-      await sleep(5_000);
+      const joining = [startApplier(stack!), startApplier(stack!)];
+      appliers.push(...joining);
+      await waitUntil("three members in the group", async () => (await groupMembers(stack!)) === 3, {
+        intervalMs: 250,
+      });
+      // Each new member took part of the load: it committed batches of its own.
+      for (const member of joining)
+        await member.waitForLine("a batch committed by a new member", (l) => l.msg === "batch committed");
       for (const leaving of appliers.splice(1)) {
         leaving.child.kill("SIGTERM"); // scale-in drains: the member leaves the group
         expect(await leaving.exited).toBe(0);
@@ -178,19 +181,27 @@ describe("faults on the three-broker, server-per-shard cluster under a steady lo
       // The controller fences the dead node after its broker session timeout (9 s by default;
       // longer when the node was the active controller: a new one is elected first), then moves
       // the leadership to a replica in sync.
-      while ((await leaderOf(stack!, 0)) === killed) {
-        expect(performance.now() - startMs).toBeLessThan(leaderMoveMsMax);
-        await sleep(500);
-      }
+      await waitUntil(
+        "another node leading partition 0",
+        async () => (await leaderOf(stack!, 0)) !== killed,
+        {
+          timeoutMs: leaderMoveMsMax,
+          intervalMs: 500,
+        },
+      );
       leaderMovedAfterMs = Math.round(performance.now() - startMs);
       // A second of production lands with the node still down (acks=all, two replicas in sync).
       const sentAtMove = steady.sentEvents;
       expect(sentAtMove).toBeGreaterThanOrEqual(sentAtKill);
       expect(sentAtMove + eventsPerSecond).toBeLessThanOrEqual(steady.events); // still producing
-      while (steady.sentEvents < sentAtMove + eventsPerSecond) {
-        expect(performance.now() - startMs).toBeLessThan(leaderMoveMsMax);
-        await sleep(250);
-      }
+      await waitUntil(
+        "a second of production acknowledged with the node down",
+        () => steady.sentEvents >= sentAtMove + eventsPerSecond,
+        {
+          timeoutMs: leaderMoveMsMax,
+          intervalMs: 250,
+        },
+      );
       await clusterCtl("start", `kafka-${killed}`);
       return { startMs, endMs: performance.now() };
     });
@@ -200,23 +211,44 @@ describe("faults on the three-broker, server-per-shard cluster under a steady lo
   it("given one shard's PostgreSQL server crashed and restarted, then the other shards keep applying and it catches up", async () => {
     const appliedShareByShard: Record<string, number> = {};
     const row = await faultUnderLoad("shard server crashed", 23, async (sampler) => {
+      const s = stack!;
+      const [down, up] = [partitionsOfShard(s, 1), [...partitionsOfShard(s, 0), ...partitionsOfShard(s, 2)]];
+      const applier = appliers[0]!;
+      const linesAtCrash = applier.lines.length;
       const startMs = performance.now();
       await clusterCtl("stop", "pg-shard-1", "immediate");
       const stoppedMs = performance.now();
-      await sleep(8_000);
+      // The signal that the applier met the crash: one of the shard's partitions paused.
+      await applier.waitForLine(
+        "a partition of the crashed shard paused",
+        (l) =>
+          applier.lines.indexOf(l) >= linesAtCrash &&
+          l.msg === "transient failure persists; partition paused, the others go on" &&
+          down.includes(Number(l.partition)),
+      );
+      // What had been produced to the other shards by then, they apply while the shard is down.
+      const atPause = await sampler.sampleAfter(performance.now(), recoveryMsMax);
+      await waitUntil(
+        "the other shards applied what was produced up to the pause",
+        () =>
+          sampler.samples.find(
+            (x) =>
+              x.atMs >= atPause.atMs &&
+              up.every((p) => (x.nextOffsets.get(p) ?? 0n) >= atPause.highOffsets.get(p)!),
+          ),
+        { timeoutMs: recoveryMsMax, intervalMs: 200 },
+      );
       const restartingMs = performance.now();
       for (const shard of [0, 2]) {
-        const share = sampler.appliedShareBetween(stoppedMs, restartingMs, partitionsOfShard(stack!, shard));
+        const share = sampler.appliedShareBetween(stoppedMs, restartingMs, partitionsOfShard(s, shard));
         appliedShareByShard[`shard ${shard}`] = Math.round(share * 100) / 100;
       }
       await clusterCtl("start", "pg-shard-1");
       return { startMs, endMs: performance.now() };
     });
+    // For the report, not asserted: the share of their load the other shards applied meanwhile.
     row.appliedShareByShard = appliedShareByShard;
-    // The shards whose server stayed up kept pace with their share of the load meanwhile (1 when
-    // they keep up; measured 0.8-1.0, the rest is sampling and batch cadence; a stalled shard is 0).
     expect(appliedShareByShard).toEqual({ "shard 0": expect.any(Number), "shard 2": expect.any(Number) });
-    for (const share of Object.values(appliedShareByShard)) expect(share).toBeGreaterThanOrEqual(0.6);
   });
 
   it("given the registry stopped while an applier restarts, then it waits without rejecting and catches up", async () => {
@@ -227,9 +259,25 @@ describe("faults on the three-broker, server-per-shard cluster under a steady lo
       const old = appliers.pop()!;
       old.child.kill("SIGTERM");
       expect(await old.exited).toBe(0);
-      appliers.push(startApplier(stack!));
-      await sleep(6_000);
-      expect(sampler.lastLagRecords).toBeGreaterThan(eventsPerSecond * 4); // it really could not apply
+      const stoppedAt = await sampler.sampleAfter(performance.now(), recoveryMsMax);
+      const fresh = startApplier(stack!);
+      appliers.push(fresh);
+      // The signal: the new member's own retries on the registry.
+      await waitUntil(
+        "three registry retries of the new member",
+        () =>
+          fresh.lines.filter((l) => l.msg === "transient failure; retrying" && l.cause === "registry")
+            .length >= 3,
+        { timeoutMs: recoveryMsMax, intervalMs: 100 },
+      );
+      // Production goes on and nothing is applied: the lag builds up to 4 s of production.
+      const built = await waitUntil(
+        "the lag built up while the registry is away",
+        () => sampler.samples.find((x) => x.atMs >= stoppedAt.atMs && x.lagRecords > eventsPerSecond * 4),
+        { timeoutMs: recoveryMsMax, intervalMs: 200 },
+      );
+      expect(built.nextOffsets).toEqual(stoppedAt.nextOffsets); // it really could not apply
+      expect(fresh.lines.filter((l) => l.msg === "batch committed")).toEqual([]); // nor reject
       await clusterCtl("start", "registry");
       return { startMs, endMs: performance.now() };
     });

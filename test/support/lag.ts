@@ -13,6 +13,8 @@ import { quietKafka } from "./cluster.ts";
 import { repoRoot, type TestStack } from "./stack.ts";
 
 export type LagSample = {
+  /** when the sample's reads began */
+  startedMs: number;
   atMs: number;
   lagRecords: number;
   nextOffsets: Map<number, bigint>;
@@ -104,6 +106,29 @@ export class LagSampler {
     return window[lastAbove + 1]?.atMs ?? toMs;
   }
 
+  /** Waits until `count` samples were taken after fromMs (a window measured in samples, not a sleep); the last one's time. */
+  async waitForSamples(count: number, fromMs: number, timeoutMs: number): Promise<number> {
+    const deadlineMs = performance.now() + timeoutMs;
+    for (;;) {
+      const taken = this.samples.filter((s) => s.atMs >= fromMs);
+      if (taken.length >= count) return taken[count - 1]!.atMs;
+      if (performance.now() > deadlineMs)
+        throw new Error(`${taken.length} of ${count} lag samples within ${timeoutMs} ms`);
+      await sleep(sampleIntervalMs);
+    }
+  }
+
+  /** The first sample whose reads all began at or after fromMs (waits for one). */
+  async sampleAfter(fromMs: number, timeoutMs: number): Promise<LagSample> {
+    const deadlineMs = performance.now() + timeoutMs;
+    for (;;) {
+      const found = this.samples.find((s) => s.startedMs >= fromMs);
+      if (found) return found;
+      if (performance.now() > deadlineMs) throw new Error(`no lag sample began within ${timeoutMs} ms`);
+      await sleep(sampleIntervalMs);
+    }
+  }
+
   /** Waits for a sample after fromMs with lag at or below the threshold; its time. */
   async waitForLagAtMost(thresholdRecords: number, fromMs: number, timeoutMs: number): Promise<number> {
     const deadlineMs = performance.now() + timeoutMs;
@@ -127,6 +152,7 @@ export class LagSampler {
   }
 
   private async sample(): Promise<void> {
+    const startedMs = performance.now();
     const { TALLY_TOPIC: topic, TALLY_GROUP: group } = this.stack.config;
     const reads = this.pools.map((pool) =>
       within(
@@ -151,7 +177,13 @@ export class LagSampler {
       if (BigInt(o.high) > next) lag += BigInt(o.high) - next;
     }
     const highOffsets = new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
-    this.samples.push({ atMs, lagRecords: Number(lag), nextOffsets: new Map(this.stored), highOffsets });
+    this.samples.push({
+      startedMs,
+      atMs,
+      lagRecords: Number(lag),
+      nextOffsets: new Map(this.stored),
+      highOffsets,
+    });
   }
 }
 
