@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The local stack without Docker: PostgreSQL, Apache Kafka 4.3.1 (one KRaft node) and
-# Apicurio Registry 3.3.3, all on 127.0.0.1, all state under <repo>/.local (git-ignored).
+# Apicurio Registry 3.3.3, all on 127.0.0.1, all state under <repo>/.local (git-ignored) but the
+# data and sockets of the PostgreSQL servers we start (outside the checkout, see postgres.sh).
 #
 #   bash infra/stack.sh up | down | status
+#   bash infra/stack.sh clean   (down, down-cluster, then removes the PostgreSQL servers' data)
 #   bash infra/stack.sh start|stop|restart postgres|kafka|registry
 #   bash infra/stack.sh up-secure | start|stop|restart kafka-secure
 #     (opt-in: a second broker over SASL_SSL + SCRAM on 19094; see infra/stack/kafka-secure.sh)
@@ -55,9 +57,8 @@ STOP_TIMEOUT_S=${STOP_TIMEOUT_S:-30}
 # local: always our own cluster (e.g. to try that path on a machine that has a system server).
 TALLY_STACK_PG=${TALLY_STACK_PG:-auto}
 
-PG_HOME="$LOCAL/pg"
-PG_DATA="$PG_HOME/data"
-PG_SOCKET_DIR="$PG_HOME/sock"
+# The PostgreSQL servers' folder outside the checkout, as `pg_state_dir` (postgres.sh) finds it.
+PG_STATE_RECORD="$RUN/pg-state.dir"
 PG_MODE_FILE="$RUN/postgres.mode" # "system" or "local": which server holds the registry's data
 PG_SYSTEM_STOPPED_MARK="$RUN/postgres.system-stopped-by-stack"
 
@@ -78,6 +79,10 @@ STACK_ENV="$LOCAL/stack.env"
 source "$STACK_DIR/lib.sh"
 # shellcheck source=infra/stack/postgres.sh
 source "$STACK_DIR/postgres.sh"
+PG_STATE=$(pg_state_dir)
+PG_HOME=$(local_pg_home)
+PG_DATA="$PG_HOME/data"
+PG_SOCKET_DIR="$PG_HOME/sock"
 # shellcheck source=infra/stack/kafka.sh
 source "$STACK_DIR/kafka.sh"
 # shellcheck source=infra/stack/registry.sh
@@ -185,15 +190,23 @@ cmd_down() {
   stop_component kafka
   if our_pid postgres >/dev/null; then
     stop_local_pg
-    say postgres "stopped (local cluster; data kept in .local/pg)"
+    say postgres "stopped (local cluster; data kept in $PG_DATA)"
   elif [ "$(pg_mode)" = system ]; then
     say postgres "system PostgreSQL on $HOST:$SYSTEM_PG_PORT left alone"
   fi
   rm -f "$(pid_file_of postgres)"
 }
 
+# What `make clean` needs beyond removing .local: every server of ours stopped (the cluster's
+# too), then the PostgreSQL servers' folder outside the checkout removed.
+cmd_clean() {
+  bash "${BASH_SOURCE[0]}" down
+  bash "${BASH_SOURCE[0]}" down-cluster
+  remove_pg_state
+}
+
 usage() {
-  echo "usage: bash infra/stack.sh up | up-secure | down | status" >&2
+  echo "usage: bash infra/stack.sh up | up-secure | down | status | clean" >&2
   echo "       bash infra/stack.sh start | stop | restart  postgres | kafka | registry | kafka-secure" >&2
   echo "       bash infra/stack.sh up-cluster | down-cluster | status-cluster" >&2
   echo "       bash infra/stack.sh cluster-start | cluster-stop  kafka-1..3 | pg-shard-0..2 | pg-views | registry  [kill | immediate]" >&2
@@ -209,6 +222,7 @@ main() {
   esac
   case $cmd in
     status) cmd_status ;;
+    clean) cmd_clean ;;
     up-cluster) cmd_up_cluster ;;
     down-cluster) cmd_down_cluster ;;
     status-cluster) cmd_status_cluster ;;

@@ -1,7 +1,9 @@
 # shellcheck shell=bash
 # The cluster's PostgreSQL servers, sourced by infra/stack.sh (see cluster.sh): one server per shard
 # plus one for the views and the cluster's registry, each a cluster of its own made with the
-# installed binaries under .local/cluster/pg-<name>, on its own port. Durability stays on.
+# installed binaries, on its own port. Durability stays on. Their data and sockets are in the
+# servers' folder outside the checkout (postgres.sh: <folder>/cluster/pg-<name>), their logs in
+# .local/logs; a server an earlier version made under .local/cluster/pg-<name> stays there.
 
 # pg-shard-0 .. pg-shard-(N-1), then pg-views.
 cluster_pg_names() {
@@ -18,8 +20,11 @@ cluster_pg_port() {
   esac
 }
 
-cluster_pg_data() { echo "$CLUSTER_HOME/$1/data"; }
-cluster_pg_socket_dir() { echo "$CLUSTER_HOME/$1/sock"; }
+cluster_pg_home() {
+  if [ -f "$CLUSTER_HOME/$1/data/PG_VERSION" ]; then echo "$CLUSTER_HOME/$1"; else echo "$PG_STATE/cluster/$1"; fi
+}
+cluster_pg_data() { echo "$(cluster_pg_home "$1")/data"; }
+cluster_pg_socket_dir() { echo "$(cluster_pg_home "$1")/sock"; }
 
 # Small memory settings: five servers share 2 cores. fsync and synchronous_commit stay on.
 write_cluster_pg_conf() {
@@ -51,17 +56,15 @@ start_cluster_pg() {
   bin=$(pg_bin_dir)
   log=$(log_of "$component")
   data=$(cluster_pg_data "$name")
-  mkdir -p "$CLUSTER_HOME"
-  touch "$log"
   rotate_log "$log"
   init_pg_data "$component" "$bin" "$data" "$(cluster_pg_socket_dir "$name")"
   write_cluster_pg_conf "$name"
-  [ "$(id -u)" != 0 ] || chown postgres: "$log" "$(cluster_pg_socket_dir "$name")"
   # pg_ctl -w waits for the server to accept connections; a crashed (immediate) stop recovers here.
-  as_pg_owner "$bin/pg_ctl" -D "$data" -l "$log" -w -t "$PG_READY_TIMEOUT_S" start >/dev/null ||
+  # With no -l it writes to the log we opened here: the servers' user need not reach the checkout.
+  as_pg_owner "$bin/pg_ctl" -D "$data" -w -t "$PG_READY_TIMEOUT_S" start >>"$log" 2>&1 ||
     fail_component "$component" "pg_ctl start failed: exited early or not ready within ${PG_READY_TIMEOUT_S}s"
   head -1 "$data/postmaster.pid" >"$(pid_file_of "$component")"
-  say "$component" "started  $HOST:$port (pid $(our_pid "$component"))"
+  say "$component" "started  $HOST:$port (pid $(our_pid "$component"), data in $data)"
 }
 
 # mode: fast (clients disconnected, clean shutdown) or immediate (no checkpoint: a crash, WAL

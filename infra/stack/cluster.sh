@@ -6,7 +6,8 @@
 #   - PostgreSQL: one server per shard on 19210-19212 and one for the views database and the
 #     cluster registry's storage on 19213, each a cluster of its own (cluster-pg.sh);
 #   - Apicurio Registry: its own instance on 19221 (management 19222), storage in pg-views.
-# State under .local/cluster; the TALLY_* settings a client needs in .local/cluster.env.
+# State under .local/cluster (the PostgreSQL servers' data outside the checkout: postgres.sh); the
+# TALLY_* settings a client needs in .local/cluster.env.
 #
 #   bash infra/stack.sh up-cluster | down-cluster | status-cluster
 #   bash infra/stack.sh cluster-start <part> | cluster-stop <part> [kill|immediate]
@@ -20,8 +21,10 @@ CLUSTER_MIN_ISR=2
 CLUSTER_KAFKA_BASE_PORT=19200      # + node id 1..3
 CLUSTER_CONTROLLER_BASE_PORT=19203 # + node id 1..3
 CLUSTER_SHARDS_COUNT=3
-CLUSTER_PG_BASE_PORT=19210 # + shard 0..2
-CLUSTER_PG_VIEWS_PORT=19213
+# The PostgreSQL ports may be moved (a test starts one server from another checkout beside a
+# running cluster).
+CLUSTER_PG_BASE_PORT=${CLUSTER_PG_BASE_PORT:-19210} # + shard 0..2
+CLUSTER_PG_VIEWS_PORT=${CLUSTER_PG_VIEWS_PORT:-19213}
 CLUSTER_REGISTRY_PORT=19221
 CLUSTER_REGISTRY_MANAGEMENT_PORT=19222
 CLUSTER_PARTITIONS=6 # two partitions per shard
