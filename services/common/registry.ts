@@ -31,8 +31,19 @@ export type SchemaAnswer = { found: true; schema: string; schemaType: string } |
 /** Anything that answers schema ids: the registry client below, or a test's stub. */
 export type WriterSchemaSource = { schemaById(schemaId: number): Promise<SchemaAnswer> };
 
-/** The library client for registration, plus schemaById for decoding. */
-export type Registry = SchemaRegistry & WriterSchemaSource;
+/** Registers a schema under a subject (or finds it there) and nothing else; see registerSchema. */
+export type Register = (
+  schema: { type?: SchemaType; schema: string },
+  options: { subject: string },
+) => Promise<{ id: number }>;
+
+/**
+ * The library client (encode, decode, getSchema) with Tally's register in place of its own, plus
+ * schemaById for decoding. The library's register compares the subject's compatibility with a
+ * level of its own (BACKWARD unless told) and refuses to register when they differ, and it sets
+ * that level on a first registration: every producer would have set the subject's compatibility.
+ */
+export type Registry = Omit<SchemaRegistry, "register"> & WriterSchemaSource & { register: Register };
 
 export function createRegistry(config: Config): Registry {
   const username = config.TALLY_SCHEMA_REGISTRY_USERNAME;
@@ -51,7 +62,44 @@ export function createRegistry(config: Config): Registry {
     },
   );
   const endpoint = registryEndpointOf(config);
-  return Object.assign(client, { schemaById: (schemaId: number) => schemaById(endpoint, schemaId) });
+  const register: Register = async (schema, { subject }) => ({
+    id: await registerSchema(endpoint, subject, schema.schema, schema.type ?? SchemaType.AVRO),
+  });
+  return Object.assign(client, {
+    schemaById: (schemaId: number) => schemaById(endpoint, schemaId),
+    register,
+  }) as Registry;
+}
+
+/** A registry's refusal with its Confluent error code, e.g. 409 for a schema the subject's level refuses. */
+export class RegistryAnswerError extends Error {
+  override name = "RegistryAnswerError";
+  readonly status: number;
+  readonly errorCode: number | null;
+  constructor(message: string, status: number, errorCode: number | null) {
+    super(message);
+    this.status = status;
+    this.errorCode = errorCode;
+  }
+}
+
+/**
+ * POST <base>/subjects/<subject>/versions: the schema's id under the subject, registered if new.
+ * The registry applies the subject's compatibility; this never reads or sets it.
+ */
+export async function registerSchema(
+  endpoint: RegistryEndpoint,
+  subject: string,
+  schema: string,
+  schemaType: string = SchemaType.AVRO,
+): Promise<number> {
+  const url = `${endpoint.baseUrl}/subjects/${encodeURIComponent(subject)}/versions`;
+  // Confluent's default type is AVRO, and older registries refuse the field for it.
+  const body = schemaType === SchemaType.AVRO ? { schema } : { schema, schemaType };
+  const answer = await request(endpoint, url, "POST", body);
+  const id = parseJsonObject(answer.text)?.id;
+  if (answer.status === 200 && typeof id === "number") return id;
+  throw registryError("POST", url, answer);
 }
 
 /** GET <base>/schemas/ids/<id>, sorted: found, not found (40403), or TransientError for the rest. */
@@ -215,15 +263,18 @@ async function request(
   }
 }
 
+/** A 5xx is the registry's own trouble (transient); any other answer is a refusal to report. */
 function registryError(method: string, url: string, answer: HttpAnswer): Error {
   const message = `registry: ${method} ${url} answered ${answer.status}: ${excerpt(answer.text)}`;
-  return answer.status >= 500 ? new TransientError(message, "registry") : new Error(message);
+  if (answer.status >= 500) return new TransientError(message, "registry");
+  const errorCode = parseJsonObject(answer.text)?.error_code;
+  return new RegistryAnswerError(message, answer.status, typeof errorCode === "number" ? errorCode : null);
 }
 
 /** Registers a TransferEvent schema version under `<topic>-value` (or finds it); returns its id. */
 export async function registerTransferSchema(
   config: Config,
-  registry: SchemaRegistry,
+  registry: Pick<Registry, "register">,
   schemaText: string = transferEventSchemaText,
 ): Promise<number> {
   const subject = subjectOf(config.TALLY_TOPIC);

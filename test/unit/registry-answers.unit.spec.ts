@@ -11,6 +11,7 @@ import {
   createRegistry,
   ensureSubjectCompatibility,
   IncompatibleSchemaError,
+  RegistryAnswerError,
   registryEndpointOf,
   schemaById,
   UnknownSchemaError,
@@ -212,6 +213,42 @@ describe("a subject's compatibility, as `tally topics` sees it", () => {
     const error = await ensureWith("s7", { status: 503, body: "busy" }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TransientError);
     expect(seen.some((request) => request.method === "PUT")).toBe(false);
+  });
+});
+
+describe("registering a schema (producers and tally topics)", () => {
+  const versionsPath = (subject: string) => `/apis/ccompat/v7/subjects/${subject}/versions`;
+
+  it("given a fresh subject, when registered, then one POST and its id: no compatibility read or set", async () => {
+    answers.set(`POST ${versionsPath("r1")}`, { status: 200, body: json({ id: 41 }) });
+    answers.set(`GET /apis/ccompat/v7/config/r1`, { status: 404, body: json({ error_code: 40401 }) });
+    seen.length = 0;
+
+    const { id } = await createRegistry(configFor(baseUrl)).register(
+      { schema: transferEventSchemaText },
+      { subject: "r1" },
+    );
+
+    expect(id).toBe(41);
+    expect(seen.map((request) => `${request.method} ${request.url}`)).toEqual([`POST ${versionsPath("r1")}`]);
+  });
+
+  it("given a subject whose level refuses the schema (409), when registered, then RegistryAnswerError 409, not transient", async () => {
+    const refusal = { status: 409, body: json({ error_code: 409, message: "Incompatible artifact" }) };
+    answers.set(`POST ${versionsPath("r2")}`, refusal);
+    const error = await createRegistry(configFor(baseUrl))
+      .register({ schema: transferEventSchemaText }, { subject: "r2" })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RegistryAnswerError);
+    expect(error).toMatchObject({ status: 409, errorCode: 409 });
+  });
+
+  it("given a registry answering 503, when registered, then transient", async () => {
+    answers.set(`POST ${versionsPath("r3")}`, { status: 503, body: "busy" });
+    const error = await createRegistry(configFor(baseUrl))
+      .register({ schema: transferEventSchemaText }, { subject: "r3" })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TransientError);
   });
 });
 
