@@ -69,6 +69,8 @@ export class EventDecoder {
    * until `decode` has seen each value, so no eviction (by this chunk or one prepared at the same
    * time) can drop it. Throws TransientError when the registry cannot be asked: the caller retries
    * and does not move past the record; nothing of this call stays pinned or cached then.
+   * Contract: every value given here is then given to `decode` (apply-chunk does both with no
+   * await between); a value never decoded leaves its id pinned, which costs memory, never a record.
    */
   async prepare(values: readonly (Buffer | null)[]): Promise<void> {
     const uses = new Map<number, number>();
