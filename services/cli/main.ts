@@ -40,13 +40,24 @@ program
 
 program
   .command("topics")
-  .description("create the topic and register the event schema (BACKWARD compatible)")
+  .description(
+    "create the topic and register the event schema (FULL_TRANSITIVE unless the subject has a level)",
+  )
   .action(async () => {
     const report = await topics(loadConfig());
+    const level = report.compatibilitySetByTally
+      ? `${report.compatibility}, set now`
+      : `${report.compatibility}, the subject's own`;
     console.log(
       `topics: ${report.topic} ${report.created ? "created" : "exists"} with ${report.partitions} partitions; ` +
-        `schema id ${report.schemaId} under ${report.subject}`,
+        `schema id ${report.schemaId} under ${report.subject} (compatibility ${level})`,
     );
+    if (report.compatibility !== "FULL_TRANSITIVE") {
+      console.error(
+        `tally: warning: ${report.subject} is ${report.compatibility}, not FULL_TRANSITIVE: the registry may ` +
+          "accept a version the appliers cannot read (docs/schema-evolution.md)",
+      );
+    }
   });
 
 registerProduceCommand(program);
