@@ -14,6 +14,7 @@ import {
 import { amountMax, type TransferEvent } from "../../services/common/event.ts";
 import { createKafka } from "../../services/common/kafka.ts";
 import { createRegistry, subjectOf, writerTypeOf } from "../../services/common/registry.ts";
+import { withRetry } from "../../services/common/retry.ts";
 import { createLoad } from "../../services/producer/load.ts";
 import { type SendResult, TransferProducer } from "../../services/producer/producer.ts";
 import { mintOf, moveOf } from "../support/events.ts";
@@ -81,10 +82,19 @@ async function consumeUntil(
   }
 }
 
+/**
+ * The writer's schema from the registry. The registry is shared with other suites, some of which
+ * restart it: a transient failure is retried, as the applier would, and is not this test's subject.
+ */
+const writerOf = (schemaId: number) =>
+  withRetry(`schema ${schemaId}`, { attemptsMax: 60, backoffMsMax: 2_000 }, () =>
+    writerTypeOf(registry, schemaId),
+  );
+
 async function decode(value: Buffer): Promise<TransferEvent> {
   const unframed = unframe(value);
   expect(unframed).not.toBeNull();
-  const writer = await writerTypeOf(registry, unframed!.schemaId);
+  const writer = await writerOf(unframed!.schemaId);
   const resolver = transferEventType.createResolver(writer);
   return toPlainEvent(transferEventType.fromBuffer(unframed!.body, resolver) as Record<string, unknown>);
 }
@@ -229,7 +239,7 @@ describe("TransferProducer on the test stack", () => {
     const unframed = unframe(message!.value!)!;
     expect(unframed.schemaId).toBe(writer.schemaId);
     // Written with v2: the registry's v2 sees the added field...
-    const writerType = await writerTypeOf(registry, writer.schemaId);
+    const writerType = await writerOf(writer.schemaId);
     expect((writerType.fromBuffer(unframed.body) as { channel: string }).channel).toBe("mobile");
     // ...and the pinned v1 reader, resolving v2 into itself, reads the event exactly, without it.
     const read = await decode(message!.value!);
