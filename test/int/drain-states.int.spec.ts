@@ -119,6 +119,8 @@ describe("SIGTERM in every state exits 0 within TALLY_SHUTDOWN_MS_MAX=5000, offs
     expect(await second.exited).toBe(0);
     expect(count(second, assigned)).toBe(0);
     expect(count(second, stopped)).toBe(1);
+    // It was still joining when it stopped: it went without a LeaveGroup, nothing in flight.
+    expect(count(second, "left without LeaveGroup (still joining); nothing was in flight")).toBe(1);
     const after = await storedPartitions(stack);
     expect(after).toEqual(atKill);
     expectExactCounts(after);

@@ -26,16 +26,39 @@ import {
 import { mintOf, moveOf } from "../support/events.ts";
 import { expectExactCounts, storedPartitions } from "../support/offsets.ts";
 import { startApplier } from "../support/pipeline.ts";
+import type { TallyProcess } from "../support/process.ts";
 import { dropTestStack, type TestStack, tally, testStack } from "../support/stack.ts";
 import { waitUntil } from "../support/wait.ts";
 
 let stack: TestStack | null = null;
+const started: TallyProcess[] = [];
 afterEach(async () => {
+  for (const p of started.splice(0)) {
+    p.signal("SIGKILL");
+    await p.exited;
+  }
   if (stack) await dropTestStack(stack);
   stack = null;
 });
 
 const dayMs = 86_400_000;
+
+function track(p: TallyProcess): TallyProcess {
+  started.push(p);
+  return p;
+}
+
+/** Waits until the stored offsets add up to `target` records; fails at once if the applier exits first. */
+async function appliedOrExited(s: TestStack, applier: TallyProcess, target: bigint): Promise<void> {
+  await waitUntil(`${target} records applied`, async () => {
+    if (applier.child.exitCode !== null || applier.child.signalCode !== null)
+      throw new Error(
+        `the applier exited ${applier.child.exitCode} before ${target} records:\n${applier.stderrTail()}`,
+      );
+    const rows = await offsetsRows(s);
+    return rows.reduce((sum, r) => sum + BigInt(r.next_offset), 0n) >= target;
+  });
+}
 
 /** A fresh topic and shards for one case. */
 async function freshStack(label: string, overrides: Record<string, string> = {}): Promise<TestStack> {
@@ -242,6 +265,95 @@ describe("poison records become rejections and the partition moves on", () => {
     const shard = shardOfPartition(s, minted!.partition);
     const catalogue = await onShard(s, shard, (pool) => dayCatalogue(pool));
     expect([catalogue.detached.has(yesterday), catalogue.attached.has(yesterday)]).toEqual([true, false]);
+    await expectExact(s);
+  });
+
+  it("given a running applier, when a day is detached under it, then a late event of that day is archived_day and the applier goes on", async () => {
+    const s = await freshStack("parchrun");
+    const token = "archived-live-token";
+    const applier = track(startApplier(s));
+    const mint = mintOf({ token_id: token, to_wallet: "alice", next_state: "s0", occurred_at: Date.now() });
+    const [minted] = await sendEvents(s, [mint]);
+    await appliedOrExited(s, applier, 1n);
+
+    // When: yesterday's day (attached when the applier read the catalogue) is archived while it runs.
+    const yesterday = dayOf(Date.now()) - 1;
+    await onShards(s, (pool) =>
+      pool.query(`ALTER TABLE transfers DETACH PARTITION ${partitionNameOf(yesterday)}`),
+    );
+    const late = moveOf({
+      token_id: token,
+      to_wallet: "bob",
+      prev_state: "s0",
+      next_state: "s1",
+      occurred_at: yesterday * dayMs + 12 * 3_600_000,
+    });
+    const next = moveOf({
+      token_id: token,
+      to_wallet: "carol",
+      prev_state: "s0",
+      next_state: "s2",
+      occurred_at: Date.now(),
+    });
+    const [lateAt, nextAt] = await sendEvents(s, [late, next]);
+    await appliedOrExited(s, applier, 3n);
+
+    // Then: the late event is archived_day, the next move applies from the unchanged state.
+    expect((await rejectedRows(s)).map((r) => [r.kafka_offset, r.reason, r.transfer_id])).toEqual([
+      [String(lateAt!.offset), "archived_day", late.transfer_id],
+    ]);
+    expect(await ledgerRows(s)).toEqual([
+      ledgerRowOf(mint, minted!.partition, minted!.offset),
+      ledgerRowOf(next, minted!.partition, nextAt!.offset),
+    ]);
+    applier.signal("SIGTERM");
+    expect(await applier.exited).toBe(0);
+    await expectExact(s);
+  });
+
+  it("given an archived day re-attached under a running applier, when a later event of that day comes, then it applies", async () => {
+    const s = await freshStack("pattach");
+    const token = "reattached-token";
+    const yesterday = dayOf(Date.now()) - 1;
+    const name = partitionNameOf(yesterday);
+    await onShards(s, (pool) => pool.query(`ALTER TABLE transfers DETACH PARTITION ${name}`));
+    const applier = track(startApplier(s));
+    // Given: the applier has met the archived day (its catalogue says detached).
+    const mint = mintOf({ token_id: token, to_wallet: "alice", next_state: "s0", occurred_at: Date.now() });
+    const late = moveOf({
+      token_id: token,
+      to_wallet: "bob",
+      prev_state: "s0",
+      next_state: "s1",
+      occurred_at: yesterday * dayMs + 12 * 3_600_000,
+    });
+    const [minted, lateAt] = await sendEvents(s, [mint, late]);
+    await appliedOrExited(s, applier, 2n);
+    expect((await rejectedRows(s)).map((r) => [r.kafka_offset, r.reason])).toEqual([
+      [String(lateAt!.offset), "archived_day"],
+    ]);
+
+    // When: the operator attaches the day again and the event comes again (a re-drive: same content, same id).
+    const from = new Date(yesterday * dayMs).toISOString().slice(0, 10);
+    const to = new Date((yesterday + 1) * dayMs).toISOString().slice(0, 10);
+    await onShards(s, (pool) =>
+      pool.query(
+        `ALTER TABLE transfers ATTACH PARTITION ${name} FOR VALUES FROM ('${from} 00:00:00+00') TO ('${to} 00:00:00+00')`,
+      ),
+    );
+    const [redriveAt] = await sendEvents(s, [late]);
+    await appliedOrExited(s, applier, 3n);
+
+    // Then: it applies (the chain had not moved), into the re-attached day.
+    expect(await ledgerRows(s)).toEqual([
+      ledgerRowOf(mint, minted!.partition, minted!.offset),
+      ledgerRowOf(late, minted!.partition, redriveAt!.offset),
+    ]);
+    expect(await tokenState(s, token)).toEqual([
+      { token_id: token, owner: "bob", state: "s1", kafka_partition: minted!.partition },
+    ]);
+    applier.signal("SIGTERM");
+    expect(await applier.exited).toBe(0);
     await expectExact(s);
   });
 
