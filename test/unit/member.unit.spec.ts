@@ -178,6 +178,44 @@ describe("ApplierMember: a batch entirely below the stored offset", () => {
   });
 });
 
+describe("ApplierMember: the log's offsets cannot be read for a moment", () => {
+  it("given stored offset 10 and a batch of 3..6, when reading the log's offsets fails once (a broker away), then it is read again, the partition sought to 10, and the member goes on", async () => {
+    vi.useFakeTimers();
+    const { store, log, member, seeks } = given({ stored: { 0: 10n } });
+    await member.onAssigned([0]);
+    const window = log.window.bind(log);
+    vi.spyOn(log, "window")
+      .mockRejectedValueOnce(new TransientError("no broker answered", "kafka"))
+      .mockImplementation(window);
+
+    const delivered = member.eachBatch(payloadOf(0, range(3n, 4)));
+    await vi.runAllTimersAsync();
+    await delivered;
+
+    expect(member.fatal).toBeNull();
+    expect(seeks()).toEqual(["0@10", "0@10"]);
+    expect(store.applies).toEqual([]);
+  });
+
+  it("given a gap sought back once, when the same gap comes again and reading the log's offsets fails once, then it is read again and the batch applied", async () => {
+    vi.useFakeTimers();
+    const { store, log, member } = given({ stored: { 0: 10n } });
+    await member.onAssigned([0]);
+    await member.eachBatch(payloadOf(0, range(15n, 3)));
+    const window = log.window.bind(log);
+    vi.spyOn(log, "window")
+      .mockRejectedValueOnce(new TransientError("no broker answered", "kafka"))
+      .mockImplementation(window);
+
+    const delivered = member.eachBatch(payloadOf(0, range(15n, 3)));
+    await vi.runAllTimersAsync();
+    await delivered;
+
+    expect(member.fatal).toBeNull();
+    expect(store.applies.map((a) => a.offsets)).toEqual([[15n, 16n, 17n]]);
+  });
+});
+
 describe("ApplierMember: a batch that starts above the stored offset (a gap)", () => {
   it("given stored offset 10, when a batch starts at 15, then the partition is sought back to 10 and nothing is applied", async () => {
     const { store, member, seeks } = given({ stored: { 0: 10n } });
