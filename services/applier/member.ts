@@ -238,7 +238,7 @@ export class ApplierMember {
     if (pending.length === 0) {
       // Fetched before the seek landed, or kafkajs reset an offset it found out of range: only the
       // log's incarnation tells which, so it is checked before anything is passed over.
-      await this.checkLog(partition, state);
+      await this.checkLog(partition, state, heartbeat);
       this.seek(partition, state.nextOffset!);
       return;
     }
@@ -255,7 +255,7 @@ export class ApplierMember {
       }
       // The same gap again after seeking back: offsets with no record (transaction markers,
       // compaction) are fine; records deleted before they were applied are not.
-      await this.checkLog(partition, state);
+      await this.checkLog(partition, state, heartbeat);
     }
     this.gapSeeks.delete(partition);
     for (let start = 0; start < pending.length; start += this.settings.batchEventsMax) {
@@ -269,9 +269,18 @@ export class ApplierMember {
     }
   }
 
-  /** Throws IncarnationError when the stored position is not within the partition's log now. */
-  private async checkLog(partition: number, state: PartitionState): Promise<void> {
-    const window = await this.log.window(partition);
+  /**
+   * Throws IncarnationError when the stored position is not within the partition's log now. Kafka
+   * away for a moment is a transient failure like a database's: retried, then the partition paused.
+   */
+  private async checkLog(partition: number, state: PartitionState, heartbeat: () => Promise<void>) {
+    const read = () => this.log.window(partition);
+    const window = await this.deferrals.run(
+      partition,
+      "read the log's offsets",
+      read,
+      this.onRetry("log", heartbeat),
+    );
     const stored = { nextOffset: state.nextOffset!, topicId: state.topicId };
     const problem = incarnationProblem({ topic: this.settings.topic, partition }, stored, window);
     if (problem !== null) throw problem;
