@@ -434,6 +434,22 @@ describe("ApplierMember: single-flight loads", () => {
   });
 });
 
+describe("ApplierMember: a topic re-created under a loaded view", () => {
+  it("given a view of partition 0 at 10 for topic id A, when the topic is re-created (id B) with 40 records and a batch of its 10..12 arrives, then IncarnationError topic_id_changed and nothing applied", async () => {
+    const { store, log, member } = given({ stored: { 0: 10n } });
+    await member.onAssigned([0]);
+    log.windows.set(0, { topicId: "topic-id-B", lowOffset: 0n, highOffset: 40n });
+    const payload = payloadOf(0, range(10n, 3));
+
+    await member.eachBatch(payload);
+
+    expect(member.fatal).toBeInstanceOf(IncarnationError);
+    expect((member.fatal as IncarnationError).problem).toBe("topic_id_changed");
+    expect(store.applies).toEqual([]);
+    expect(payload.resolveOffset).not.toHaveBeenCalled();
+  });
+});
+
 describe("ApplierMember: the periodic topic id check", () => {
   it("given views loaded for topic id A, when the check sees the same id or none, then nothing happens", async () => {
     const { member } = given({ stored: { 0: 10n } });

@@ -284,7 +284,11 @@ export class Simulation {
       startMs + 10 ** 9,
     );
     this.recreated = true;
-    this.note("the topic is deleted and created again");
+    // Producers may well write to the new topic before any member notices: up to twice what the old
+    // one held (a cluster rebuilt, a ledger restored next to another Kafka).
+    const burst = this.prng.int(2 * this.records + 1);
+    this.note(`the topic is deleted and created again; ${burst} records written to it at once`);
+    this.produce(burst);
   }
 
   /** No faults, nothing new: fetch, deliver, release and rejoin until nothing is left to do. */
