@@ -48,7 +48,9 @@ const nextOffsets = async (s: TestStack) =>
 const isRetry = (cause: string) => (line: LogLine) =>
   line.msg === "transient failure; retrying" && line.cause === cause;
 
-describe("faults mid-stream", () => {
+// A test waits on signals, never a clock: its bound is only against a hang, far above the 120 s
+// of the project, since two busy cores can stretch a SIGKILL test's session timeouts.
+describe("faults mid-stream", { timeout: 400_000 }, () => {
   it("given an applier killed with SIGKILL three times, when restarted, then the state is exact", async () => {
     stack = testStack("kill", smallBatches);
     const load = await produceLoad(stack, eventsPerTest, 11);

@@ -47,7 +47,7 @@ async function groupState(s: TestStack): Promise<{ state: string; members: numbe
 
 const drainLine = (p: TallyProcess) => p.lines.filter((l: LogLine) => l.msg === "applier stopped");
 
-describe("graceful drain", () => {
+describe("graceful drain", { timeout: 300_000 }, () => {
   it("given SIGTERM mid-stream, then exit 0, exact offsets, the member gone, and a takeover of every partition", async () => {
     stack = testStack("drain", {
       TALLY_BATCH_EVENTS_MAX: "500",

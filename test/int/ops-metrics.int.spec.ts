@@ -46,7 +46,7 @@ async function shardCounts(s: TestStack, sql: string): Promise<Map<string, numbe
   return counts;
 }
 
-describe("metrics and health of apply and project", () => {
+describe("metrics and health of apply and project", { timeout: 300_000 }, () => {
   it("given a known load, then the scraped counters equal the generator's outcome and the database's, and the lag gauges reach 0", async () => {
     stack = testStack("metrics", { TALLY_BATCH_EVENTS_MAX: String(batchEventsMax) });
     const s = stack;
