@@ -60,9 +60,17 @@ export class Deferrals {
 
   /**
    * A few attempts in place, then the partition is paused (PartitionDeferred); RetriesExhaustedError
-   * once attemptsMax attempts have failed in all.
+   * once attemptsMax attempts have failed in all. Only a `progress` step's success (a chunk written)
+   * starts the count again: a read that succeeds between two failed writes (the view, the log's
+   * offsets) says nothing of the next write, and resetting on it would let writes fail forever.
    */
-  async run<T>(partition: number, what: string, attempt: () => Promise<T>, onRetry: OnRetry): Promise<T> {
+  async run<T>(
+    partition: number,
+    what: string,
+    attempt: () => Promise<T>,
+    onRetry: OnRetry,
+    step: "progress" | "read" = "progress",
+  ): Promise<T> {
     const used = this.attemptsUsed(partition);
     const inline: RetryPolicy = {
       attemptsMax: Math.max(1, Math.min(inlineAttemptsMax, this.policy.attemptsMax - used)),
@@ -75,7 +83,8 @@ export class Deferrals {
     });
     try {
       const result = await withRetry(what, inline, counted, onRetry, this.signal);
-      this.forget(partition);
+      if (step === "progress") this.forget(partition);
+      else if (tried > 1) this.count(partition, used + tried - 1);
       return result;
     } catch (error) {
       if (!(error instanceof RetriesExhaustedError) || this.signal.aborted) throw error;
@@ -89,6 +98,13 @@ export class Deferrals {
       const delayMs = this.pause(partition, attemptsUsed);
       throw new PartitionDeferred(`partition ${partition} paused for ${delayMs} ms`, { cause: error.cause });
     }
+  }
+
+  /** The failed attempts of a read that then succeeded still count; the partition is not paused. */
+  private count(partition: number, attemptsUsed: number): void {
+    const entry = this.byPartition.get(partition);
+    if (entry !== undefined) entry.attemptsUsed = attemptsUsed;
+    else this.byPartition.set(partition, { attemptsUsed, timer: null });
   }
 
   private pause(partition: number, attemptsUsed: number): number {

@@ -231,6 +231,7 @@ export class ApplierMember {
         "load the partition",
         () => this.viewOf(partition),
         this.onRetry("load", heartbeat),
+        "read",
       );
     };
     let state = await load();
@@ -238,7 +239,7 @@ export class ApplierMember {
     if (pending.length === 0) {
       // Fetched before the seek landed, or kafkajs reset an offset it found out of range: only the
       // log's incarnation tells which, so it is checked before anything is passed over.
-      await this.checkLog(partition, state, heartbeat);
+      await this.checkLog(partition, state, heartbeat, "offsets");
       this.seek(partition, state.nextOffset!);
       return;
     }
@@ -255,7 +256,11 @@ export class ApplierMember {
       }
       // The same gap again after seeking back: offsets with no record (transaction markers,
       // compaction) are fine; records deleted before they were applied are not.
-      await this.checkLog(partition, state, heartbeat);
+      await this.checkLog(partition, state, heartbeat, "offsets");
+    } else {
+      // kafkajs fetches by the topic's name: after a delete and re-create, records of the new topic
+      // come at the old positions. The topic's id, read after this batch was fetched, tells.
+      await this.checkLog(partition, state, heartbeat, "topic id");
     }
     this.gapSeeks.delete(partition);
     for (let start = 0; start < pending.length; start += this.settings.batchEventsMax) {
@@ -270,30 +275,41 @@ export class ApplierMember {
   }
 
   /**
-   * Throws IncarnationError when the stored position is not within the partition's log now. Kafka
-   * away for a moment is a transient failure like a database's: retried, then the partition paused.
+   * Throws IncarnationError when the stored position is not within the partition's log now, or (for
+   * "topic id") when the topic's id is no longer the view's. Kafka away for a moment is a transient
+   * failure like a database's: retried, then the partition paused.
    */
-  private async checkLog(partition: number, state: PartitionState, heartbeat: () => Promise<void>) {
+  private async checkLog(
+    partition: number,
+    state: PartitionState,
+    heartbeat: () => Promise<void>,
+    what: "offsets" | "topic id",
+  ): Promise<void> {
     const read = () => this.log.window(partition);
-    const window = await this.deferrals.run(
-      partition,
-      "read the log's offsets",
-      read,
-      this.onRetry("log", heartbeat),
-    );
+    const onRetry = this.onRetry("read the log's offsets", heartbeat);
+    const window = await this.deferrals.run(partition, "read the log's offsets", read, onRetry, "read");
     const stored = { nextOffset: state.nextOffset!, topicId: state.topicId };
-    const problem = incarnationProblem({ topic: this.settings.topic, partition }, stored, window);
+    const problem =
+      what === "offsets"
+        ? incarnationProblem({ topic: this.settings.topic, partition }, stored, window)
+        : this.topicIdProblem(partition, state, window.topicId);
     if (problem !== null) throw problem;
+  }
+
+  /** Only the topic's id: offsets from an answer that may predate the view's last commit say nothing. */
+  private topicIdProblem(partition: number, state: PartitionState, topicId: string | null) {
+    if (topicId === null || state.topicId === null || state.topicId === topicId) return null;
+    const stored = { nextOffset: state.nextOffset!, topicId: state.topicId };
+    const window = { topicId, lowOffset: 0n, highOffset: state.nextOffset! };
+    return incarnationProblem({ topic: this.settings.topic, partition }, stored, window);
   }
 
   /** The periodic check: a topic re-created under the member stops it before long. */
   checkTopicId(topicId: string | null): void {
     for (const [partition, state] of this.states) {
-      if (topicId === null || state.topicId === null || state.topicId === topicId) continue;
-      const stored = { nextOffset: state.nextOffset!, topicId: state.topicId };
-      const window = { topicId, lowOffset: 0n, highOffset: state.nextOffset! };
-      const problem = incarnationProblem({ topic: this.settings.topic, partition }, stored, window);
-      if (problem !== null) this.onFailure(problem, "the periodic topic id check");
+      const problem = this.topicIdProblem(partition, state, topicId);
+      if (problem === null) continue;
+      this.onFailure(problem, "the periodic topic id check");
       return;
     }
   }
