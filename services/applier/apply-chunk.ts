@@ -23,14 +23,19 @@ export class ShardContext {
     this.pool = pool;
   }
 
-  /** Creates the missing day partitions (in bounded steps); returns the days that are detached. */
+  /**
+   * Creates the missing day partitions (in bounded steps); returns the days that are detached. A day
+   * known as detached is looked up again before it rejects anything: an operator may have attached it.
+   */
   async ensureDays(days: Iterable<number>): Promise<ReadonlySet<number>> {
-    if (this.attached === null) {
+    const wanted = [...days];
+    if (this.attached === null || wanted.some((day) => this.detached.has(day))) {
       const catalogue = await dayCatalogue(this.pool);
       this.attached = catalogue.attached;
+      this.detached.clear();
       for (const day of catalogue.detached) this.detached.add(day);
     }
-    const missing = [...days].filter((day) => !this.attached!.has(day) && !this.detached.has(day));
+    const missing = wanted.filter((day) => !this.attached!.has(day) && !this.detached.has(day));
     if (missing.length > 0) {
       const { created, detached } = await prepareDays(this.pool, missing);
       for (const day of created) this.attached.add(day);
@@ -110,12 +115,21 @@ export async function applyChunk(
         appliedIds = new Set([...appliedIds, ...(await findAppliedIds(shard.pool, ledgerIds))]);
       } else if (error instanceof TokenElsewhereError) {
         await loadTokens(shard.pool, state, ref.partition, error.tokenIds);
+      } else if (isNoDayPartition(error)) {
+        // A day detached (archived) since the catalogue was read: read it again and re-plan.
+        shard.forgetDays();
       } else {
         throw error;
       }
       planned = await withDays(planOnce());
     }
   }
+}
+
+/** PostgreSQL's answer to a row whose day has no attached partition (check_violation, 23514). */
+function isNoDayPartition(error: unknown): boolean {
+  const e = error as { code?: string; message?: string };
+  return e.code === "23514" && /no partition of relation/.test(e.message ?? "");
 }
 
 /** Only after the commit does the member's view move on; a rolled-back batch leaves it as it was. */
