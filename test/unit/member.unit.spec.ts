@@ -257,6 +257,22 @@ describe("ApplierMember: a batch that starts above the stored offset (a gap)", (
     expect(store.applies).toEqual([]);
   });
 
+  it("given a view kept at 10 while another member moved the partition to 20 and retention deleted below 16, when the gap 16..18 comes twice, then no IncarnationError: the view is reloaded at 20 and the records pass as applied", async () => {
+    const { store, log, member, seeks } = given({ stored: { 0: 10n } });
+    await member.onAssigned([0]);
+    store.stored.set(0, 20n); // another member's commits, while this one kept its view
+    log.windows.set(0, { topicId: topicIdA, lowOffset: 16n, highOffset: 30n });
+    await member.eachBatch(payloadOf(0, range(16n, 3)));
+
+    await member.eachBatch(payloadOf(0, range(16n, 3)));
+    await member.eachBatch(payloadOf(0, range(16n, 3)));
+
+    expect(member.fatal).toBeNull();
+    expect(store.loads.map((l) => l.view.nextOffset)).toEqual([10n, 20n]);
+    expect(seeks().at(-1)).toBe("0@20");
+    expect(store.applies).toEqual([]);
+  });
+
   it("given a gap sought back once, when the partition is reassigned and the same gap comes again, then it is sought back again, not accepted", async () => {
     const { store, member, seeks } = given({ stored: { 0: 10n } });
     await member.onAssigned([0]);

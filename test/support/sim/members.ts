@@ -31,6 +31,8 @@ export class Members {
   readonly slots: Slot[] = [];
   incarnationStops = 0;
   restarts = 0;
+  /** Why members stopped, for a failure report. */
+  readonly stops: string[] = [];
   readonly restartsMax: number;
   private started = 0;
   private readonly deps: {
@@ -104,6 +106,7 @@ export class Members {
       if (slot.state !== "live" || slot.member.fatal === null) continue;
       const fatal = slot.member.fatal;
       this.leave(slot);
+      this.stops.push(`${slot.name}: ${fatal.name}: ${fatal.message}`);
       if (fatal instanceof IncarnationError) {
         this.incarnationStops++;
       } else if (fatal instanceof RetriesExhaustedError) {

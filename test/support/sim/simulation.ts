@@ -50,7 +50,8 @@ const actionWeights = {
   tick: 5,
 } as const;
 type Action = keyof typeof actionWeights;
-const traceLength = 60;
+/** Steps kept for a failure report (TALLY_TEST_SIM_TRACE for more). */
+const traceLength = Number(process.env.TALLY_TEST_SIM_TRACE ?? 60);
 
 export class Simulation {
   readonly seed: number;
@@ -358,6 +359,7 @@ export class Simulation {
       `log (topic id ${this.log.current.topicId}): ${highs.join("; ")}`,
       `members:\n${this.members.describe()}`,
       `held: ${this.store.held.map((h) => h.what).join(", ")}`,
+      `stops:\n${this.members.stops.join("\n")}`,
       `last steps:\n${this.trace.join("\n")}`,
     ].join("\n");
   }
