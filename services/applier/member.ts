@@ -8,7 +8,7 @@ import { assignedPartitions, retriesTotal, retryCauseOf } from "../common/metric
 import { RetriesExhaustedError, type RetryPolicy, withRetry } from "../common/retry.ts";
 import type { ChunkResult, RawRecord } from "./apply-chunk.ts";
 import { Deferrals, PartitionDeferred, unlessStopped } from "./deferrals.ts";
-import { IncarnationError, incarnationProblem } from "./incarnation.ts";
+import { IncarnationError, incarnationProblem, type LogWindow } from "./incarnation.ts";
 import { countChunk, emptyTotals, type MemberTotals } from "./member-totals.ts";
 import type { PartitionState } from "./partition-state.ts";
 import type { LogInspector, PartitionStore } from "./store.ts";
@@ -220,26 +220,13 @@ export class ApplierMember {
 
   private async applyBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: Payload): Promise<void> {
     const partition = batch.partition;
-    const load = () => {
-      // A view already loaded is no attempt: passing it through the deferrals would count as a
-      // success and reset the partition's failed attempts, so a failing write would never reach
-      // attemptsMax (pause, resume, load "succeeds", three more writes fail, pause, ...).
-      const loaded = this.states.get(partition);
-      if (loaded !== undefined) return Promise.resolve(loaded);
-      return this.deferrals.run(
-        partition,
-        "load the partition",
-        () => this.viewOf(partition),
-        this.onRetry("load", heartbeat),
-        "read",
-      );
-    };
+    const load = () => this.loadView(partition, heartbeat);
     let state = await load();
     const pending = batch.messages.filter((m) => BigInt(m.offset) >= state.nextOffset!);
     if (pending.length === 0) {
       // Fetched before the seek landed, or kafkajs reset an offset it found out of range: only the
       // log's incarnation tells which, so it is checked before anything is passed over.
-      await this.checkLog(partition, state, heartbeat, "offsets");
+      if (!(await this.logHolds(partition, state, heartbeat))) return;
       this.seek(partition, state.nextOffset!);
       return;
     }
@@ -256,11 +243,13 @@ export class ApplierMember {
       }
       // The same gap again after seeking back: offsets with no record (transaction markers,
       // compaction) are fine; records deleted before they were applied are not.
-      await this.checkLog(partition, state, heartbeat, "offsets");
+      if (!(await this.logHolds(partition, state, heartbeat))) return;
     } else {
       // kafkajs fetches by the topic's name: after a delete and re-create, records of the new topic
       // come at the old positions. The topic's id, read after this batch was fetched, tells.
-      await this.checkLog(partition, state, heartbeat, "topic id");
+      const window = await this.readWindow(partition, heartbeat);
+      const problem = this.topicIdProblem(partition, state, window.topicId);
+      if (problem !== null) throw problem;
     }
     this.gapSeeks.delete(partition);
     for (let start = 0; start < pending.length; start += this.settings.batchEventsMax) {
@@ -274,26 +263,42 @@ export class ApplierMember {
     }
   }
 
-  /**
-   * Throws IncarnationError when the stored position is not within the partition's log now, or (for
-   * "topic id") when the topic's id is no longer the view's. Kafka away for a moment is a transient
-   * failure like a database's: retried, then the partition paused.
-   */
-  private async checkLog(
-    partition: number,
-    state: PartitionState,
-    heartbeat: () => Promise<void>,
-    what: "offsets" | "topic id",
-  ): Promise<void> {
+  /** The partition's view in eachBatch: a load's failures go through retry-or-pause. */
+  private loadView(partition: number, heartbeat: () => Promise<void>): Promise<PartitionState> {
+    // A view already loaded is no attempt: it neither counts nor starts the count again.
+    const loaded = this.states.get(partition);
+    if (loaded !== undefined) return Promise.resolve(loaded);
+    const onRetry = this.onRetry("load the partition", heartbeat);
+    return this.deferrals.run(partition, "load the partition", () => this.viewOf(partition), onRetry, "read");
+  }
+
+  /** The partition's log now. Kafka away for a moment is transient: retried, then the partition paused. */
+  private readWindow(partition: number, heartbeat: () => Promise<void>): Promise<LogWindow> {
     const read = () => this.log.window(partition);
     const onRetry = this.onRetry("read the log's offsets", heartbeat);
-    const window = await this.deferrals.run(partition, "read the log's offsets", read, onRetry, "read");
+    return this.deferrals.run(partition, "read the log's offsets", read, onRetry, "read");
+  }
+
+  /**
+   * Whether the view's offset lies within the partition's log now. When it does not, only the stored
+   * offsets may decide: the view may be stale (kept across a rebalance while another member moved
+   * the partition on, and retention then deleted what that member applied). The view is reloaded:
+   * the load throws IncarnationError if the problem is real; else false, and the batch ends (its
+   * records come again and meet the fresh view).
+   */
+  private async logHolds(partition: number, state: PartitionState, heartbeat: () => Promise<void>) {
+    const window = await this.readWindow(partition, heartbeat);
     const stored = { nextOffset: state.nextOffset!, topicId: state.topicId };
-    const problem =
-      what === "offsets"
-        ? incarnationProblem({ topic: this.settings.topic, partition }, stored, window)
-        : this.topicIdProblem(partition, state, window.topicId);
-    if (problem !== null) throw problem;
+    const problem = incarnationProblem({ topic: this.settings.topic, partition }, stored, window);
+    if (problem === null) return true;
+    if (problem.problem === "topic_id_changed") throw problem;
+    this.logger.warn(
+      { partition, problem: problem.problem, view_offset: String(state.nextOffset) },
+      "the view's offset is outside the log; reloading it from the stored offsets before deciding",
+    );
+    if (this.states.get(partition) === state) this.drop(partition);
+    await this.loadView(partition, heartbeat);
+    return false;
   }
 
   /** Only the topic's id: offsets from an answer that may predate the view's last commit say nothing. */

@@ -3,7 +3,7 @@
 // scripted store and log: each path of the member, with the assertion it deserves.
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ChunkResult, RawRecord } from "../../services/applier/apply-chunk.ts";
-import { IncarnationError, type LogWindow } from "../../services/applier/incarnation.ts";
+import { IncarnationError, incarnationProblem, type LogWindow } from "../../services/applier/incarnation.ts";
 import { ApplierMember } from "../../services/applier/member.ts";
 import type { PartitionState } from "../../services/applier/partition-state.ts";
 import type { BatchPlan } from "../../services/applier/plan.ts";
@@ -39,6 +39,8 @@ class ScriptedStore implements PartitionStore {
     if (gate !== undefined) await gate.promise;
     const nextOffset = this.stored.get(partition) ?? window.lowOffset;
     this.stored.set(partition, nextOffset);
+    const problem = incarnationProblem({ topic, partition }, { nextOffset, topicId: this.topicId }, window);
+    if (problem !== null) throw problem; // as the real store's load does
     const view = viewAt(nextOffset, this.topicId);
     this.loads.push({ partition, window, view });
     return view;
