@@ -8,6 +8,8 @@ export const excludedIntSuites: Record<string, string> = {
     "needs the SASL_SSL + SCRAM broker of `infra/stack.sh up-secure`; the containers provider runs a plaintext one",
   "test/int/bench.int.spec.ts":
     "a benchmark run: it measures the machine, not the provider, and runs once on the local stack",
+  "test/int/stack-0700.int.spec.ts":
+    "tests infra/stack's own PostgreSQL start from a 0700 folder; it uses no provider, so it runs once",
 };
 
 export const containersProject = {
