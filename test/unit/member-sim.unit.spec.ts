@@ -55,7 +55,6 @@ describe("ApplierMember simulation", () => {
       const result = await simulate(seed);
       if (result.failure !== null) console.error(result.failure);
       expect(result.failure, `seed ${seed}: rerun alone with TALLY_TEST_SIM_SEED=${seed}`).toBeNull();
-      expect(result.commits).toBeGreaterThan(0);
     },
     120_000,
   );

@@ -83,7 +83,9 @@ class ScriptedLog implements LogInspector {
   }
 }
 
-function given(options: { stored?: Record<number, bigint>; attemptsMax?: number } = {}) {
+function given(
+  options: { stored?: Record<number, bigint>; attemptsMax?: number; batchEventsMax?: number } = {},
+) {
   const store = new ScriptedStore();
   for (const [partition, offset] of Object.entries(options.stored ?? {}))
     store.stored.set(Number(partition), offset);
@@ -93,7 +95,7 @@ function given(options: { stored?: Record<number, bigint>; attemptsMax?: number 
     settings: {
       group: "g",
       topic,
-      batchEventsMax: 100,
+      batchEventsMax: options.batchEventsMax ?? 100,
       retry: { attemptsMax: options.attemptsMax ?? 5, backoffMsMax: 1_000 },
     },
     store,
@@ -411,6 +413,28 @@ describe("ApplierMember: fencing", () => {
     expect(store.applies.map((a) => a.expected)).toEqual([10n, 15n]);
     expect(store.applies[1]!.view).toBe(store.loads[1]!.view);
     expect(next.resolveOffset.mock.calls).toEqual([["16"]]);
+  });
+});
+
+describe("ApplierMember: the view changes under a batch", () => {
+  it("given a batch of 10..13 in chunks of 2, when the partition is revoked during the heartbeat after the first chunk and another member moves it to 20, then the batch ends: nothing applied with the new view, the stored offset never goes back", async () => {
+    const { store, member } = given({ stored: { 0: 10n }, batchEventsMax: 2 });
+    await member.onAssigned([0]);
+    const beat = deferred();
+    const payload = { ...payloadOf(0, range(10n, 4)), heartbeat: vi.fn(() => beat.promise) };
+    const delivered = member.eachBatch(payload);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(store.stored.get(0)).toBe(12n);
+
+    await member.onAssigned([]); // GROUP_JOIN while the batch waits on its heartbeat
+    store.stored.set(0, 20n); // the new owner's commits
+    beat.resolve();
+    await delivered;
+
+    expect(store.applies.map((a) => [a.expected, a.offsets])).toEqual([[10n, [10n, 11n]]]);
+    expect(store.stored.get(0)).toBe(20n);
+    expect(payload.resolveOffset.mock.calls).toEqual([["11"]]);
+    expect(member.loadedPartitions()).toEqual([]);
   });
 });
 

@@ -68,6 +68,7 @@ export class Simulation {
   private readonly recreateAt: number | null;
   private recreated = false;
   private outage = false;
+  private outageEndsAt: number | null = null;
   private records = 0;
   private step = 0;
   private readonly trace: string[] = [];
@@ -109,6 +110,7 @@ export class Simulation {
     let failure: string | null = null;
     for (; this.step < this.shape.chaosSteps && failure === null; this.step++) {
       if (this.step === this.recreateAt) this.recreate();
+      else if (this.step === this.outageEndsAt) this.toggleOutage();
       else await this.act(this.prng.weighted(actionWeights));
       failure = await this.settle();
     }
@@ -270,6 +272,8 @@ export class Simulation {
 
   private toggleOutage(): void {
     this.outage = !this.outage;
+    // An outage ends by itself within a bound: a long one only restarts members again and again.
+    this.outageEndsAt = this.outage ? this.step + this.prng.between(10, 120) : null;
     this.store.faults = this.outage ? outageFaults : calmFaults;
     this.log.unavailable = this.outage && this.prng.chance(0.3);
     this.note(this.outage ? `outage begins${this.log.unavailable ? " (Kafka too)" : ""}` : "outage ends");
