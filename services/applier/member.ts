@@ -220,8 +220,7 @@ export class ApplierMember {
 
   private async applyBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: Payload): Promise<void> {
     const partition = batch.partition;
-    const load = () => this.loadView(partition, heartbeat);
-    let state = await load();
+    const state = await this.loadView(partition, heartbeat);
     const pending = batch.messages.filter((m) => BigInt(m.offset) >= state.nextOffset!);
     if (pending.length === 0) {
       // Fetched before the seek landed, or kafkajs reset an offset it found out of range: only the
@@ -259,7 +258,10 @@ export class ApplierMember {
       if (result === null) return;
       resolveOffset(chunk[chunk.length - 1]!.offset.toString());
       if (!(await this.heartbeatOrYield(heartbeat, partition))) return;
-      state = await load();
+      // The view this batch was checked against, or the batch ends: dropped (revoked, fenced) or
+      // replaced, the rest of the batch would be written on a view it was never compared with,
+      // perhaps one another member moved past it (and the stored offset would go back).
+      if (this.states.get(partition) !== state) return;
     }
   }
 
