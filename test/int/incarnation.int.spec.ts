@@ -13,13 +13,14 @@ import {
   recreateTopic,
   sendEvents,
   shardRows,
+  tallyBounded,
   tokensOn,
   topicIdNow,
 } from "../support/applier-process.ts";
 import { mintOf } from "../support/events.ts";
 import { startApplier, waitForApplied } from "../support/pipeline.ts";
 import type { TallyProcess } from "../support/process.ts";
-import { dropTestStack, type TestStack, tally, testStack } from "../support/stack.ts";
+import { dropTestStack, type TestStack, testStack } from "../support/stack.ts";
 
 let stack: TestStack | null = null;
 const started: TallyProcess[] = [];
@@ -52,7 +53,7 @@ async function appliedStack(label: string, perPartition: number): Promise<TestSt
   await migrate(stack.config);
   await ensureTopic(stack.config);
   await produceMints(stack, perPartition, "old");
-  const run = await tally(["apply", "--until-caught-up"], stack.env);
+  const run = await tallyBounded(["apply", "--until-caught-up"], stack.env);
   expect(run.code, run.stderr).toBe(0);
   const rows = await offsetsRows(stack);
   expect(rows.map((r) => [r.partition, r.next_offset, r.applied_count])).toEqual(
@@ -77,7 +78,8 @@ async function ledgerSnapshot(s: TestStack) {
 
 const byPartition = (rows: OffsetsRow[]) => new Map(rows.map((r) => [r.partition, r]));
 
-describe("offsets bound to the topic's incarnation", () => {
+// Each case runs up to six commands, each under a hang guard of its own: room for them all.
+describe("offsets bound to the topic's incarnation", { timeout: 400_000 }, () => {
   it("given the topic deleted and re-created with fewer records, when apply runs, then it exits 1 naming topic, partition, stored offset and `tally offsets`; show names the problem; reset --to-earliest refuses", async () => {
     const s = await appliedStack("increc", 5);
     const before = await ledgerSnapshot(s);
@@ -88,7 +90,7 @@ describe("offsets bound to the topic's incarnation", () => {
     const newId = await topicIdNow(s);
     expect(newId).not.toBe(oldId);
     await produceMints(s, 1, "new");
-    const apply = await tally(["apply", "--until-caught-up"], s.env);
+    const apply = await tallyBounded(["apply", "--until-caught-up"], s.env);
 
     // Then: exit 1, and the message names the topic, a partition, its stored offset and what to run.
     expect(apply.code, apply.stderr).toBe(1);
@@ -109,7 +111,7 @@ describe("offsets bound to the topic's incarnation", () => {
     expect(await ledgerSnapshot(s)).toEqual(before);
 
     // `tally offsets show`: exit 1, every partition compared and its problem named.
-    const show = await tally(["offsets", "show"], s.env);
+    const show = await tallyBounded(["offsets", "show"], s.env);
     expect(show.code, show.stderr).toBe(1);
     const lines = show.stdout.trim().split("\n");
     expect(lines).toHaveLength(s.config.TALLY_PARTITIONS);
@@ -122,7 +124,7 @@ describe("offsets bound to the topic's incarnation", () => {
     }
 
     // `tally offsets reset --to-earliest --confirm`: moving back is refused, exit 1, nothing changed.
-    const reset = await tally(["offsets", "reset", "--to-earliest", "--confirm"], s.env);
+    const reset = await tallyBounded(["offsets", "reset", "--to-earliest", "--confirm"], s.env);
     expect(reset.code, reset.stderr).toBe(1);
     const resetLines = reset.stdout.trim().split("\n");
     expect(resetLines).toEqual(
@@ -143,7 +145,7 @@ describe("offsets bound to the topic's incarnation", () => {
     expect([...(await logRanges(s)).values()]).toEqual(partitionsOf(s).map(() => ({ low: 9n, high: 11n })));
     const before = await ledgerSnapshot(s);
 
-    const apply = await tally(["apply", "--until-caught-up"], s.env);
+    const apply = await tallyBounded(["apply", "--until-caught-up"], s.env);
     expect(apply.code, apply.stderr).toBe(1);
     expect(apply.stderr).toMatch(
       new RegExp(
@@ -155,7 +157,7 @@ describe("offsets bound to the topic's incarnation", () => {
     expect(await ledgerSnapshot(s)).toEqual(before);
 
     // When: the operator moves forward to the log's start.
-    const reset = await tally(["offsets", "reset", "--to-earliest", "--confirm"], s.env);
+    const reset = await tallyBounded(["offsets", "reset", "--to-earliest", "--confirm"], s.env);
     expect(reset.code, reset.stdout + reset.stderr).toBe(0);
     const topicId = await topicIdNow(s);
     expect(reset.stdout.trim().split("\n")).toEqual(
@@ -173,7 +175,7 @@ describe("offsets bound to the topic's incarnation", () => {
     expect(afterReset.reduce((sum, r) => sum + BigInt(r.skipped_count), 0n)).toBe(4n * 4n);
 
     // ...and the rest applies: exactly the two records a partition still in the log.
-    const again = await tally(["apply", "--until-caught-up"], s.env);
+    const again = await tallyBounded(["apply", "--until-caught-up"], s.env);
     expect(again.code, again.stderr).toBe(0);
     const done = await offsetsRows(s);
     expect(done.map((r) => [r.partition, r.next_offset, r.applied_count, r.skipped_count])).toEqual(
@@ -186,9 +188,9 @@ describe("offsets bound to the topic's incarnation", () => {
       const ofPartition = extra.filter((t) => t.startsWith(`more-p${p}-`));
       expect(ofPartition.map((t) => applied.has(t))).toEqual([false, false, false, false, true, true]);
     }
-    const project = await tally(["project", "--until-caught-up"], s.env);
+    const project = await tallyBounded(["project", "--until-caught-up"], s.env);
     expect(project.code, project.stderr).toBe(0);
-    const verify = await tally(["verify"], s.env);
+    const verify = await tallyBounded(["verify"], s.env);
     expect(verify.code, verify.stdout).toBe(0);
   });
 
@@ -198,7 +200,7 @@ describe("offsets bound to the topic's incarnation", () => {
     expect((await offsetsRows(s)).map((r) => r.topic_id)).toEqual(partitionsOf(s).map(() => null));
     await produceMints(s, 2, "after");
 
-    const apply = await tally(["apply", "--until-caught-up"], s.env);
+    const apply = await tallyBounded(["apply", "--until-caught-up"], s.env);
 
     expect(apply.code, apply.stderr).toBe(0);
     const topicId = await topicIdNow(s);

@@ -2,6 +2,7 @@
 // stack besides running `tally`: tokens placed on a chosen partition, records sent to an explicit
 // partition, rows read across the shards, the topic deleted and re-created under its name, the
 // consumer group's state, and the topic's Kafka id.
+import { execFile } from "node:child_process";
 import { ensureTopic } from "../../services/cli/topics.ts";
 import type { TransferEvent } from "../../services/common/event.ts";
 import { createKafka } from "../../services/common/kafka.ts";
@@ -10,7 +11,7 @@ import { createPool, type Pool } from "../../services/common/pg.ts";
 import { shardOf } from "../../services/common/shards.ts";
 import { fetchTopicId } from "../../services/common/topic-id.ts";
 import { TransferProducer } from "../../services/producer/producer.ts";
-import type { TestStack } from "./stack.ts";
+import { repoRoot, type TestStack } from "./stack.ts";
 import { waitUntil } from "./wait.ts";
 
 /** `count` token ids starting with `prefix` whose key the Java-compatible partitioner puts on `partition`. */
@@ -153,6 +154,7 @@ export function topicIdNow(stack: TestStack): Promise<string | null> {
 /** Deletes the test's topic, waits until Kafka no longer lists it, and creates it again (empty). */
 export async function recreateTopic(stack: TestStack): Promise<void> {
   const topic = stack.config.TALLY_TOPIC;
+  const oldId = await topicIdNow(stack);
   const admin = createKafka(stack.config, "test-admin").admin();
   await admin.connect();
   try {
@@ -161,13 +163,13 @@ export async function recreateTopic(stack: TestStack): Promise<void> {
   } finally {
     await admin.disconnect();
   }
-  // A deletion Kafka still completes answers "already exists" or "marked for deletion": ask again.
-  await waitUntil(`topic ${topic} created again`, () =>
-    ensureTopic(stack.config).then(
-      (r) => r.created,
-      () => false,
-    ),
-  );
+  // A deletion Kafka still completes answers "already exists" or "marked for deletion", and a create
+  // may fail after it took effect: done once the topic has an id other than the old one.
+  await waitUntil(`topic ${topic} created again`, async () => {
+    await ensureTopic(stack.config).catch(() => null);
+    const id = await topicIdNow(stack).catch(() => null);
+    return id !== null && id !== oldId;
+  });
 }
 
 /** Deletes every record of `partition` below `offset` (what retention does). */
@@ -208,4 +210,40 @@ export async function groupState(stack: TestStack): Promise<{ state: string; mem
   } finally {
     await admin.disconnect();
   }
+}
+
+/** Exit code given by tallyBounded to a command that had to be killed: it did not exit by itself. */
+export const hungCode = -2;
+
+/**
+ * `bin/tally <args>` as stack.ts's tally() runs it, with a hang guard: a command that does not exit
+ * by itself within `hangGuardMs` (a connection left open keeps Node alive) is killed and answers
+ * hungCode, with a note in stderr, instead of holding the test until its timeout with no clue.
+ */
+export function tallyBounded(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  hangGuardMs = 60_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      `${repoRoot}bin/tally`,
+      args,
+      {
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+        maxBuffer: 64 << 20,
+        timeout: hangGuardMs,
+        killSignal: "SIGKILL",
+      },
+      (error, stdout, stderr) => {
+        const e = error as (Error & { code?: number | string; killed?: boolean }) | null;
+        if (e?.killed) {
+          const note = `tally ${args.join(" ")} did not exit within ${hangGuardMs} ms; killed (output above)\n`;
+          resolve({ code: hungCode, stdout, stderr: `${stdout}${stderr}${note}` });
+          return;
+        }
+        resolve({ code: e === null ? 0 : typeof e.code === "number" ? e.code : -1, stdout, stderr });
+      },
+    );
+  });
 }
