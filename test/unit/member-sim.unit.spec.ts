@@ -5,6 +5,7 @@
 //   TALLY_TEST_SIM_SEEDS=N        N seeds, from TALLY_TEST_SIM_BASE_SEED (default 1)
 //   TALLY_TEST_SIM_SEED=S         seed S alone (what a failure prints)
 //   TALLY_TEST_SIM_STEPS=K        chaos steps per seed (default 700)
+//   TALLY_TEST_SIM_WINDOW_REUSE_MS=M  Kafka's log answers reused for M simulated ms (KafkaLog: 500)
 // `make fuzz SEEDS=N [SEED=S]` runs N seeds from S (random unless given).
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Prng } from "../support/sim/prng.ts";
@@ -24,6 +25,8 @@ const single = envInteger("TALLY_TEST_SIM_SEED");
 const count = envInteger("TALLY_TEST_SIM_SEEDS") ?? defaultSeeds;
 const base = envInteger("TALLY_TEST_SIM_BASE_SEED") ?? 1;
 const chaosSteps = envInteger("TALLY_TEST_SIM_STEPS") ?? 700;
+/** KafkaLog reuses one answer for 500 ms; the default here is a fresh answer at every call. */
+const windowReuseMs = envInteger("TALLY_TEST_SIM_WINDOW_REUSE_MS") ?? 0;
 const seeds = single !== undefined ? [single] : Array.from({ length: count }, (_, k) => base + k);
 
 beforeEach(() => {
@@ -45,7 +48,7 @@ const clock = {
 async function simulate(seed: number): Promise<SimResult> {
   const jitter = new Prng(seed ^ 0x51_7e_ed);
   vi.spyOn(Math, "random").mockImplementation(() => jitter.float()); // backoff jitter, seeded too
-  return new Simulation(seed, clock, chaosSteps).run();
+  return new Simulation(seed, clock, chaosSteps, windowReuseMs).run();
 }
 
 describe("ApplierMember simulation", () => {

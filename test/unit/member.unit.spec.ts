@@ -141,6 +141,19 @@ describe("ApplierMember: assignment", () => {
     expect(member.fatal).toBeNull();
   });
 
+  it("given the log's window read (end 0) before another member applied offset 0 (stored 1), when the load compares them, then the window is read again and the view loads at 1, no IncarnationError", async () => {
+    const { store, log, member, seeks } = given({ stored: { 0: 1n } });
+    vi.spyOn(log, "window")
+      .mockResolvedValueOnce({ topicId: topicIdA, lowOffset: 0n, highOffset: 0n }) // read before offset 0 came
+      .mockResolvedValue({ topicId: topicIdA, lowOffset: 0n, highOffset: 1n });
+
+    await member.onAssigned([0]);
+
+    expect(member.fatal).toBeNull();
+    expect(store.loads.map((l) => l.view.nextOffset)).toEqual([1n]);
+    expect(seeks()).toEqual(["0@1"]);
+  });
+
   it("given partitions 0 and 1 loaded, when only 1 is assigned next, then 0's view is dropped and 1's kept without a reload", async () => {
     const { store, member } = given({ stored: { 0: 5n, 1: 7n } });
     await member.onAssigned([0, 1]);

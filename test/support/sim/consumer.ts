@@ -112,9 +112,13 @@ export class SimConsumer implements ConsumerControl {
     }
   }
 
-  /** One fetch of one partition, or null when there is nothing to fetch for it now. */
-  fetch(partition: number, log: SimLog, countMax: number): FetchedBatch | null {
-    if (!this.alive || this.pendingAssignment !== null || !this.assigned.has(partition)) return null;
+  /**
+   * One fetch of one partition, or null when there is nothing to fetch for it now. A member goes on
+   * fetching its old assignment after a rebalance began, until a heartbeat tells it (`unaware`).
+   */
+  fetch(partition: number, log: SimLog, countMax: number, unaware = false): FetchedBatch | null {
+    if (!this.alive || !this.assigned.has(partition)) return null;
+    if (this.pendingAssignment !== null && !unaware) return null;
     if (this.paused.has(partition) || this.batches.has(partition)) return null;
     const seek = this.seeks.get(partition);
     this.seeks.delete(partition);

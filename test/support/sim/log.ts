@@ -43,10 +43,19 @@ export class SimLog implements LogInspector {
   /** While true, window() fails as kafkajs does when no broker answers. */
   unavailable = false;
   readonly partitionCount: number;
+  /**
+   * How long one answer serves every partition (KafkaLog reuses one for 500 ms); 0: always fresh.
+   * `nowMs` is the simulation's clock.
+   */
+  private readonly reuse: { ms: number; nowMs: () => number };
+  private latest: { atMs: number; windows: LogWindow[] } | null = null;
+  /** Delivers an answer now or later (the network): the simulation's store holds it. */
+  deliver: <T>(what: string, answer: () => T) => Promise<T> = (_, answer) => Promise.resolve().then(answer);
 
-  constructor(partitionCount: number, topicId: string) {
+  constructor(partitionCount: number, topicId: string, reuse = { ms: 0, nowMs: () => 0 }) {
     this.partitionCount = partitionCount;
     this.incarnations.push(new Incarnation(topicId, partitionCount));
+    this.reuse = reuse;
   }
 
   get current(): Incarnation {
@@ -80,9 +89,19 @@ export class SimLog implements LogInspector {
   }
 
   async window(partition: number): Promise<LogWindow> {
-    if (this.unavailable) throw new TransientError("no broker answered the metadata request", "kafka");
-    const log = this.current.partitions[partition];
-    if (log === undefined) throw new Error(`topic has no partition ${partition}`);
-    return { topicId: this.current.topicId, lowOffset: log.lowOffset, highOffset: log.highOffset };
+    const nowMs = this.reuse.nowMs();
+    if (this.latest === null || this.reuse.ms === 0 || nowMs - this.latest.atMs > this.reuse.ms) {
+      if (this.unavailable) throw new TransientError("no broker answered the metadata request", "kafka");
+      const { topicId, partitions } = this.current;
+      const windows = partitions.map((log) => ({
+        topicId,
+        lowOffset: log.lowOffset,
+        highOffset: log.highOffset,
+      }));
+      this.latest = { atMs: nowMs, windows };
+    }
+    const window = this.latest.windows[partition];
+    if (window === undefined) throw new Error(`topic has no partition ${partition}`);
+    return this.deliver(`log window ${partition}`, () => window); // as it was when asked
   }
 }

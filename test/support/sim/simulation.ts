@@ -71,11 +71,18 @@ export class Simulation {
   private outageEndsAt: number | null = null;
   private records = 0;
   private step = 0;
+  /** Simulated milliseconds so far. */
+  private simMs = 0;
   private readonly trace: string[] = [];
 
-  constructor(seed: number, clock: SimClock, chaosSteps: number) {
+  constructor(seed: number, clock: SimClock, chaosSteps: number, windowReuseMs = 0) {
     this.seed = seed;
-    this.clock = clock;
+    this.clock = {
+      advance: (ms) => {
+        this.simMs += ms;
+        return clock.advance(ms);
+      },
+    };
     this.prng = new Prng(seed);
     const partitions = this.prng.between(1, 4);
     this.shape = {
@@ -87,7 +94,7 @@ export class Simulation {
     this.recreateAt = this.prng.chance(0.3) ? this.prng.between(chaosSteps / 4, chaosSteps) : null;
     const partitionOfKey = keyPartitioner(partitions);
     this.rules = { partitionOfKey, window: { pastDays: 400, futureDays: 2 } };
-    this.log = new SimLog(partitions, `topic-id-${seed}-1`);
+    this.log = new SimLog(partitions, `topic-id-${seed}-1`, { ms: windowReuseMs, nowMs: () => this.simMs });
     this.store = new SimStore(this.prng.fork(), {
       topic,
       tokensMax: this.prng.between(2, 40),
@@ -95,6 +102,7 @@ export class Simulation {
       partitionOfKey,
     });
     this.store.faults = calmFaults;
+    this.log.deliver = (what, answer) => this.store.maybeHold(what, answer);
     this.group = new SimGroup(partitions);
     const settings = { topic, batchEventsMax: this.prng.between(1, 6), attemptsMax: 6, backoffMsMax: 100 };
     this.members = new Members(
@@ -191,7 +199,8 @@ export class Simulation {
   private fetch(slot: Slot | null): void {
     if (slot === null || slot.consumer.assigned.size === 0) return;
     const p = this.prng.pick([...slot.consumer.assigned]);
-    const batch = slot.consumer.fetch(p, this.log, this.prng.between(1, this.shape.fetchMax));
+    const unaware = this.prng.chance(0.5); // of a rebalance under way, if one is
+    const batch = slot.consumer.fetch(p, this.log, this.prng.between(1, this.shape.fetchMax), unaware);
     if (batch !== null)
       this.note(
         `${slot.name} fetch ${p} from ${batch.fetchedOffset}: ${batch.records.map((r) => r.offset).join(",")}`,

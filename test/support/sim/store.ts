@@ -208,7 +208,8 @@ export class SimStore implements PartitionStore {
       throw new TransientError(`${what}: connection refused`, "database");
   }
 
-  private maybeHold<T>(what: string, settle: () => T): Promise<T> {
+  /** Settles now (in a microtask), or holds the answer until the simulation releases it. */
+  maybeHold<T>(what: string, settle: () => T): Promise<T> {
     if (!this.prng.chance(this.faults.holdChance)) return Promise.resolve().then(settle);
     return new Promise<T>((resolve, reject) => {
       this.held.push({
