@@ -139,8 +139,14 @@ export class ApplierMember {
     const pending = this.loading.get(partition);
     if (pending !== undefined) return pending;
     const load = (async () => {
-      const window = await this.log.window(partition);
-      return this.store.load(partition, window);
+      try {
+        return await this.store.load(partition, await this.log.window(partition));
+      } catch (error) {
+        // The log's end was read before the stored offset: records written and applied by another
+        // member in between put the stored offset "above the end". A window read after it decides.
+        if (!(error instanceof IncarnationError) || error.problem !== "above_log_end") throw error;
+        return this.store.load(partition, await this.log.window(partition));
+      }
     })();
     this.loading.set(partition, load);
     const settle = () => {
