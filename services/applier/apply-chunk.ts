@@ -1,6 +1,7 @@
 // One chunk of one partition, from consumed records to a committed transaction:
 // decode → load the tokens it does not hold → plan in memory → write. Each phase is timed.
 
+import { assert } from "../common/assert.ts";
 import type { Pool } from "../common/pg.ts";
 import { dayCatalogue, prepareDays } from "../storage/partitions.ts";
 import type { EventWindow } from "./decide.ts";
@@ -70,6 +71,9 @@ export async function applyChunk(
   const { shard, decoder, ref, window } = context;
   const expectedOffset = state.nextOffset;
   if (expectedOffset === null) throw new Error("the partition's stored offset is loaded before a chunk");
+  // A record below the view's offset was applied before: writing it again would double it and move
+  // the stored offset back. The member never passes one; this is the last line before the write.
+  assert(raw.length > 0 && raw[0]!.offset >= expectedOffset, "a chunk starts at or above its view's offset");
   const startedMs = performance.now();
   await decoder.prepare(raw.map((r) => r.value));
   const records: DecodedRecord[] = raw.map((r) => ({ ...r, decoded: decoder.decode(r.value) }));

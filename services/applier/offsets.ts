@@ -28,9 +28,11 @@ async function withSources<T>(
   const admin = kafka.admin();
   const pools = config.TALLY_PG_SHARDS.map((url) => createPool(config, url, "tally-offsets", 1));
   await admin.connect();
+  const log = new KafkaLog(kafka, admin, config.TALLY_TOPIC);
   try {
-    return await work(new KafkaLog(kafka, admin, config.TALLY_TOPIC), pools);
+    return await work(log, pools);
   } finally {
+    await log.close();
     await admin.disconnect();
     await Promise.all(pools.map((p) => p.end()));
   }

@@ -101,12 +101,13 @@ async function advanceOffsets(
   plan: BatchPlan,
 ): Promise<void> {
   // First statement of the transaction: it takes the partition's row lock, so a racing writer
-  // waits here and then fails the compare, rather than interleaving with this batch.
+  // waits here and then fails the compare, rather than interleaving with this batch. The stored
+  // offset only ever moves forward: a plan ending at or below it is refused like a lost fence.
   const result = await client.query(
     `UPDATE applier_offsets
         SET next_offset = $5, applied_count = applied_count + $6, duplicate_count = duplicate_count + $7,
             rejected_count = rejected_count + $8, updated_at = now()
-      WHERE "group" = $1 AND topic = $2 AND "partition" = $3 AND next_offset = $4`,
+      WHERE "group" = $1 AND topic = $2 AND "partition" = $3 AND next_offset = $4 AND $5::bigint > $4::bigint`,
     [
       ref.group,
       ref.topic,
