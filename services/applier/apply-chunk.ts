@@ -28,7 +28,7 @@ export class ShardContext {
    * Creates the missing day partitions (in bounded steps); returns the days that are detached. A day
    * known as detached is looked up again before it rejects anything: an operator may have attached it.
    */
-  async ensureDays(days: Iterable<number>): Promise<ReadonlySet<number>> {
+  async ensureDays(days: Iterable<number>, afterStep?: () => Promise<void>): Promise<ReadonlySet<number>> {
     const wanted = [...days];
     if (this.attached === null || wanted.some((day) => this.detached.has(day))) {
       const catalogue = await dayCatalogue(this.pool);
@@ -38,7 +38,7 @@ export class ShardContext {
     }
     const missing = wanted.filter((day) => !this.attached!.has(day) && !this.detached.has(day));
     if (missing.length > 0) {
-      const { created, detached } = await prepareDays(this.pool, missing);
+      const { created, detached } = await prepareDays(this.pool, missing, afterStep);
       for (const day of created) this.attached.add(day);
       for (const day of detached) this.detached.add(day);
     }
@@ -58,6 +58,8 @@ export type ChunkContext = {
   ref: PartitionRef;
   window: EventWindow;
   partitionOfKey: (key: Buffer) => number;
+  /** Called between long steps (day partitions of a backfill): the member's group heartbeat. */
+  heartbeat?: () => Promise<void>;
 };
 
 /** How often a batch may be re-planned on what the write found: each re-plan learns more, so a few suffice. */
@@ -92,7 +94,7 @@ export async function applyChunk(
   const planOnce = () => planBatch(records, (id) => state.stateOf(id), appliedIds, window, routing());
   // Days are made before the write; a day found detached is planned again, as a rejection.
   const withDays = async (planned: BatchPlan): Promise<BatchPlan> => {
-    archivedDays = await shard.ensureDays(planned.days);
+    archivedDays = await shard.ensureDays(planned.days, context.heartbeat);
     for (const day of planned.days) if (archivedDays.has(day)) return planOnce();
     return planned;
   };

@@ -14,8 +14,16 @@ import { loadPartition, type PartitionState } from "./partition-state.ts";
 export interface PartitionStore {
   /** The partition's view, loaded whole; IncarnationError when the stored offsets are not this log's. */
   load(partition: number, log: LogWindow): Promise<PartitionState>;
-  /** One transaction; OffsetFenceError when another writer moved the partition on. */
-  apply(partition: number, state: PartitionState, chunk: readonly RawRecord[]): Promise<ChunkResult>;
+  /**
+   * One transaction; OffsetFenceError when another writer moved the partition on. `heartbeat` is
+   * called between long steps of preparation, so a long chunk keeps the member in its group.
+   */
+  apply(
+    partition: number,
+    state: PartitionState,
+    chunk: readonly RawRecord[],
+    heartbeat?: () => Promise<void>,
+  ): Promise<ChunkResult>;
 }
 
 export interface LogInspector {
@@ -54,8 +62,14 @@ export class PgPartitionStore implements PartitionStore {
     return loadPartition(pool, this.refOf(partition), log, this.settings.tokensPerPartitionMax);
   }
 
-  apply(partition: number, state: PartitionState, chunk: readonly RawRecord[]): Promise<ChunkResult> {
+  apply(
+    partition: number,
+    state: PartitionState,
+    chunk: readonly RawRecord[],
+    heartbeat?: () => Promise<void>,
+  ): Promise<ChunkResult> {
     const context = {
+      heartbeat,
       shard: this.shardOf(partition),
       decoder: this.decoder,
       ref: this.refOf(partition),
@@ -149,13 +163,18 @@ export class TopicCheckedStore implements PartitionStore {
     return this.inner.load(partition, log);
   }
 
-  async apply(partition: number, state: PartitionState, chunk: readonly RawRecord[]): Promise<ChunkResult> {
+  async apply(
+    partition: number,
+    state: PartitionState,
+    chunk: readonly RawRecord[],
+    heartbeat?: () => Promise<void>,
+  ): Promise<ChunkResult> {
     const topicId = await this.log.topicId();
     if (state.topicId !== null && topicId !== null && topicId !== state.topicId) {
       const stored = { nextOffset: state.nextOffset!, topicId: state.topicId };
       const window = { topicId, lowOffset: 0n, highOffset: state.nextOffset! };
       throw incarnationProblem({ topic: this.topic, partition }, stored, window)!;
     }
-    return this.inner.apply(partition, state, chunk);
+    return this.inner.apply(partition, state, chunk, heartbeat);
   }
 }

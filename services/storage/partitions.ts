@@ -68,13 +68,14 @@ export async function existingDays(client: Client | Pool): Promise<Set<number>> 
 
 /**
  * Creates the missing day partitions among `days`, at most dayPartitionsPerTransactionMax per
- * transaction, each under an advisory lock so that several appliers and migrate can race without
+ * transaction (`afterStep` runs between transactions), each under an advisory lock so that several appliers and migrate can race without
  * "already exists" errors. A day whose table exists detached (archived) is left alone: CREATE ... IF
  * NOT EXISTS would do nothing and every row of that day would fail, so it is reported instead.
  */
 export async function prepareDays(
   pool: Pool,
   days: Iterable<number>,
+  afterStep?: () => Promise<void>,
 ): Promise<{ created: number[]; detached: number[] }> {
   const wanted = [...new Set(days)].sort((a, b) => a - b);
   for (const day of wanted) if (!isNamedDay(day)) throw new RangeError(`day ${day} has no partition name`);
@@ -95,6 +96,8 @@ export async function prepareDays(
         created.push(day);
       }
     });
+    // A long backfill takes minutes of steps: the caller heartbeats here, or its group drops it.
+    if (start + dayPartitionsPerTransactionMax < wanted.length) await afterStep?.();
   }
   return { created, detached };
 }
