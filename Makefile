@@ -88,7 +88,7 @@ test-faults: setup up-cluster
 fuzz: setup
 	@seed='$(SEED)'; [ -n "$$seed" ] || seed=$$(( (RANDOM << 15) | RANDOM )); \
 	echo "fuzz: seed $$seed, $(or $(SEEDS),1000) runs per property (replay: make fuzz SEED=$$seed SEEDS=$(or $(SEEDS),1000))"; \
-	TALLY_TEST_FUZZ_SEED=$$seed TALLY_TEST_FUZZ_RUNS=$(or $(SEEDS),1000) vitest run --project unit .property.unit.spec
+	TALLY_TEST_FUZZ_SEED=$$seed TALLY_TEST_FUZZ_RUNS=$(or $(SEEDS),1000) TALLY_TEST_SIM_BASE_SEED=$$seed TALLY_TEST_SIM_SEEDS=$(or $(SEEDS),1000) vitest run --project unit .property.unit.spec member-sim.unit.spec
 
 # The opt-in cluster: 3 Kafka nodes (RF 3, min ISR 2), a PostgreSQL server per shard, its own registry.
 up-cluster: setup

@@ -7,7 +7,7 @@
 //   TALLY_TEST_SIM_STEPS=K        chaos steps per seed (default 700)
 //   TALLY_TEST_SIM_WINDOW_REUSE_MS=M  Kafka's log answers reused for M simulated ms (KafkaLog: 500)
 // `make fuzz SEEDS=N [SEED=S]` runs N seeds from S (random unless given).
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { Prng } from "../support/sim/prng.ts";
 import { type SimResult, Simulation } from "../support/sim/simulation.ts";
 
@@ -20,7 +20,7 @@ function envInteger(name: string): number | undefined {
   return value;
 }
 
-const defaultSeeds = 40;
+const defaultSeeds = 250;
 const single = envInteger("TALLY_TEST_SIM_SEED");
 const count = envInteger("TALLY_TEST_SIM_SEEDS") ?? defaultSeeds;
 const base = envInteger("TALLY_TEST_SIM_BASE_SEED") ?? 1;
@@ -51,11 +51,23 @@ async function simulate(seed: number): Promise<SimResult> {
   return new Simulation(seed, clock, chaosSteps, windowReuseMs).run();
 }
 
+/** Totals over the seeds of this run, printed at the end: what the simulation went through. */
+const totals: Record<string, number> = {};
+afterAll(() => {
+  if (seeds.length < 2) return;
+  const text = Object.entries(totals)
+    .map(([name, n]) => `${name} ${n}`)
+    .join(", ");
+  console.info(`member simulation, ${seeds.length} seeds from ${seeds[0]}: ${text}`);
+});
+
 describe("ApplierMember simulation", () => {
   it.each(seeds)(
     "given seed %i, when members apply through rebalances, held loads and writes, failures and a re-created topic, then the store always equals the model and every partition ends caught up or stopped",
     async (seed) => {
       const result = await simulate(seed);
+      totals.recreated = (totals.recreated ?? 0) + (result.recreated ? 1 : 0);
+      for (const [name, n] of Object.entries(result.counts)) totals[name] = (totals[name] ?? 0) + n;
       if (result.failure !== null) console.error(result.failure);
       expect(result.failure, `seed ${seed}: rerun alone with TALLY_TEST_SIM_SEED=${seed}`).toBeNull();
     },

@@ -22,6 +22,8 @@ export type FetchedBatch = {
 
 export class SimGroup {
   readonly committed = new Map<number, bigint>();
+  /** What the consumers saw, for the run's summary. */
+  readonly counts = { seeks: 0, pauses: 0, resets: 0, staleBatches: 0, rebalances: 0 };
   readonly members: SimConsumer[] = [];
   generation = 0;
   private readonly partitionCount: number;
@@ -45,6 +47,7 @@ export class SimGroup {
   /** A new generation: the partitions dealt out again in a random order; each member must rejoin. */
   rebalance(prng: Prng): void {
     this.generation++;
+    this.counts.rebalances++;
     const partitions = Array.from({ length: this.partitionCount }, (_, p) => p);
     for (let k = partitions.length - 1; k > 0; k--) {
       const j = prng.int(k + 1);
@@ -77,10 +80,12 @@ export class SimConsumer implements ConsumerControl {
 
   seek({ partition, offset }: { topic: string; partition: number; offset: string }): void {
     this.seeks.set(partition, BigInt(offset));
+    this.group.counts.seeks++;
   }
 
   pause(topics: TopicPartitions[]): void {
     for (const t of topics) for (const p of t.partitions) this.paused.add(p);
+    this.group.counts.pauses++;
   }
 
   resume(topics: TopicPartitions[]): void {
@@ -125,7 +130,10 @@ export class SimConsumer implements ConsumerControl {
     if (seek !== undefined) this.positions.set(partition, seek);
     const { lowOffset, highOffset } = log.current.partitions[partition]!;
     let position = this.positions.get(partition) ?? this.group.committed.get(partition) ?? lowOffset;
-    if (position < lowOffset || position > highOffset) position = lowOffset; // "resetting to default offset"
+    if (position < lowOffset || position > highOffset) {
+      position = lowOffset; // "Offset out of range, resetting to default offset"
+      this.group.counts.resets++;
+    }
     this.positions.set(partition, position);
     const records = log.current.recordsFrom(partition, position, countMax);
     if (records.length === 0) return null;

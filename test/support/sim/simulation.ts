@@ -17,14 +17,14 @@ import { noFaults, SimStore, type StoreFaults } from "./store.ts";
 
 export type SimClock = { advance(ms: number): Promise<void> };
 
+export type SimCounts = Record<string, number>;
+
 export type SimResult = {
   seed: number;
   steps: number;
-  records: number;
-  commits: number;
   recreated: boolean;
-  incarnationStops: number;
-  restarts: number;
+  /** What the run went through (records, commits, fences, seeks, pauses, restarts, ...) */
+  counts: SimCounts;
   failure: string | null;
 };
 
@@ -69,6 +69,7 @@ export class Simulation {
   private recreated = false;
   private outage = false;
   private outageEndsAt: number | null = null;
+  private earlyJoins = 0;
   private records = 0;
   private step = 0;
   /** Simulated milliseconds so far. */
@@ -127,11 +128,15 @@ export class Simulation {
     return {
       seed: this.seed,
       steps: this.step,
-      records: this.records,
-      commits: this.store.commits,
       recreated: this.recreated,
-      incarnationStops: this.members.incarnationStops,
-      restarts: this.members.restarts,
+      counts: {
+        records: this.records,
+        ...this.store.counts,
+        ...this.group.counts,
+        earlyJoins: this.earlyJoins,
+        incarnationStops: this.members.incarnationStops,
+        restarts: this.members.restarts,
+      },
       failure: failure === null ? null : this.report(failure),
     };
   }
@@ -217,7 +222,9 @@ export class Simulation {
     const { slot, b } = this.prng.pick(ready);
     b.state = "processing";
     this.note(`${slot.name} eachBatch ${b.partition} [${b.records.map((r) => r.offset).join(",")}]`);
-    const work = slot.member.eachBatch(slot.consumer.payloadOf(b)).finally(() => {
+    const payload = slot.consumer.payloadOf(b);
+    if (payload.isStale()) this.group.counts.staleBatches++;
+    const work = slot.member.eachBatch(payload).finally(() => {
       if (slot.consumer.batches.get(b.partition) === b) slot.consumer.batches.delete(b.partition);
     });
     this.members.track(slot, work);
@@ -237,6 +244,7 @@ export class Simulation {
       .filter((s) => s.consumer.pendingAssignment !== null && (early || !s.consumer.busy()));
     if (waiting.length === 0) return;
     const slot = this.prng.pick(waiting);
+    if (slot.consumer.busy()) this.earlyJoins++;
     const partitions = slot.consumer.rejoin();
     this.note(`${slot.name} joins generation ${slot.consumer.generation}: [${partitions}]`);
     this.members.track(slot, slot.member.onAssigned(partitions));

@@ -41,7 +41,8 @@ export class SimStore implements PartitionStore {
   readonly outcomes = new Map<number, Outcome[]>();
   readonly held: Held[] = [];
   faults: StoreFaults = noFaults;
-  commits = 0;
+  /** What happened, for the run's summary: commits, fenced writes, answers lost after a commit. */
+  readonly counts = { commits: 0, fences: 0, lostAnswers: 0 };
   private readonly prng: Prng;
   private readonly settings: {
     topic: string;
@@ -94,8 +95,9 @@ export class SimStore implements PartitionStore {
     return this.maybeHold(`apply ${partition}@${chunk[0]!.offset}`, () => {
       // A lost answer: the transaction committed, the member never learns it (nor its view).
       const result = this.applyNow(partition, view, records, !lostAnswer);
-      if (lostAnswer) throw new TransientError("connection lost while committing (committed)", "database");
-      return result;
+      if (!lostAnswer) return result;
+      this.counts.lostAnswers++;
+      throw new TransientError("connection lost while committing (committed)", "database");
     });
   }
 
@@ -167,8 +169,10 @@ export class SimStore implements PartitionStore {
   /** write.ts's transaction: the offsets compare-and-set first, then every check, then every change. */
   private write(partition: number, expected: bigint, plan: BatchPlan, offsets: readonly bigint[]): void {
     const row = this.rows.get(partition);
-    if (row === undefined || row.nextOffset !== expected)
+    if (row === undefined || row.nextOffset !== expected) {
+      this.counts.fences++;
       throw new OffsetFenceError(`partition ${partition} is no longer at offset ${expected}`);
+    }
     if (plan.ledger.some((l) => this.transferIds.has(l.event.transfer_id.toLowerCase())))
       throw new DuplicateTransferIdError("a transfer id was applied before");
     const changes = [...plan.tokenChanges.values()];
@@ -183,7 +187,7 @@ export class SimStore implements PartitionStore {
       this.tokens.set(c.tokenId, { state: c.state, partition: home });
     }
     this.recordOutcomes(partition, offsets, plan);
-    this.commits++;
+    this.counts.commits++;
   }
 
   private recordOutcomes(partition: number, offsets: readonly bigint[], plan: BatchPlan): void {
