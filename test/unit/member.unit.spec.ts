@@ -302,6 +302,22 @@ describe("ApplierMember: fencing", () => {
   });
 });
 
+describe("ApplierMember: a batch kafkajs no longer wants", () => {
+  it.each([
+    ["stale (a seek is pending)", { isStale: () => true }],
+    ["from a consumer that stopped running", { isRunning: () => false }],
+  ])("given a batch %s, when it is delivered, then nothing is applied or resolved", async (_, callbacks) => {
+    const { store, member } = given({ stored: { 0: 10n } });
+    await member.onAssigned([0]);
+    const payload = { ...payloadOf(0, range(10n, 2)), ...callbacks };
+
+    await member.eachBatch(payload);
+
+    expect(store.applies).toEqual([]);
+    expect(payload.resolveOffset).not.toHaveBeenCalled();
+  });
+});
+
 describe("ApplierMember: the view changes under a batch", () => {
   it("given a batch of 10..13 in chunks of 2, when the partition is revoked during the heartbeat after the first chunk and another member moves it to 20, then the batch ends: nothing applied with the new view, the stored offset never goes back", async () => {
     const { store, member } = given({ stored: { 0: 10n }, batchEventsMax: 2 });
