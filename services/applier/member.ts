@@ -355,7 +355,10 @@ export class ApplierMember {
       const apply = async () => {
         this.inFlight++;
         try {
-          return await this.store.apply(partition, state, chunk);
+          // Heartbeats during a long chunk keep the member in its group; a rebalance it reports is
+          // seen after the commit (heartbeatOrYield), so its failure here changes nothing.
+          const keepAlive = () => heartbeat().catch(() => {});
+          return await this.store.apply(partition, state, chunk, keepAlive);
         } finally {
           this.inFlight--;
         }
