@@ -325,7 +325,7 @@ export class Simulation {
       this.join(false);
       for (const slot of this.members.live()) {
         slot.consumer.commit();
-        for (const p of slot.consumer.assigned) this.fetch1(slot, p);
+        for (const p of slot.consumer.assigned) slot.consumer.fetch(p, this.log, this.shape.fetchMax);
         if (round % 20 === 19) this.topicCheck(slot);
       }
       while (
@@ -338,10 +338,6 @@ export class Simulation {
       if (this.quiet()) return null;
     }
     return `no quiet state after 3000 rounds: behind [${this.checker.behind()}]`;
-  }
-
-  private fetch1(slot: Slot, p: number): void {
-    slot.consumer.fetch(p, this.log, this.shape.fetchMax);
   }
 
   private quiet(): boolean {
