@@ -20,7 +20,7 @@ function envInteger(name: string): number | undefined {
   return value;
 }
 
-const defaultSeeds = 250;
+const defaultSeeds = 200;
 const single = envInteger("TALLY_TEST_SIM_SEED");
 const count = envInteger("TALLY_TEST_SIM_SEEDS") ?? defaultSeeds;
 const base = envInteger("TALLY_TEST_SIM_BASE_SEED") ?? 1;
