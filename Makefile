@@ -109,5 +109,7 @@ bench-peer: setup up
 	@bash infra/peer/peer.sh fetch
 	bin/tally bench-peer
 
-clean: down
+# Also removes the data of the PostgreSQL servers Tally started (kept outside the checkout).
+clean:
+	@bash infra/stack.sh clean
 	rm -rf .local node_modules
