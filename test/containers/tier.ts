@@ -8,6 +8,14 @@ export const excludedIntSuites: Record<string, string> = {
     "needs the SASL_SSL + SCRAM broker of `infra/stack.sh up-secure`; the containers provider runs a plaintext one",
   "test/int/bench.int.spec.ts":
     "a benchmark run: it measures the machine, not the provider, and runs once on the local stack",
+  "test/int/poison.int.spec.ts":
+    "the applier's answers to hostile records are the same SQL and plan whichever way the servers run; once keeps the tier within its time",
+  "test/int/member-race.int.spec.ts":
+    "a scripted consumer on one PostgreSQL database: no Kafka or registry of the provider is involved",
+  "test/int/write-guard.int.spec.ts":
+    "the write path's guards on one PostgreSQL database: no provider involved",
+  "test/int/demo.int.spec.ts":
+    "`make demo` is the local stack's main job; the tier runs the pipeline suites instead",
   "test/int/stack-0700.int.spec.ts":
     "tests infra/stack's own PostgreSQL start from a 0700 folder; it uses no provider, so it runs once",
 };
