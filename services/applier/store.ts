@@ -2,6 +2,7 @@
 // partition's view, apply a chunk) and Kafka's view of the log (topic id and offsets). The real ones
 // are PostgreSQL and kafkajs; the member's tests and the seeded simulation script them.
 import type { Admin, Kafka } from "kafkajs";
+import { freshAnswers } from "../common/fresh.ts";
 import { TransientError } from "../common/retry.ts";
 import { shardOf } from "../common/shards.ts";
 import { TopicIdReader, TopicNotFoundError } from "../common/topic-id.ts";
@@ -80,15 +81,13 @@ export class PgPartitionStore implements PartitionStore {
   }
 }
 
-/** How long one answer serves every partition that asks: loads on assignment come together. */
-const windowReuseMs = 500;
-
 /** Kafka's view through kafkajs: the topic id (Metadata v12 on a kept connection) and each partition's offsets. */
 export class KafkaLog implements LogInspector {
   private readonly admin: Admin;
   private readonly topic: string;
   private readonly ids: TopicIdReader;
-  private latest: { atMs: number; answer: Promise<Map<number, LogWindow>> } | null = null;
+  /** Answers asked for after their callers asked; callers meanwhile share one request. */
+  private readonly fresh = freshAnswers(() => this.fetch());
 
   constructor(kafka: Kafka, admin: Admin, topic: string) {
     this.admin = admin;
@@ -96,16 +95,12 @@ export class KafkaLog implements LogInspector {
     this.ids = new TopicIdReader(kafka, topic);
   }
 
+  /**
+   * Always an answer asked for after this call began (an older one could miss a commit made since,
+   * and read as "stored offset above the log's end"); callers meanwhile share one request.
+   */
   async window(partition: number): Promise<LogWindow> {
-    const nowMs = performance.now();
-    if (this.latest === null || nowMs - this.latest.atMs > windowReuseMs) {
-      const answer = this.fetch();
-      answer.catch(() => {
-        if (this.latest?.answer === answer) this.latest = null; // a failed answer is not reused
-      });
-      this.latest = { atMs: nowMs, answer };
-    }
-    const window = (await this.latest.answer).get(partition);
+    const window = (await this.fresh()).get(partition);
     if (window === undefined) throw new Error(`topic ${this.topic} has no partition ${partition}`);
     return window;
   }
