@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { runProjector } from "../../services/projector/index.ts";
 import { migrate } from "../../services/storage/migrate.ts";
-import { groupState, offsetsRows } from "../support/applier-process.ts";
+import { endOfTest, groupState, offsetsRows } from "../support/applier-process.ts";
 import { httpStatus } from "../support/metrics.ts";
 import { expectExactCounts, storedPartitions } from "../support/offsets.ts";
 import {
@@ -18,7 +18,7 @@ import {
 } from "../support/pipeline.ts";
 import { freePort } from "../support/ports.ts";
 import type { LogLine, TallyProcess } from "../support/process.ts";
-import { dropTestStack, stackCtl, type TestStack, testStack } from "../support/stack.ts";
+import { stackCtl, type TestStack, testStack } from "../support/stack.ts";
 import { waitUntil } from "../support/wait.ts";
 
 const bounded = { TALLY_SHUTDOWN_MS_MAX: "5000" };
@@ -29,11 +29,7 @@ const stopped = "applier stopped";
 let stack: TestStack | null = null;
 const started: TallyProcess[] = [];
 afterEach(async () => {
-  for (const p of started.splice(0)) {
-    p.signal("SIGKILL");
-    await p.exited;
-  }
-  if (stack) await dropTestStack(stack);
+  await endOfTest(started.splice(0), stack);
   stack = null;
 });
 

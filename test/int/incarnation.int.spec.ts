@@ -7,6 +7,7 @@ import { ensureTopic } from "../../services/cli/topics.ts";
 import { migrate } from "../../services/storage/migrate.ts";
 import {
   deleteRecordsBelow,
+  endOfTest,
   logRanges,
   type OffsetsRow,
   offsetsRows,
@@ -20,16 +21,12 @@ import {
 import { mintOf } from "../support/events.ts";
 import { startApplier, waitForApplied } from "../support/pipeline.ts";
 import type { TallyProcess } from "../support/process.ts";
-import { dropTestStack, type TestStack, testStack } from "../support/stack.ts";
+import { type TestStack, testStack } from "../support/stack.ts";
 
 let stack: TestStack | null = null;
 const started: TallyProcess[] = [];
 afterEach(async () => {
-  for (const p of started.splice(0)) {
-    p.signal("SIGKILL");
-    await p.exited;
-  }
-  if (stack) await dropTestStack(stack);
+  await endOfTest(started.splice(0), stack);
   stack = null;
 });
 

@@ -13,6 +13,7 @@ import {
 } from "../../services/storage/partitions.ts";
 import {
   encodeEvent,
+  endOfTest,
   homePartitionOf,
   offsetsRows,
   onShard,
@@ -27,17 +28,13 @@ import { mintOf, moveOf } from "../support/events.ts";
 import { expectExactCounts, storedPartitions } from "../support/offsets.ts";
 import { startApplier } from "../support/pipeline.ts";
 import type { TallyProcess } from "../support/process.ts";
-import { dropTestStack, type TestStack, tally, testStack } from "../support/stack.ts";
+import { type TestStack, tally, testStack } from "../support/stack.ts";
 import { waitUntil } from "../support/wait.ts";
 
 let stack: TestStack | null = null;
 const started: TallyProcess[] = [];
 afterEach(async () => {
-  for (const p of started.splice(0)) {
-    p.signal("SIGKILL");
-    await p.exited;
-  }
-  if (stack) await dropTestStack(stack);
+  await endOfTest(started.splice(0), stack);
   stack = null;
 });
 

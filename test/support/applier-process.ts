@@ -11,7 +11,8 @@ import { createPool, type Pool } from "../../services/common/pg.ts";
 import { shardOf } from "../../services/common/shards.ts";
 import { fetchTopicId } from "../../services/common/topic-id.ts";
 import { TransferProducer } from "../../services/producer/producer.ts";
-import { repoRoot, type TestStack } from "./stack.ts";
+import type { TallyProcess } from "./process.ts";
+import { dropTestStack, repoRoot, type TestStack } from "./stack.ts";
 import { waitUntil } from "./wait.ts";
 
 /** `count` token ids starting with `prefix` whose key the Java-compatible partitioner puts on `partition`. */
@@ -246,4 +247,13 @@ export function tallyBounded(
       },
     );
   });
+}
+
+/** After each test: its processes killed (and reaped), its topic and databases dropped. */
+export async function endOfTest(processes: TallyProcess[], stack: TestStack | null): Promise<void> {
+  for (const p of processes) {
+    p.signal("SIGKILL");
+    await p.exited;
+  }
+  if (stack) await dropTestStack(stack);
 }
