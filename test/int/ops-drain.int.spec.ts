@@ -3,8 +3,8 @@
 // the member has left the group, and a member started right after takes every partition. States
 // only: exit codes, the drain's log line, offsets and counts; never a figure of wall time.
 import { afterEach, describe, expect, it } from "vitest";
-import { createKafka } from "../../services/common/kafka.ts";
 import { runProjector } from "../../services/projector/index.ts";
+import { groupState } from "../support/applier-process.ts";
 import { sampleValue, scrape, scrapeUntil, waitReady } from "../support/metrics.ts";
 import { expectExactCounts, highWatermarks, storedPartitions } from "../support/offsets.ts";
 import {
@@ -33,17 +33,6 @@ afterEach(async () => {
   if (stack) await dropTestStack(stack);
   stack = null;
 });
-
-async function groupState(s: TestStack): Promise<{ state: string; members: number }> {
-  const admin = createKafka(s.config, "test-admin").admin();
-  await admin.connect();
-  try {
-    const [group] = (await admin.describeGroups([s.config.TALLY_GROUP])).groups;
-    return { state: group!.state, members: group!.members.length };
-  } finally {
-    await admin.disconnect();
-  }
-}
 
 const drainLine = (p: TallyProcess) => p.lines.filter((l: LogLine) => l.msg === "applier stopped");
 
