@@ -52,7 +52,7 @@ export async function runApplier(config: Config, options: ApplierOptions = {}): 
     (url) => new ShardContext(createPool(config, url, "tally-applier")),
   );
   const consumer = createConsumer(config, kafka);
-  const kafkaLog = new KafkaLog(kafka, admin, config.TALLY_TOPIC);
+  const kafkaLog = new KafkaLog(kafka, config.TALLY_TOPIC);
   const member = createMember(config, kafkaLog, shards, consumer, log);
   initApplierMetrics(rejectionReasons);
   const startedMs = performance.now();

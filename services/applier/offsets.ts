@@ -25,15 +25,12 @@ async function withSources<T>(
   work: (log: KafkaLog, pools: Pool[]) => Promise<T>,
 ): Promise<T> {
   const kafka = createKafka(config, "offsets");
-  const admin = kafka.admin();
   const pools = config.TALLY_PG_SHARDS.map((url) => createPool(config, url, "tally-offsets", 1));
-  await admin.connect();
-  const log = new KafkaLog(kafka, admin, config.TALLY_TOPIC);
+  const log = new KafkaLog(kafka, config.TALLY_TOPIC);
   try {
     return await work(log, pools);
   } finally {
     await log.close();
-    await admin.disconnect();
     await Promise.all(pools.map((p) => p.end()));
   }
 }

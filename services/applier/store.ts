@@ -81,16 +81,22 @@ export class PgPartitionStore implements PartitionStore {
   }
 }
 
-/** Kafka's view through kafkajs: the topic id (Metadata v12 on a kept connection) and each partition's offsets. */
+/**
+ * Kafka's view through kafkajs: the topic id (Metadata v12 on a kept connection) and each partition's
+ * offsets, through an admin client of its own. kafkajs's admin keeps its metadata up to 5 minutes
+ * and fetchTopicOffsets does not refresh it on a connection error, so after a leader broker dies it
+ * would keep asking the dead broker: a failed answer drops the admin, and the next one starts afresh.
+ */
 export class KafkaLog implements LogInspector {
-  private readonly admin: Admin;
+  private readonly kafka: Kafka;
   private readonly topic: string;
   private readonly ids: TopicIdReader;
+  private admin: Promise<Admin> | null = null;
   /** Answers asked for after their callers asked; callers meanwhile share one request. */
   private readonly fresh = freshAnswers(() => this.fetch());
 
-  constructor(kafka: Kafka, admin: Admin, topic: string) {
-    this.admin = admin;
+  constructor(kafka: Kafka, topic: string) {
+    this.kafka = kafka;
     this.topic = topic;
     this.ids = new TopicIdReader(kafka, topic);
   }
@@ -110,18 +116,39 @@ export class KafkaLog implements LogInspector {
     return this.kafkaAnswer(() => this.ids.read());
   }
 
-  close(): Promise<void> {
-    return this.ids.close();
+  async close(): Promise<void> {
+    await this.ids.close();
+    await this.dropAdmin();
+  }
+
+  private async dropAdmin(): Promise<void> {
+    const admin = this.admin;
+    this.admin = null;
+    if (admin) await admin.then((a) => a.disconnect()).catch(() => {});
   }
 
   private fetch(): Promise<Map<number, LogWindow>> {
     return this.kafkaAnswer(async () => {
       // The id first: offsets read after it cannot belong to an older incarnation than the id.
       const topicId = await this.ids.read();
-      const offsets = await this.admin.fetchTopicOffsets(this.topic);
-      return new Map(
-        offsets.map((o) => [o.partition, { topicId, lowOffset: BigInt(o.low), highOffset: BigInt(o.high) }]),
-      );
+      this.admin ??= (async () => {
+        const admin = this.kafka.admin();
+        await admin.connect();
+        return admin;
+      })();
+      const admin = this.admin;
+      try {
+        const offsets = await (await admin).fetchTopicOffsets(this.topic);
+        return new Map(
+          offsets.map((o) => [
+            o.partition,
+            { topicId, lowOffset: BigInt(o.low), highOffset: BigInt(o.high) },
+          ]),
+        );
+      } catch (error) {
+        if (this.admin === admin) void this.dropAdmin();
+        throw error;
+      }
     });
   }
 
