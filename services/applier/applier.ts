@@ -160,7 +160,7 @@ function createMember(
     settings: {
       group: config.TALLY_GROUP,
       topic: config.TALLY_TOPIC,
-      batchEventsMax: config.TALLY_BATCH_EVENTS_MAX,
+      chunkEventsMax: config.TALLY_BATCH_EVENTS_MAX,
       retry: {
         attemptsMax: config.TALLY_RETRY_ATTEMPTS_MAX,
         backoffMsMax: config.TALLY_RETRY_BACKOFF_MS_MAX,

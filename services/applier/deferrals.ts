@@ -3,6 +3,10 @@
 // batch waiting out a shard outage would stall every partition that shares its leader broker, other
 // shards' included. Past a few attempts the partition is paused and resumed after a backoff, while
 // the others go on. Every attempt, in place or after a pause, counts against ONE bound: attemptsMax.
+//
+// Retries are reported here too: each one counted (tally_retries_total, by cause) and logged.
+import type { Logger } from "../common/log.ts";
+import { retriesTotal, retryCauseOf } from "../common/metrics.ts";
 import { RetriesExhaustedError, type RetryPolicy, withRetry } from "../common/retry.ts";
 
 export const inlineAttemptsMax = 3;
@@ -20,6 +24,23 @@ export type PauseControl = {
 };
 
 export type OnRetry = (error: unknown, attemptIndex: number, delayMs: number) => void;
+
+/** What a retry of `what` reports: counted by cause, logged, and a heartbeat sent when in a batch. */
+export type RetryReporter = (what: string, heartbeat?: () => Promise<void>) => OnRetry;
+
+export function retryReporter(logger: Logger): RetryReporter {
+  return (what, heartbeat) => {
+    return (error, attemptIndex, delayMs) => {
+      const cause = retryCauseOf(error);
+      retriesTotal.inc({ cause });
+      logger.warn(
+        { what, cause, attempt: attemptIndex + 1, delay_ms: delayMs, err: String((error as Error).message) },
+        "transient failure; retrying",
+      );
+      heartbeat?.().catch(() => {});
+    };
+  };
+}
 
 /**
  * The attempt, unless the member stopped during the backoff before it: a retry's sleep ends early on
@@ -98,6 +119,11 @@ export class Deferrals {
       const delayMs = this.pause(partition, attemptsUsed);
       throw new PartitionDeferred(`partition ${partition} paused for ${delayMs} ms`, { cause: error.cause });
     }
+  }
+
+  /** Retried in place within the whole bound, never paused: for the assignment's loads, outside any batch. */
+  inPlace<T>(what: string, attempt: () => Promise<T>, onRetry: OnRetry): Promise<T> {
+    return withRetry(what, this.policy, unlessStopped(what, this.signal, attempt), onRetry, this.signal);
   }
 
   /** The failed attempts of a read that then succeeded still count; the partition is not paused. */

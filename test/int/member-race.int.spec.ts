@@ -76,7 +76,7 @@ function memberOn(group: string, store: PgPartitionStore, highOffset: bigint): A
     settings: {
       group,
       topic: stack.config.TALLY_TOPIC,
-      batchEventsMax: 100,
+      chunkEventsMax: 100,
       retry: { attemptsMax: 3, backoffMsMax: 100 },
     },
     store,

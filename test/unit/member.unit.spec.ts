@@ -320,7 +320,7 @@ describe("ApplierMember: a batch kafkajs no longer wants", () => {
 
 describe("ApplierMember: the view changes under a batch", () => {
   it("given a batch of 10..13 in chunks of 2, when the partition is revoked during the heartbeat after the first chunk and another member moves it to 20, then the batch ends: nothing applied with the new view, the stored offset never goes back", async () => {
-    const { store, member } = given({ stored: { 0: 10n }, batchEventsMax: 2 });
+    const { store, member } = given({ stored: { 0: 10n }, chunkEventsMax: 2 });
     await member.onAssigned([0]);
     const beat = deferred();
     const payload = { ...payloadOf(0, range(10n, 4)), heartbeat: vi.fn(() => beat.promise) };

@@ -82,7 +82,7 @@ export class ScriptedLog implements LogInspector {
 }
 
 export function given(
-  options: { stored?: Record<number, bigint>; attemptsMax?: number; batchEventsMax?: number } = {},
+  options: { stored?: Record<number, bigint>; attemptsMax?: number; chunkEventsMax?: number } = {},
 ) {
   const store = new ScriptedStore();
   for (const [partition, offset] of Object.entries(options.stored ?? {}))
@@ -93,7 +93,7 @@ export function given(
     settings: {
       group: "g",
       topic,
-      batchEventsMax: options.batchEventsMax ?? 100,
+      chunkEventsMax: options.chunkEventsMax ?? 100,
       retry: { attemptsMax: options.attemptsMax ?? 5, backoffMsMax: 1_000 },
     },
     store,

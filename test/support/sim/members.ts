@@ -22,7 +22,7 @@ export type Slot = {
 
 export type MemberSettings = {
   topic: string;
-  batchEventsMax: number;
+  chunkEventsMax: number;
   attemptsMax: number;
   backoffMsMax: number;
 };
@@ -60,7 +60,7 @@ export class Members {
       settings: {
         group: "sim-group",
         topic: settings.topic,
-        batchEventsMax: settings.batchEventsMax,
+        chunkEventsMax: settings.chunkEventsMax,
         retry: { attemptsMax: settings.attemptsMax, backoffMsMax: settings.backoffMsMax },
       },
       store,

@@ -105,7 +105,7 @@ export class Simulation {
     this.store.faults = calmFaults;
     this.log.deliver = (what, answer) => this.store.maybeHold(what, answer);
     this.group = new SimGroup(partitions);
-    const settings = { topic, batchEventsMax: this.prng.between(1, 6), attemptsMax: 6, backoffMsMax: 100 };
+    const settings = { topic, chunkEventsMax: this.prng.between(1, 6), attemptsMax: 6, backoffMsMax: 100 };
     this.members = new Members(
       { store: this.store, log: this.log, group: this.group, prng: this.prng, settings },
       12,
