@@ -62,7 +62,7 @@ export type ChunkContext = {
   heartbeat?: () => Promise<void>;
 };
 
-/** How often a batch may be re-planned on what the write found: each re-plan learns more, so a few suffice. */
+/** How often a chunk may be re-planned on what the write found: each re-plan learns more, so a few suffice. */
 const replansMax = 4;
 
 export async function applyChunk(
@@ -116,7 +116,7 @@ export async function applyChunk(
       if (replan >= replansMax) throw error;
       if (error instanceof DuplicateTransferIdError) {
         // Rare: an id that passed the chain check was applied before (a reused id). Learn every
-        // applied id of the batch and decide again; the transaction was rolled back whole.
+        // applied id of the chunk and decide again; the transaction was rolled back whole.
         const ledgerIds = planned.ledger.map((row) => row.event.transfer_id.toLowerCase());
         appliedIds = new Set([...appliedIds, ...(await findAppliedIds(shard.pool, ledgerIds))]);
       } else if (error instanceof TokenElsewhereError) {
@@ -138,9 +138,9 @@ function isNoDayPartition(error: unknown): boolean {
   return e.code === "23514" && /no partition of relation/.test(e.message ?? "");
 }
 
-/** Only after the commit does the member's view move on; a rolled-back batch leaves it as it was. */
-function rememberCommitted(state: PartitionState, plan: BatchPlan, batchTokenIds: ReadonlySet<string>): void {
+/** Only after the commit does the member's view move on; a rolled-back chunk leaves it as it was. */
+function rememberCommitted(state: PartitionState, plan: BatchPlan, chunkTokenIds: ReadonlySet<string>): void {
   for (const change of plan.tokenChanges.values()) state.remember(change.tokenId, change.state);
   state.nextOffset = plan.nextOffset;
-  state.evictOver(batchTokenIds);
+  state.evictOver(chunkTokenIds);
 }

@@ -7,7 +7,7 @@ export type MemberTotals = {
   applied: number;
   duplicates: number;
   rejected: number;
-  batches: number;
+  chunks: number;
   phaseMs: Record<string, number>;
 };
 
@@ -15,7 +15,7 @@ export const emptyTotals = (): MemberTotals => ({
   applied: 0,
   duplicates: 0,
   rejected: 0,
-  batches: 0,
+  chunks: 0,
   phaseMs: { decode: 0, validate: 0, write: 0, commit: 0 },
 });
 
@@ -29,7 +29,7 @@ export function countChunk(
   totals.applied += plan.ledger.length;
   totals.duplicates += plan.duplicates;
   totals.rejected += plan.rejections.length;
-  totals.batches++;
+  totals.chunks++;
   for (const [phase, ms] of Object.entries(phaseMs)) {
     totals.phaseMs[phase] = (totals.phaseMs[phase] ?? 0) + ms;
     phaseSeconds.observe({ phase }, ms / 1000);
@@ -51,6 +51,7 @@ export function countChunk(
       next_offset: String(plan.nextOffset),
       ...rounded,
     },
+    // The text predates the name "chunk"; docs/operations.md, the benchmark and tests read it.
     "batch committed",
   );
 }

@@ -82,7 +82,7 @@ export class SimStore implements PartitionStore {
     view.nextOffset = this.rows.get(partition)!.nextOffset;
     view.topicId = topicId;
     const mine = [...this.tokens.entries()].filter(([, t]) => t.partition === partition);
-    if (mine.length > this.settings.tokensMax) return view; // loaded per batch instead
+    if (mine.length > this.settings.tokensMax) return view; // loaded per chunk instead
     for (const [id, token] of mine) view.remember(id, token.state);
     view.complete = true;
     return view;
