@@ -98,16 +98,16 @@ down-cluster:
 	@bash infra/stack.sh down-cluster
 
 demo: setup up
-	bin/tally demo
+	bin/tally-tools demo
 
 bench: setup up
-	bin/tally bench
+	bin/tally-tools bench
 
 # The peer (Kafka Connect + Debezium's JDBC sink, ~100 MB of jars from Maven Central, fetched once)
 # on the events of `make bench`; merged into docs/bench/latest.* when those are of the same events.
 bench-peer: setup up
 	@bash infra/peer/peer.sh fetch
-	bin/tally bench-peer
+	bin/tally-tools bench-peer
 
 # Also removes the data of the PostgreSQL servers Tally started (kept outside the checkout).
 clean:

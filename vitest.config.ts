@@ -1,7 +1,12 @@
+import { defaultServerConditions } from "vite";
 import { defineConfig } from "vitest/config";
 import { containersProject } from "./test/containers/tier.ts";
 
 export default defineConfig({
+  // The workspace packages (@tally/testing, @tally/producer) resolve to their TypeScript sources
+  // here; a user's install resolves them to the compiled dist/.
+  ssr: { resolve: { conditions: ["tally-source", ...defaultServerConditions] } },
+  resolve: { conditions: ["tally-source", ...defaultServerConditions] },
   test: {
     projects: [
       {

@@ -4,10 +4,15 @@
 // and a URL setting's value are not echoed, and `tally env` masks them (see maskUrlPassword).
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import {
+  ConfigError,
+  type KafkaSettings,
+  type RegistrySettings,
+  type RetrySettings,
+  type TopicSettings,
+} from "./connection-settings.ts";
 
-export class ConfigError extends Error {
-  override name = "ConfigError";
-}
+export { ConfigError };
 
 const kafkaTopicPattern = /^[A-Za-z0-9._-]{1,249}$/;
 // Database names go into CREATE DATABASE, so they are held to plain identifiers.
@@ -380,3 +385,10 @@ function isPasswordParameter(parameter: string): boolean {
   }
   return decoded.trim().toLowerCase() === "password";
 }
+
+// The narrow settings the producer and the clients take are parts of the whole configuration.
+type IsPartOf<Part, Whole extends Part> = Whole;
+export type ConfigCoversClients = IsPartOf<
+  KafkaSettings & RegistrySettings & RetrySettings & TopicSettings,
+  Config
+>;

@@ -2,7 +2,7 @@
 // Java-compatible murmur2 one, so producers in any language route a token to the same partition.
 import { readFileSync } from "node:fs";
 import { Kafka, logLevel, Partitioners, type SASLOptions } from "kafkajs";
-import { type Config, ConfigError } from "./config.ts";
+import { ConfigError, type KafkaSettings } from "./connection-settings.ts";
 
 export const javaCompatiblePartitioner = Partitioners.DefaultPartitioner;
 
@@ -35,7 +35,7 @@ export function caCertificatesOf(path: string): string[] {
  * server name (SNI and the name checked) to the broker's host when it is a name; for an IP it
  * leaves it out and Node checks the IP against the certificate's IP entries.
  */
-function sslOf(config: Config): boolean | { ca: string[] } {
+function sslOf(config: KafkaSettings): boolean | { ca: string[] } {
   const caFile = config.TALLY_KAFKA_SSL_CA_FILE;
   if (!config.TALLY_KAFKA_SSL) {
     // A CA without TLS would be silently ignored and the connection made in plaintext.
@@ -45,7 +45,7 @@ function sslOf(config: Config): boolean | { ca: string[] } {
   return caFile === "" ? true : { ca: caCertificatesOf(caFile) };
 }
 
-function saslOf(config: Config): SASLOptions | undefined {
+function saslOf(config: KafkaSettings): SASLOptions | undefined {
   const mechanism = config.TALLY_KAFKA_SASL_MECHANISM;
   if (mechanism === "") return undefined;
   const credentials = {
@@ -56,7 +56,7 @@ function saslOf(config: Config): SASLOptions | undefined {
 }
 
 /** The options given to kafkajs, apart from the client id: exported for tests. */
-export function kafkaSecurityOptions(config: Config): {
+export function kafkaSecurityOptions(config: KafkaSettings): {
   ssl: boolean | { ca: string[] };
   sasl?: SASLOptions;
 } {
@@ -64,7 +64,7 @@ export function kafkaSecurityOptions(config: Config): {
   return { ssl: sslOf(config), ...(sasl ? { sasl } : {}) };
 }
 
-export function createKafka(config: Config, clientIdSuffix: string): Kafka {
+export function createKafka(config: KafkaSettings, clientIdSuffix: string): Kafka {
   return new Kafka({
     clientId: `${config.TALLY_KAFKA_CLIENT_ID}-${clientIdSuffix}`,
     brokers: config.TALLY_KAFKA_BROKERS,

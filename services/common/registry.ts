@@ -6,7 +6,7 @@
 import { SchemaRegistry, SchemaType } from "@kafkajs/confluent-schema-registry";
 import type avro from "avsc";
 import { avroForSchemaOptions, avroTypeOf, transferEventSchemaText } from "./avro.ts";
-import type { Config } from "./config.ts";
+import type { RegistrySettings, TopicSettings } from "./connection-settings.ts";
 import { TransientError } from "./retry.ts";
 
 /** Where and how to ask the registry; `timeoutMs` bounds one request, answer included. */
@@ -17,7 +17,7 @@ export const registryTimeoutMs = 5_000;
 /** Confluent's error code for "schema not found" on /schemas/ids/<id> (Apicurio answers it too). */
 const schemaNotFoundCode = 40403;
 
-export function registryEndpointOf(config: Config): RegistryEndpoint {
+export function registryEndpointOf(config: RegistrySettings): RegistryEndpoint {
   return {
     baseUrl: config.TALLY_SCHEMA_REGISTRY_URL.replace(/\/+$/, ""),
     headers: authHeader(config),
@@ -45,7 +45,7 @@ export type Register = (
  */
 export type Registry = Omit<SchemaRegistry, "register"> & WriterSchemaSource & { register: Register };
 
-export function createRegistry(config: Config): Registry {
+export function createRegistry(config: RegistrySettings): Registry {
   const username = config.TALLY_SCHEMA_REGISTRY_USERNAME;
   const client = new SchemaRegistry(
     {
@@ -168,7 +168,7 @@ export async function writerTypeOf(source: WriterSchemaSource, schemaId: number)
   return writerTypeOfAnswer(schemaId, answer);
 }
 
-function authHeader(config: Config): Record<string, string> {
+function authHeader(config: RegistrySettings): Record<string, string> {
   const username = config.TALLY_SCHEMA_REGISTRY_USERNAME;
   if (!username) return {};
   const token = Buffer.from(`${username}:${config.TALLY_SCHEMA_REGISTRY_PASSWORD}`).toString("base64");
@@ -195,7 +195,7 @@ export type SubjectCompatibility = { level: string; setByTally: boolean };
  * first registration; producers never set a compatibility.
  */
 export async function ensureSubjectCompatibility(
-  config: Config,
+  config: RegistrySettings,
   subject: string,
 ): Promise<SubjectCompatibility> {
   const endpoint = registryEndpointOf(config);
@@ -273,7 +273,7 @@ function registryError(method: string, url: string, answer: HttpAnswer): Error {
 
 /** Registers a TransferEvent schema version under `<topic>-value` (or finds it); returns its id. */
 export async function registerTransferSchema(
-  config: Config,
+  config: TopicSettings,
   registry: Pick<Registry, "register">,
   schemaText: string = transferEventSchemaText,
 ): Promise<number> {

@@ -6,11 +6,11 @@ import type avro from "avsc";
 import type { Kafka, Producer } from "kafkajs";
 import { assert } from "../common/assert.ts";
 import { avroTypeOf, frame, transferEventSchemaText, transferEventType } from "../common/avro.ts";
-import type { Config } from "../common/config.ts";
 import { eventProblems, type FieldProblem, type TransferEvent } from "../common/event.ts";
 import { createKafka, javaCompatiblePartitioner } from "../common/kafka.ts";
 import { createRegistry, registerTransferSchema } from "../common/registry.ts";
 import { isTransient, TransientError, withRetry } from "../common/retry.ts";
+import { type ProducerConnection, type ProducerSettings, producerSettingsOf } from "./connection.ts";
 
 export type SendResult =
   | { ok: true; partition: number; offset: string }
@@ -75,7 +75,7 @@ export function problemsText(problems: readonly FieldProblem[]): string {
 export class TransferProducer {
   readonly topic: string;
   readonly writerType: avro.Type;
-  private readonly config: Config;
+  private readonly config: ProducerSettings;
   private readonly options: TransferProducerOptions;
   private readonly batchMessagesMax: number;
   private readonly batchBytesMax: number;
@@ -90,7 +90,12 @@ export class TransferProducer {
   private queuedMessages = 0;
   private failure: unknown = null;
 
-  constructor(config: Config, options: TransferProducerOptions = {}) {
+  /**
+   * `connection`: brokers, registry and topic (ProducerConnection, or fromEnv()); a service's whole
+   * Tally configuration also fits. Nothing connects before connect().
+   */
+  constructor(connection: ProducerConnection | ProducerSettings, options: TransferProducerOptions = {}) {
+    const config = "TALLY_KAFKA_BROKERS" in connection ? connection : producerSettingsOf(connection);
     const batchMessagesMax = options.batchMessagesMax ?? batchMessagesMaxDefault;
     const batchBytesMax = options.batchBytesMax ?? batchBytesMaxDefault;
     if (!(Number.isSafeInteger(batchMessagesMax) && batchMessagesMax >= 1 && batchMessagesMax <= 100_000))

@@ -4,8 +4,8 @@
 // outcome, a recount of the topic read back independently, and `tally verify`; each reports the
 // time to recover and the lag peak (table in the output, JSON in .local/faults-report.json).
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { ensureTopic } from "../../services/cli/topics.ts";
 import { migrate } from "../../services/storage/migrate.ts";
+import { ensureTopic } from "../../services/topics/topics.ts";
 import {
   clusterCtl,
   clusterTestStack,

@@ -1,6 +1,6 @@
 // payments.int.spec.ts: our producer's events end up as the right balances.
 import { randomUUID } from "node:crypto";
-import { type StartedTally, startTally, type TransferEvent } from "tally/testing";
+import { type StartedTally, startTally, type TransferEvent } from "@tally/testing";
 import { afterAll, beforeAll, expect, it } from "vitest";
 
 let tally: StartedTally;

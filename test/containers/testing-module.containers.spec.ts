@@ -23,9 +23,9 @@ async function tallyContainerIds(): Promise<string[]> {
     .sort();
 }
 
-describe("tally/testing", () => {
+describe("@tally/testing", () => {
   it("given no container engine, when startTally runs, then it fails at once saying so and what to do", async () => {
-    const script = 'import { startTally } from "tally/testing"; await startTally();';
+    const script = 'import { startTally } from "@tally/testing"; await startTally();';
     const result = await run(process.execPath, ["--input-type=module", "-e", script], {
       cwd: repoRoot,
       env: { PATH: process.env.PATH, HOME: "/nonexistent", DOCKER_HOST: "unix:///nonexistent/docker.sock" },
@@ -54,7 +54,7 @@ describe("tally/testing", () => {
     });
     await new Promise<void>((resolve) => engine.listen(socket, resolve));
     const startWith = async (settings: Record<string, string>) => {
-      const script = `import { startTally } from "tally/testing"; await startTally({ settings: ${JSON.stringify(settings)} });`;
+      const script = `import { startTally } from "@tally/testing"; await startTally({ settings: ${JSON.stringify(settings)} });`;
       return run(process.execPath, ["--input-type=module", "-e", script], {
         cwd: repoRoot,
         env: { PATH: process.env.PATH, HOME: "/nonexistent", DOCKER_HOST: `unix://${socket}` },

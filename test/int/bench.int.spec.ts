@@ -4,10 +4,10 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runBench, writeResults } from "../../services/bench/bench.ts";
-import { benchOptionsOf } from "../../services/bench/command.ts";
-import type { BenchResults } from "../../services/bench/report.ts";
 import { loadConfig } from "../../services/common/config.ts";
+import { runBench, writeResults } from "../../tools/bench/bench.ts";
+import { benchOptionsOf } from "../../tools/bench/command.ts";
+import type { BenchResults } from "../../tools/bench/report.ts";
 import { stackEnv } from "../support/stack.ts";
 
 describe("tally bench --quick", () => {

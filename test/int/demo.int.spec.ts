@@ -4,11 +4,11 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { listDemoRuns, removeDemoRuns } from "../../services/cli/demo.ts";
 import { type Config, loadConfig } from "../../services/common/config.ts";
 import { createKafka } from "../../services/common/kafka.ts";
 import { ensureDatabase } from "../../services/common/pg.ts";
-import { stackEnv, tally } from "../support/stack.ts";
+import { listDemoRuns, removeDemoRuns } from "../../tools/demo/demo.ts";
+import { stackEnv, tally, tallyTools } from "../support/stack.ts";
 
 const events = 2_000;
 // Its own prefix: the test never touches the runs of `make demo` (prefix tally_demo).
@@ -25,7 +25,7 @@ type Run = {
 
 /** `tally demo` on the reduced load, with its run id and the outcome table (name → [records, expected]). */
 async function demoRun(env: NodeJS.ProcessEnv): Promise<Run> {
-  const result = await tally(["demo", "--events", String(events), "--prefix", prefix], env);
+  const result = await tallyTools(["demo", "--events", String(events), "--prefix", prefix], env);
   const runId = new RegExp(`identity: topic ${prefix}_(\\S+),`).exec(result.stdout)?.[1] ?? "";
   const outcome = new Map<string, [string, string]>();
   for (const match of result.stdout.matchAll(/^│ ([a-z_:() ]+?)\s*│ (\d+)\s*│ (\d+)\s*│$/gm))

@@ -3,8 +3,8 @@
 // topic re-created under a running applier: the applier never skips silently; it stops with exit 1
 // naming the topic, the partition and the stored offset, and `tally offsets` shows and decides.
 import { afterEach, describe, expect, it } from "vitest";
-import { ensureTopic } from "../../services/cli/topics.ts";
 import { migrate } from "../../services/storage/migrate.ts";
+import { ensureTopic } from "../../services/topics/topics.ts";
 import {
   deleteRecordsBelow,
   endOfTest,

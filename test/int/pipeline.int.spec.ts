@@ -3,12 +3,12 @@
 import { SchemaType } from "@kafkajs/confluent-schema-registry";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runApplier } from "../../services/applier/applier.ts";
-import { ensureTopic } from "../../services/cli/topics.ts";
 import { createPool } from "../../services/common/pg.ts";
 import { createRegistry, registerTransferSchema, subjectOf } from "../../services/common/registry.ts";
 import { TransferProducer } from "../../services/producer/producer.ts";
 import { readBalances, runProjector } from "../../services/projector/index.ts";
 import { migrate } from "../../services/storage/migrate.ts";
+import { ensureTopic } from "../../services/topics/topics.ts";
 import { verify } from "../../services/verify/index.ts";
 import {
   buildScenario,

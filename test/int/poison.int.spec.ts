@@ -2,7 +2,6 @@
 // partition moves on: each case sends the poison record, then a valid event on the SAME partition,
 // through the real stack (Kafka, the registry, `tally apply`, the shards), and shows both outcomes.
 import { afterEach, describe, expect, it } from "vitest";
-import { ensureTopic } from "../../services/cli/topics.ts";
 import type { TransferEvent } from "../../services/common/event.ts";
 import { migrate } from "../../services/storage/migrate.ts";
 import {
@@ -11,6 +10,7 @@ import {
   dayPartitionsPerTransactionMax,
   partitionNameOf,
 } from "../../services/storage/partitions.ts";
+import { ensureTopic } from "../../services/topics/topics.ts";
 import {
   encodeEvent,
   endOfTest,

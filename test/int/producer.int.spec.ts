@@ -4,7 +4,6 @@
 import { randomUUID } from "node:crypto";
 import type { KafkaMessage } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureTopic } from "../../services/cli/topics.ts";
 import {
   toPlainEvent,
   transferEventSchemaText,
@@ -15,8 +14,9 @@ import { amountMax, type TransferEvent } from "../../services/common/event.ts";
 import { createKafka } from "../../services/common/kafka.ts";
 import { createRegistry, subjectOf, writerTypeOf } from "../../services/common/registry.ts";
 import { withRetry } from "../../services/common/retry.ts";
-import { createLoad } from "../../services/producer/load.ts";
 import { type SendResult, TransferProducer } from "../../services/producer/producer.ts";
+import { ensureTopic } from "../../services/topics/topics.ts";
+import { createLoad } from "../../tools/load/load.ts";
 import { mintOf, moveOf } from "../support/events.ts";
 import { dropTestStack, testStack } from "../support/stack.ts";
 

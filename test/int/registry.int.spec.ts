@@ -5,7 +5,6 @@
 import { SchemaType } from "@kafkajs/confluent-schema-registry";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runApplier } from "../../services/applier/applier.ts";
-import { ensureTopic, topics } from "../../services/cli/topics.ts";
 import { avroTypeOf, frame, transferEventSchemaText, transferEventType } from "../../services/common/avro.ts";
 import { type Config, loadConfig } from "../../services/common/config.ts";
 import type { TransferEvent } from "../../services/common/event.ts";
@@ -13,6 +12,7 @@ import { createPool } from "../../services/common/pg.ts";
 import { createRegistry, subjectOf } from "../../services/common/registry.ts";
 import { type RawMessage, TransferProducer } from "../../services/producer/producer.ts";
 import { migrate } from "../../services/storage/migrate.ts";
+import { ensureTopic, topics } from "../../services/topics/topics.ts";
 import { mintOf } from "../support/events.ts";
 import { dropTestStack, type TestStack, tally, testStack } from "../support/stack.ts";
 

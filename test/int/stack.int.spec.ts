@@ -1,7 +1,6 @@
 // The stack is real: a real broker, a real Apicurio registry, a real PostgreSQL.
 import { SchemaType } from "@kafkajs/confluent-schema-registry";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureTopic } from "../../services/cli/topics.ts";
 import { toPlainEvent, transferEventSchemaText } from "../../services/common/avro.ts";
 import type { TransferEvent } from "../../services/common/event.ts";
 import { createKafka, javaCompatiblePartitioner } from "../../services/common/kafka.ts";
@@ -9,6 +8,7 @@ import { createPool } from "../../services/common/pg.ts";
 import { createRegistry, registerTransferSchema } from "../../services/common/registry.ts";
 import { migrate } from "../../services/storage/migrate.ts";
 import { dayOf, ensureDayPartitions, existingDays } from "../../services/storage/partitions.ts";
+import { ensureTopic } from "../../services/topics/topics.ts";
 import { mintOf } from "../support/events.ts";
 import { dropTestStack, stackCtl, type TestStack, tally, testStack } from "../support/stack.ts";
 

@@ -3,7 +3,6 @@
 // partition, rows read across the shards, the topic deleted and re-created under its name, the
 // consumer group's state, and the topic's Kafka id.
 import { execFile } from "node:child_process";
-import { ensureTopic } from "../../services/cli/topics.ts";
 import type { TransferEvent } from "../../services/common/event.ts";
 import { createKafka } from "../../services/common/kafka.ts";
 import { keyPartitioner } from "../../services/common/partitioner.ts";
@@ -11,6 +10,7 @@ import { createPool, type Pool } from "../../services/common/pg.ts";
 import { shardOf } from "../../services/common/shards.ts";
 import { fetchTopicId } from "../../services/common/topic-id.ts";
 import { TransferProducer } from "../../services/producer/producer.ts";
+import { ensureTopic } from "../../services/topics/topics.ts";
 import type { TallyProcess } from "./process.ts";
 import { dropTestStack, repoRoot, type TestStack } from "./stack.ts";
 import { waitUntil } from "./wait.ts";

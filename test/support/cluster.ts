@@ -12,8 +12,8 @@ import { transferEventType } from "../../services/common/avro.ts";
 import { type Config, loadConfig } from "../../services/common/config.ts";
 import type { TransferEvent } from "../../services/common/event.ts";
 import { sleep } from "../../services/common/retry.ts";
-import type { LoadRun } from "../../services/producer/load.ts";
 import { type SendResult, TransferProducer } from "../../services/producer/producer.ts";
+import type { LoadRun } from "../../tools/load/load.ts";
 import { faultLoad } from "./pipeline.ts";
 import { repoRoot, type TestStack } from "./stack.ts";
 

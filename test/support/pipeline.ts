@@ -2,13 +2,13 @@
 // started and killed like a supervisor would, and the checks of an exact end state.
 import { expect } from "vitest";
 import { createProgressProbe } from "../../services/applier/progress.ts";
-import { ensureTopic } from "../../services/cli/topics.ts";
 import { createPool } from "../../services/common/pg.ts";
-import { createLoad, type LoadRun } from "../../services/producer/load.ts";
 import { TransferProducer } from "../../services/producer/producer.ts";
 import { runProjector } from "../../services/projector/index.ts";
 import { migrate } from "../../services/storage/migrate.ts";
+import { ensureTopic } from "../../services/topics/topics.ts";
 import { verify } from "../../services/verify/index.ts";
+import { createLoad, type LoadRun } from "../../tools/load/load.ts";
 import { type LogLine, startTallyProcess, type TallyProcess } from "./process.ts";
 import type { TestStack } from "./stack.ts";
 import { waitUntil } from "./wait.ts";

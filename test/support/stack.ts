@@ -84,12 +84,24 @@ export async function dropDatabases(config: Config): Promise<void> {
 }
 
 /** Runs `bin/tally` with the given environment; resolves with its exit code and output. */
-export async function tally(
+export function tally(args: string[], env: NodeJS.ProcessEnv): Promise<CommandResult> {
+  return runBin("tally", args, env);
+}
+
+/** Runs `bin/tally-tools` (demo, produce, bench) like tally(). */
+export function tallyTools(args: string[], env: NodeJS.ProcessEnv): Promise<CommandResult> {
+  return runBin("tally-tools", args, env);
+}
+
+export type CommandResult = { code: number; stdout: string; stderr: string };
+
+async function runBin(
+  bin: "tally" | "tally-tools",
   args: string[],
   env: NodeJS.ProcessEnv,
-): Promise<{ code: number; stdout: string; stderr: string }> {
+): Promise<CommandResult> {
   try {
-    const { stdout, stderr } = await run(`${repoRoot}bin/tally`, args, {
+    const { stdout, stderr } = await run(`${repoRoot}bin/${bin}`, args, {
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
       maxBuffer: 64 << 20,
     });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { chunked, userTransfer } from "../../services/bench/loads.ts";
 import type { TransferEvent } from "../../services/common/event.ts";
-import { createLoad, hotWalletIndex, type LoadOptions, walletName } from "../../services/producer/load.ts";
+import { chunked, userTransfer } from "../../tools/bench/loads.ts";
+import { createLoad, hotWalletIndex, type LoadOptions, walletName } from "../../tools/load/load.ts";
 
 const base: LoadOptions = {
   events: 20_000,

@@ -19,7 +19,7 @@ import {
   pickSettings,
   renderTemplate,
   workerProperties,
-} from "../../services/bench/peer-config.ts";
+} from "../../tools/bench/peer-config.ts";
 import {
   bestOf,
   cpuPerEventText,
@@ -29,8 +29,8 @@ import {
   peerMarkdown,
   withPeer,
   withPeerFile,
-} from "../../services/bench/peer-results.ts";
-import type { BenchResults } from "../../services/bench/report.ts";
+} from "../../tools/bench/peer-results.ts";
+import type { BenchResults } from "../../tools/bench/report.ts";
 
 const [twoTasks, perPartition, rewrite] = peerSettingsFor(6) as [PeerSetting, PeerSetting, PeerSetting];
 

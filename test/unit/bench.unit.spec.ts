@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { cpuSecondsOf } from "../../services/bench/cpu.ts";
-import { absorbLogLine, type ChildReport, emptyReport } from "../../services/bench/processes.ts";
+import { cpuSecondsOf } from "../../tools/bench/cpu.ts";
+import { absorbLogLine, type ChildReport, emptyReport } from "../../tools/bench/processes.ts";
 import {
   cpuRows,
   formatRatio,
@@ -10,7 +10,7 @@ import {
   runsNote,
   type ScalingPoint,
   type TallyCase,
-} from "../../services/bench/report.ts";
+} from "../../tools/bench/report.ts";
 import {
   distributionOf,
   eventsPerSecondOf,
@@ -19,7 +19,7 @@ import {
   parseSizes,
   percentile,
   ratioOf,
-} from "../../services/bench/stats.ts";
+} from "../../tools/bench/stats.ts";
 
 describe("bench arithmetic", () => {
   it("given values, when percentiles are taken, then the nearest rank is returned", () => {

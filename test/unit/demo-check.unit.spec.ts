@@ -1,7 +1,7 @@
 // The check that makes `tally demo` fail: outcomes against what the load generator predicted.
 import { describe, expect, it } from "vitest";
-import { demoRunId, newestFirst } from "../../services/cli/demo.ts";
-import { balanceLinesMax, type DemoOutcome, outcomeDifferences } from "../../services/cli/demo-check.ts";
+import { demoRunId, newestFirst } from "../../tools/demo/demo.ts";
+import { balanceLinesMax, type DemoOutcome, outcomeDifferences } from "../../tools/demo/demo-check.ts";
 
 const balances = (entries: [string, string, bigint][]): DemoOutcome["balances"] => {
   const result: DemoOutcome["balances"] = new Map();

@@ -1,12 +1,7 @@
 import { isDeepStrictEqual } from "node:util";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { amountMax, eventProblems, type TransferEvent } from "../../services/common/event.ts";
-import {
-  createLoad,
-  expectedOutcome,
-  type LoadOptions,
-  type LoadOutcome,
-} from "../../services/producer/load.ts";
+import { createLoad, expectedOutcome, type LoadOptions, type LoadOutcome } from "../../tools/load/load.ts";
 
 const nowMs = Date.UTC(2026, 0, 15, 12, 0, 0);
 const dayMs = 24 * 3600 * 1000;

@@ -14,6 +14,6 @@ describe("README example", () => {
     expect(start).toBeGreaterThan(0);
     const body = readme.slice(start + marker.length, readme.indexOf("```\n", start + marker.length));
     expect(body).toBe(readFileSync(new URL(exampleFile, root), "utf8"));
-    expect(body).toContain('from "tally/testing"');
+    expect(body).toContain('from "@tally/testing"');
   });
 });

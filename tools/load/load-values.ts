@@ -1,7 +1,7 @@
 // What the values of a synthetic load look like: seeded randomness (no Math.random, so a seed
 // reproduces a run), ids, wallet and token names, assets and amounts.
-import { assert } from "../common/assert.ts";
-import { amountMax } from "../common/event.ts";
+import { assert } from "../../services/common/assert.ts";
+import { amountMax } from "../../services/common/event.ts";
 
 export const loadAssets = ["USD", "EUR", "RBT"] as const;
 const assetWeights = [0.5, 0.8, 1]; // cumulative: USD 50 %, EUR 30 %, RBT 20 %

@@ -3,13 +3,13 @@
 import { randomInt } from "node:crypto";
 import { Presets, SingleBar } from "cli-progress";
 import { type Command, InvalidArgumentError } from "commander";
-import { ensureTopic } from "../cli/topics.ts";
-import { assert } from "../common/assert.ts";
-import { type Config, loadConfig } from "../common/config.ts";
-import { sleep } from "../common/retry.ts";
+import { ensureTopic } from "../../services/topics/topics.ts";
+import { assert } from "../../services/common/assert.ts";
+import { type Config, loadConfig } from "../../services/common/config.ts";
+import { sleep } from "../../services/common/retry.ts";
 import { createLoad, type LoadOutcome, loadEventsMax } from "./load.ts";
-import { batchMessagesMaxDefault, problemsText, type SendResult, TransferProducer } from "./producer.ts";
-import { ResendingSender } from "./resending-sender.ts";
+import { batchMessagesMaxDefault, problemsText, type SendResult, TransferProducer } from "../../services/producer/producer.ts";
+import { ResendingSender } from "../../services/producer/resending-sender.ts";
 
 export type ProduceOptions = {
   events: number;

@@ -1,11 +1,11 @@
 // Producing for the bench: chunks of generated events through the project's own TransferProducer,
 // at full speed (pre-filling a topic, not timed) or paced at a steady rate, with every chunk's send
 // time and placements handed to the caller (the latency case samples them).
-import { assert } from "../common/assert.ts";
-import type { Config } from "../common/config.ts";
-import type { TransferEvent } from "../common/event.ts";
-import { sleep } from "../common/retry.ts";
-import { problemsText, type SendResult, TransferProducer } from "../producer/producer.ts";
+import { assert } from "../../services/common/assert.ts";
+import type { Config } from "../../services/common/config.ts";
+import type { TransferEvent } from "../../services/common/event.ts";
+import { sleep } from "../../services/common/retry.ts";
+import { problemsText, type SendResult, TransferProducer } from "../../services/producer/producer.ts";
 
 export type SentChunk = {
   /** performance.now() when send() was called for the chunk */

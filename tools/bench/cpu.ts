@@ -1,7 +1,7 @@
 // CPU seconds per process from Linux's /proc, so the report can say where the machine's time went:
 // the appliers, the projector, and the PostgreSQL server (when it runs on this machine).
 import { readdirSync, readFileSync } from "node:fs";
-import type { Pool } from "../common/pg.ts";
+import type { Pool } from "../../services/common/pg.ts";
 
 /** Linux reports times in clock ticks of USER_HZ, 100 on every architecture Node supports. */
 const userHz = 100;

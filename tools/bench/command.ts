@@ -1,6 +1,6 @@
 // `tally bench`: the command line over runBench. The CLI's main wires it with registerBenchCommand.
 import { type Command, InvalidArgumentError } from "commander";
-import { loadConfig } from "../common/config.ts";
+import { loadConfig } from "../../services/common/config.ts";
 import {
   type BenchOptions,
   defaultBenchOptions,

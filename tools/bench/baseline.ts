@@ -4,14 +4,14 @@
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { from as copyFrom } from "pg-copy-streams";
-import { copyField, copyLine } from "../applier/copy.ts";
-import { assert } from "../common/assert.ts";
-import { type Config, databaseNameOf } from "../common/config.ts";
-import { kindOf, type TransferEvent } from "../common/event.ts";
-import { type Client, createPool, ensureDatabase, type Pool } from "../common/pg.ts";
-import { createLoad, type LoadOptions } from "../producer/load.ts";
-import { shardDdl } from "../storage/ddl.ts";
-import { dayOf, ensureDayPartitions } from "../storage/partitions.ts";
+import { copyField, copyLine } from "../../services/applier/copy.ts";
+import { assert } from "../../services/common/assert.ts";
+import { type Config, databaseNameOf } from "../../services/common/config.ts";
+import { kindOf, type TransferEvent } from "../../services/common/event.ts";
+import { type Client, createPool, ensureDatabase, type Pool } from "../../services/common/pg.ts";
+import { createLoad, type LoadOptions } from "../load/load.ts";
+import { shardDdl } from "../../services/storage/ddl.ts";
+import { dayOf, ensureDayPartitions } from "../../services/storage/partitions.ts";
 import { dropDatabase, scratchDatabaseUrl } from "./stack.ts";
 import { eventsPerSecondOf } from "./stats.ts";
 

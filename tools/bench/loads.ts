@@ -1,9 +1,9 @@
 // The bench's loads: the demo's realistic mix from one seed (so every case sees the same events),
 // and the user-level transfer shape: N tokens minted into one wallet, then moved under one batch_id.
-import type { TransferEvent } from "../common/event.ts";
-import type { LoadOptions } from "../producer/load.ts";
-import { createRandom, uuidOf } from "../producer/load-values.ts";
-import { defaultTokensFor, defaultWalletsFor } from "../producer/produce-command.ts";
+import type { TransferEvent } from "../../services/common/event.ts";
+import type { LoadOptions } from "../load/load.ts";
+import { createRandom, uuidOf } from "../load/load-values.ts";
+import { defaultTokensFor, defaultWalletsFor } from "../load/produce-command.ts";
 
 /** The demo's rates: a few exact re-sends and double spends, as real traffic has. */
 export const benchRates = { duplicateRate: 0.01, doubleSpendRate: 0.005 } as const;

@@ -3,7 +3,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { loadConfig } from "../common/config.ts";
+import { loadConfig } from "../../services/common/config.ts";
 import { defaultBenchOptions, writeResults } from "./bench.ts";
 import { benchOutDirDefault, positive } from "./command.ts";
 import { type PeerOptions, runPeerBench } from "./peer.ts";

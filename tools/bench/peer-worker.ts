@@ -4,8 +4,8 @@
 // and the tail of its log.
 import { spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
-import { assert } from "../common/assert.ts";
-import { sleep } from "../common/retry.ts";
+import { assert } from "../../services/common/assert.ts";
+import { sleep } from "../../services/common/retry.ts";
 import { cpuSecondsOf } from "./cpu.ts";
 import { peerDir } from "./peer-config.ts";
 import { peakRssOf } from "./processes.ts";

@@ -2,8 +2,8 @@
 // properties rendered from the templates in infra/peer/, the JDBC URL, and the target table.
 // Pure (no I/O beyond reading the templates): unit tested.
 import { readFileSync } from "node:fs";
-import { assert } from "../common/assert.ts";
-import { shardDdl } from "../storage/ddl.ts";
+import { assert } from "../../services/common/assert.ts";
+import { shardDdl } from "../../services/storage/ddl.ts";
 
 export const peerDir = new URL("../../infra/peer/", import.meta.url).pathname;
 /** Where infra/peer/peer.sh puts the fetched jars; the worker's plugin.path. */

@@ -2,9 +2,9 @@
 // large user-level transfer (N token moves under one batch_id) from first produce to the balance.
 // "Visible" is read from the views: a partition's projector checkpoint past the record's offset
 // (its balances are then in wallet_balances), or the receiver's balance itself.
-import { createPool, type Pool } from "../common/pg.ts";
-import { sleep } from "../common/retry.ts";
-import { createLoad } from "../producer/load.ts";
+import { createPool, type Pool } from "../../services/common/pg.ts";
+import { sleep } from "../../services/common/retry.ts";
+import { createLoad } from "../load/load.ts";
 import { benchLoad, chunked, userTransfer } from "./loads.ts";
 import { readCheckpoints, startPipeline, waitVisible } from "./pipeline.ts";
 import type { ChildReport } from "./processes.ts";

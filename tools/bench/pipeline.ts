@@ -1,9 +1,9 @@
 // Tally end to end on a bench stack: appliers and the projector as child processes, either until
 // caught up (timed) or running until stopped (the latency and user-transfer cases), plus what the
 // shards and views say about the outcome.
-import type { Config } from "../common/config.ts";
-import { createPool, type Pool } from "../common/pg.ts";
-import { sleep } from "../common/retry.ts";
+import type { Config } from "../../services/common/config.ts";
+import { createPool, type Pool } from "../../services/common/pg.ts";
+import { sleep } from "../../services/common/retry.ts";
 import { postgresCpuSeconds } from "./cpu.ts";
 import type { Expected as Outcome } from "./loads.ts";
 import {

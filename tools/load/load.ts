@@ -2,8 +2,8 @@
 // batch_id), burns, exact duplicates and double spends. Pure: no I/O, no clock, no Math.random, so a
 // seed and the options reproduce the same events byte for byte. Memory is O(tokens + wallets), not
 // O(events): events are yielded one at a time (or in bounded chunks).
-import { assert } from "../common/assert.ts";
-import type { TransferEvent } from "../common/event.ts";
+import { assert } from "../../services/common/assert.ts";
+import type { TransferEvent } from "../../services/common/event.ts";
 import {
   emptyOutcome,
   type LoadOptions,

@@ -3,8 +3,8 @@
 // the appliers' "batch committed", time spent per round from the projector's "projector: round".
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import type { ApplierSummary } from "../applier/applier.ts";
-import { assert } from "../common/assert.ts";
+import type { ApplierSummary } from "../../services/applier/applier.ts";
+import { assert } from "../../services/common/assert.ts";
 import { cpuSecondsOf } from "./cpu.ts";
 
 const binTally = new URL("../../bin/tally", import.meta.url).pathname;

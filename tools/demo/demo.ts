@@ -6,18 +6,18 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomInt } from "node:crypto";
 import Table from "cli-table3";
-import type { ApplierSummary as ApplierJson } from "../applier/applier.ts";
-import { createProgressProbe } from "../applier/progress.ts";
-import { type Config, ConfigError, databaseNameOf, maskUrlPassword } from "../common/config.ts";
-import { createKafka } from "../common/kafka.ts";
-import { createPool } from "../common/pg.ts";
-import { createLoad, type LoadOptions, type LoadOutcome } from "../producer/load.ts";
-import { defaultTokensFor, defaultWalletsFor, produceCommand } from "../producer/produce-command.ts";
-import { runProjector } from "../projector/index.ts";
-import { migrate } from "../storage/migrate.ts";
-import { formatReport, verify } from "../verify/index.ts";
+import type { ApplierSummary as ApplierJson } from "../../services/applier/applier.ts";
+import { createProgressProbe } from "../../services/applier/progress.ts";
+import { type Config, ConfigError, databaseNameOf, maskUrlPassword } from "../../services/common/config.ts";
+import { createKafka } from "../../services/common/kafka.ts";
+import { createPool } from "../../services/common/pg.ts";
+import { createLoad, type LoadOptions, type LoadOutcome } from "../load/load.ts";
+import { defaultTokensFor, defaultWalletsFor, produceCommand } from "../load/produce-command.ts";
+import { runProjector } from "../../services/projector/index.ts";
+import { migrate } from "../../services/storage/migrate.ts";
+import { formatReport, verify } from "../../services/verify/index.ts";
 import { balanceCount, type DemoOutcome, outcomeDifferences } from "./demo-check.ts";
-import { topics } from "./topics.ts";
+import { topics } from "../../services/topics/topics.ts";
 
 export type DemoOptions = {
   events: number;
