@@ -1,7 +1,7 @@
 // kafkajs clients from configuration: brokers, TLS, SASL. The partitioner is always the
 // Java-compatible murmur2 one, so producers in any language route a token to the same partition.
 import { readFileSync } from "node:fs";
-import { Kafka, logLevel, Partitioners, type SASLOptions } from "kafkajs";
+import { Kafka, type logCreator, logLevel, Partitioners, type SASLOptions } from "kafkajs";
 import { ConfigError, type KafkaSettings } from "./connection-settings.ts";
 
 export const javaCompatiblePartitioner = Partitioners.DefaultPartitioner;
@@ -64,8 +64,45 @@ export function kafkaSecurityOptions(config: KafkaSettings): {
   return { ssl: sslOf(config), ...(sasl ? { sasl } : {}) };
 }
 
+// What kafkajs logs at ERROR while a consumer group rebalances or its coordinator moves: answers a
+// group member gets many times in a normal rebalance, retried by kafkajs itself. Shown to a user at
+// ERROR they read as failures; what does fail (a crash, an exhausted retry) still reaches ERROR.
+const routineGroupAnswers = [
+  /group is rebalancing/i,
+  /coordinator is not available/i,
+  /not the correct coordinator/i,
+  /coordinator is loading/i,
+  /coordinator is not aware of this member/i,
+  /rebalance in progress/i,
+];
+
+/** True for a kafkajs error entry that is routine group chatter (see routineGroupAnswers). */
+export function isRoutineGroupChatter(message: string, error: unknown): boolean {
+  const text = `${message} ${typeof error === "string" ? error : ""}`;
+  return routineGroupAnswers.some((pattern) => pattern.test(text));
+}
+
+const levelNames: Record<number, string> = { 1: "error", 2: "warn", 4: "info", 5: "debug" };
+
+/** kafkajs' entries as one JSON line each on stderr, the routine group chatter left out. */
+export const kafkaLogCreator: logCreator =
+  () =>
+  ({ namespace, level, log }) => {
+    const { message, timestamp: _timestamp, logger: _logger, ...fields } = log;
+    if (level === logLevel.ERROR && isRoutineGroupChatter(message, fields.error)) return;
+    const line = {
+      level: levelNames[level] ?? level,
+      time: Date.now(),
+      name: "kafkajs",
+      namespace,
+      msg: message,
+    };
+    process.stderr.write(`${JSON.stringify({ ...line, ...fields })}\n`);
+  };
+
 export function createKafka(config: KafkaSettings, clientIdSuffix: string): Kafka {
   return new Kafka({
+    logCreator: kafkaLogCreator,
     clientId: `${config.TALLY_KAFKA_CLIENT_ID}-${clientIdSuffix}`,
     brokers: config.TALLY_KAFKA_BROKERS,
     ...kafkaSecurityOptions(config),
