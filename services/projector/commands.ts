@@ -1,12 +1,13 @@
 // `tally project [--until-caught-up] [--rebuild]` and `tally balance <wallet>`: thin shells over
-// the projector module. The CLI's main wires them in with registerProjectCommand(program) etc.
+// the projector module (the command layer: no service imports this file). The CLI's main wires
+// them in with registerProjectCommand(program) etc.
 
 import type { Command } from "commander";
-import { createProgressProbe } from "../applier/progress.ts";
-import { type Config, loadConfig } from "../common/config.ts";
+import { loadConfig } from "../common/config.ts";
 import { createLogger } from "../common/log.ts";
-import { createPool } from "../common/pg.ts";
 import { abortOnSignals } from "../common/signals.ts";
+import { createProgressProbe } from "../storage/progress.ts";
+import { formatBalances, readBalances } from "./balances.ts";
 import { runProjector } from "./projector.ts";
 import { rebuildViews } from "./rebuild.ts";
 
@@ -51,44 +52,27 @@ export function registerProjectCommand(program: Command): Command {
     });
 }
 
-export type WalletBalance = { asset: string; balance: bigint };
-
-/** Every asset the wallet holds (or held: a zero balance stays listed), exact. */
-export async function readBalances(config: Config, wallet: string): Promise<WalletBalance[]> {
-  const pool = createPool(config, config.TALLY_PG_VIEWS, "tally-balance", 1);
-  try {
-    const result = await pool.query<{ asset: string; balance: string }>(
-      "SELECT asset, balance::text AS balance FROM wallet_balances WHERE wallet = $1 ORDER BY asset",
-      [wallet],
-    );
-    return result.rows.map((r) => ({ asset: r.asset, balance: BigInt(r.balance) }));
-  } finally {
-    await pool.end();
-  }
-}
-
-/** The lines `tally balance` prints: one per asset, amounts aligned, in minor units. */
-export function formatBalances(wallet: string, balances: WalletBalance[]): string[] {
-  if (balances.length === 0) {
-    return [
-      `wallet ${JSON.stringify(wallet)}: no balances (unknown wallet, every balance zero, or not projected yet)`,
-    ];
-  }
-  const assetWidth = Math.max(...balances.map((b) => b.asset.length));
-  const amountWidth = Math.max(...balances.map((b) => b.balance.toString().length));
-  return [
-    `wallet ${JSON.stringify(wallet)} (minor units)`,
-    ...balances.map((b) => `  ${b.asset.padEnd(assetWidth)}  ${b.balance.toString().padStart(amountWidth)}`),
-  ];
-}
-
 export function registerBalanceCommand(program: Command): Command {
   return program
     .command("balance")
     .description("print every asset balance of a wallet from the views (exact, minor units)")
     .argument("<wallet>", "the wallet id")
-    .action(async (wallet: string) => {
+    .option(
+      "--json",
+      "print one JSON document: the wallet and its balances as decimal strings (same exit codes)",
+    )
+    .action(async (wallet: string, options: { json?: boolean }) => {
       const balances = await readBalances(loadConfig(), wallet);
+      if (options.json) {
+        // Amounts as strings: exact beyond 2^53, as JSON numbers would not be.
+        const document = {
+          wallet,
+          balances: balances.map((b) => ({ asset: b.asset, balance: b.balance.toString() })),
+        };
+        console.log(JSON.stringify(document));
+        if (balances.length === 0) process.exitCode = 1;
+        return;
+      }
       const lines = formatBalances(wallet, balances);
       if (balances.length === 0) {
         console.error(lines[0]);
