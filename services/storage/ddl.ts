@@ -51,6 +51,14 @@ export const shardDdl = [
      rejected_at timestamptz NOT NULL DEFAULT now(),
      PRIMARY KEY (topic, kafka_partition, kafka_offset)
    )`,
+  // `tally reprocess` (services/outcomes): when and where a rejection's bytes were produced again,
+  // recorded after Kafka acknowledged them; a row with redriven_at set is never re-driven again.
+  "ALTER TABLE rejected_transfers ADD COLUMN IF NOT EXISTS redriven_at timestamptz",
+  "ALTER TABLE rejected_transfers ADD COLUMN IF NOT EXISTS redriven_to_partition int",
+  "ALTER TABLE rejected_transfers ADD COLUMN IF NOT EXISTS redriven_to_offset bigint",
+  // `tally transfer` finds a rejection by its id, `tally rejections` pages newest first.
+  "CREATE INDEX IF NOT EXISTS rejected_transfers_transfer_id ON rejected_transfers (lower(transfer_id))",
+  "CREATE INDEX IF NOT EXISTS rejected_transfers_newest ON rejected_transfers (topic, rejected_at, kafka_partition, kafka_offset)",
   // The truth about progress: written in the same transaction as the rows it covers.
   `CREATE TABLE IF NOT EXISTS applier_offsets (
      "group" text NOT NULL,
