@@ -1,10 +1,31 @@
 // kafkajs clients from configuration: brokers, TLS, SASL. The partitioner is always the
 // Java-compatible murmur2 one, so producers in any language route a token to the same partition.
 import { readFileSync } from "node:fs";
-import { Kafka, type logCreator, logLevel, Partitioners, type SASLOptions } from "kafkajs";
+import {
+  type ICustomPartitioner,
+  Kafka,
+  type logCreator,
+  logLevel,
+  Partitioners,
+  type SASLOptions,
+} from "kafkajs";
 import { ConfigError, type KafkaSettings } from "./connection-settings.ts";
+import { partitionOfKey } from "./partitioner.ts";
 
-export const javaCompatiblePartitioner = Partitioners.DefaultPartitioner;
+/**
+ * kafkajs' partitioner interface over partitionOfKey: a keyed message goes where the Java client
+ * would put it; a message with a partition keeps it; a keyless one takes kafkajs' default choice.
+ */
+export const javaCompatiblePartitioner: ICustomPartitioner = () => {
+  const keyless = Partitioners.DefaultPartitioner();
+  return (args) => {
+    const { message, partitionMetadata } = args;
+    if (message.partition !== null && message.partition !== undefined) return message.partition;
+    const key = message.key;
+    if (key === null || key === undefined) return keyless(args);
+    return partitionOfKey(Buffer.isBuffer(key) ? key : Buffer.from(String(key)), partitionMetadata.length);
+  };
+};
 
 const pemCertificate = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 
