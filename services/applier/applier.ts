@@ -6,23 +6,18 @@ import type { Admin, Consumer, Kafka } from "kafkajs";
 import type { Config } from "../common/config.ts";
 import { createKafka } from "../common/kafka.ts";
 import { createLogger, type Logger } from "../common/log.ts";
-import {
-  consumerLag,
-  initApplierMetrics,
-  metricsHostOf,
-  retriesTotal,
-  serveMetrics,
-} from "../common/metrics.ts";
+import { metricsHostOf, retriesTotal, serveMetrics } from "../common/metrics.ts";
 import { keyPartitioner } from "../common/partitioner.ts";
 import { createPool } from "../common/pg.ts";
 import { createRegistry } from "../common/registry.ts";
 import { sleep } from "../common/retry.ts";
+import { type GroupProgress, groupProgress } from "../storage/progress.ts";
 import { ShardContext } from "./apply-chunk.ts";
 import { rejectionReasons } from "./decide.ts";
 import { EventDecoder } from "./decode.ts";
 import { IncarnationError } from "./incarnation.ts";
 import { ApplierMember, type MemberTotals } from "./member.ts";
-import { type GroupProgress, groupProgress } from "./progress.ts";
+import { consumerLag, initApplierMetrics } from "./metrics.ts";
 import { KafkaLog, PgPartitionStore, TopicCheckedStore } from "./store.ts";
 import { waitForTopic } from "./topic-wait.ts";
 

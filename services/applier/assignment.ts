@@ -2,9 +2,9 @@
 // so an older one's loads finishing late change nothing), whether their views are loaded (readiness),
 // and stopping, on a drain (stop) or on an error nothing here can retry (fail).
 import type { Logger } from "../common/log.ts";
-import { assignedPartitions } from "../common/metrics.ts";
 import type { Deferrals, RetryReporter } from "./deferrals.ts";
 import { IncarnationError } from "./incarnation.ts";
+import { assignedPartitions } from "./metrics.ts";
 import type { PartitionViews } from "./partition-views.ts";
 
 export type Seek = (partition: number, offset: bigint) => void;

@@ -1,7 +1,8 @@
 // What a member has done, for `apply --json`, the logs and the metrics: one place that counts a chunk.
 import type { Logger } from "../common/log.ts";
-import { batchEvents, phaseSeconds, recordsTotal } from "../common/metrics.ts";
+import { phaseSeconds } from "../common/metrics.ts";
 import type { ChunkResult } from "./apply-chunk.ts";
+import { batchEvents, recordsTotal } from "./metrics.ts";
 
 export type MemberTotals = {
   applied: number;

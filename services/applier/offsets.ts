@@ -7,6 +7,7 @@ import { createKafka } from "../common/kafka.ts";
 import type { Logger } from "../common/log.ts";
 import { createPool, type Pool } from "../common/pg.ts";
 import { shardOf } from "../common/shards.ts";
+import { storedPosition } from "../storage/applier-offsets.ts";
 import { incarnationProblem, type LogWindow } from "./incarnation.ts";
 import { KafkaLog } from "./store.ts";
 
@@ -35,13 +36,8 @@ async function withSources<T>(
   }
 }
 
-async function readStored(pool: Pool, config: Config, partition: number) {
-  const result = await pool.query<{ next_offset: string; topic_id: string | null }>(
-    `SELECT next_offset::text, topic_id FROM applier_offsets WHERE "group" = $1 AND topic = $2 AND "partition" = $3`,
-    [config.TALLY_GROUP, config.TALLY_TOPIC, partition],
-  );
-  const row = result.rows[0];
-  return row ? { nextOffset: BigInt(row.next_offset), topicId: row.topic_id } : null;
+function readStored(pool: Pool, config: Config, partition: number) {
+  return storedPosition(pool, config.TALLY_GROUP, config.TALLY_TOPIC, partition);
 }
 
 async function inspectWith(config: Config, log: KafkaLog, pools: Pool[]): Promise<PartitionOffsets[]> {

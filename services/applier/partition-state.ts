@@ -3,6 +3,7 @@
 // is rejected wrong_partition), so no other writer changes them while the member holds the partition;
 // if one did, the offsets compare-and-set fails and this view is dropped.
 import { inTransaction, type Pool } from "../common/pg.ts";
+import { type StoredPosition, storedPosition } from "../storage/applier-offsets.ts";
 import type { TokenState } from "./decide.ts";
 import { incarnationProblem, type LogWindow } from "./incarnation.ts";
 import type { PartitionRef } from "./write.ts";
@@ -109,7 +110,7 @@ export async function loadPartition(
      VALUES ($1, $2, $3, $4, $4, $5) ON CONFLICT DO NOTHING`,
     [ref.group, ref.topic, ref.partition, log.lowOffset.toString(), log.topicId],
   );
-  const stored = await storedPosition(pool, ref);
+  const stored = await storedPositionOf(pool, ref);
   const problem = incarnationProblem(ref, stored, log);
   if (problem !== null) throw problem;
   if (stored.topicId === null && log.topicId !== null) {
@@ -125,7 +126,7 @@ export async function loadPartition(
   await inTransaction(
     pool,
     async (client) => {
-      state.nextOffset = (await storedPosition(client, ref)).nextOffset;
+      state.nextOffset = (await storedPositionOf(client, ref)).nextOffset;
       const count = await client.query<{ n: string }>(
         "SELECT count(*)::text AS n FROM token_state WHERE kafka_partition = $1",
         [ref.partition],
@@ -144,17 +145,10 @@ export async function loadPartition(
   return state;
 }
 
-async function storedPosition(
-  client: Pick<Pool, "query">,
-  ref: PartitionRef,
-): Promise<{ nextOffset: bigint; topicId: string | null }> {
-  const result = await client.query<{ next_offset: string; topic_id: string | null }>(
-    `SELECT next_offset, topic_id FROM applier_offsets WHERE "group" = $1 AND topic = $2 AND "partition" = $3`,
-    [ref.group, ref.topic, ref.partition],
-  );
-  const row = result.rows[0];
-  if (row === undefined) throw new Error(`applier_offsets has no row for partition ${ref.partition}`);
-  return { nextOffset: BigInt(row.next_offset), topicId: row.topic_id };
+async function storedPositionOf(client: Pick<Pool, "query">, ref: PartitionRef): Promise<StoredPosition> {
+  const stored = await storedPosition(client, ref.group, ref.topic, ref.partition);
+  if (stored === null) throw new Error(`applier_offsets has no row for partition ${ref.partition}`);
+  return stored;
 }
 
 /**

@@ -1,6 +1,8 @@
-// Prometheus metrics and liveness/readiness over HTTP (TALLY_METRICS_PORT, 0 = off). One registry
-// per process: `apply` and `project` are separate processes, so Prometheus tells them apart by
-// target (job/pod), and a metric carries only the labels that vary inside one process.
+// Prometheus: the registry, the metrics both the applier and the projector record (phase times,
+// retries by cause), and liveness/readiness over HTTP (TALLY_METRICS_PORT, 0 = off). The applier's
+// own metrics are in services/applier/metrics.ts, the projector's in services/projector/metrics.ts.
+// One registry per process: `apply` and `project` are separate processes, so Prometheus tells them
+// apart by target (job/pod), and a metric carries only the labels that vary inside one process.
 import { createServer, type Server } from "node:http";
 import client from "prom-client";
 import type { Config } from "./config.ts";
@@ -13,8 +15,6 @@ const phaseBucketsSeconds = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 ];
 
-export const applierPhases = ["decode", "validate", "write", "commit"] as const;
-export const projectorPhases = ["project"] as const;
 export const retryCauses = ["registry", "database", "kafka"] as const;
 export type RetryCause = (typeof retryCauses)[number];
 
@@ -25,70 +25,12 @@ export const phaseSeconds = new client.Histogram({
   buckets: phaseBucketsSeconds,
   registers: [metricsRegistry],
 });
-export const recordsTotal = new client.Counter({
-  name: "tally_records_total",
-  help: "Consumed records committed, by outcome (applied, duplicate, rejected) and rejection reason",
-  labelNames: ["outcome", "reason"] as const,
-  registers: [metricsRegistry],
-});
-export const batchEvents = new client.Histogram({
-  name: "tally_batch_events",
-  help: "Records per committed applier transaction",
-  buckets: [1, 10, 100, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000],
-  registers: [metricsRegistry],
-});
 export const retriesTotal = new client.Counter({
   name: "tally_retries_total",
   help: "Retries of transient failures by cause (registry, database, kafka: a consumer restart)",
   labelNames: ["cause"] as const,
   registers: [metricsRegistry],
 });
-export const consumerLag = new client.Gauge({
-  name: "tally_consumer_lag_records",
-  help: "High watermark minus the stored next offset, per partition, group-wide (take max by partition across appliers)",
-  labelNames: ["partition"] as const,
-  registers: [metricsRegistry],
-});
-export const assignedPartitions = new client.Gauge({
-  name: "tally_applier_assigned_partitions",
-  help: "Partitions assigned to this applier by the consumer group",
-  registers: [metricsRegistry],
-});
-export const projectorLag = new client.Gauge({
-  name: "tally_projector_lag_records",
-  help: "Applier next offset minus the projector checkpoint, per partition",
-  labelNames: ["partition"] as const,
-  registers: [metricsRegistry],
-});
-export const projectorRowsTotal = new client.Counter({
-  name: "tally_projector_rows_total",
-  help: "Balance-delta rows projected into the views",
-  registers: [metricsRegistry],
-});
-export const projectorRoundsTotal = new client.Counter({
-  name: "tally_projector_rounds_total",
-  help: "Projector rounds by result: rows (moved rows), idle (nothing pending), conflict (another projector won)",
-  labelNames: ["result"] as const,
-  registers: [metricsRegistry],
-});
-
-/**
- * Every label value a dashboard plots starts at 0, so rate() and "no rejections yet" read as 0,
- * not as a missing series.
- */
-export function initApplierMetrics(rejectionReasons: readonly string[]): void {
-  recordsTotal.inc({ outcome: "applied", reason: "" }, 0);
-  recordsTotal.inc({ outcome: "duplicate", reason: "" }, 0);
-  for (const reason of rejectionReasons) recordsTotal.inc({ outcome: "rejected", reason }, 0);
-  for (const cause of retryCauses) retriesTotal.inc({ cause }, 0);
-  assignedPartitions.set(0);
-}
-
-export function initProjectorMetrics(): void {
-  for (const cause of retryCauses) retriesTotal.inc({ cause }, 0);
-  for (const result of ["rows", "idle", "conflict"]) projectorRoundsTotal.inc({ result }, 0);
-}
-
 /** The cause of a transient failure: a TransientError says its source; anything else came from pg. */
 export function retryCauseOf(error: unknown): RetryCause {
   const source = (error as { source?: unknown } | null)?.source;

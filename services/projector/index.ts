@@ -1,12 +1,7 @@
-// The projector's public surface, for the CLI and the demo.
+// The projector's public surface, for the demo, tally/testing and the tests. The commands
+// (commands.ts) are not part of it: the CLI imports them from there.
 export { aggregateDeltas, type DeltaRow, takeWholeBatches } from "./aggregate.ts";
-export {
-  formatBalances,
-  readBalances,
-  registerBalanceCommand,
-  registerProjectCommand,
-  type WalletBalance,
-} from "./commands.ts";
+export { formatBalances, readBalances, type WalletBalance } from "./balances.ts";
 export {
   type ProjectorOptions,
   type ProjectorSummary,

@@ -3,25 +3,21 @@
 // cut short: a stop request (abort signal) is honoured between rounds.
 import type { Config } from "../common/config.ts";
 import { createLogger, type Logger } from "../common/log.ts";
-import {
-  initProjectorMetrics,
-  metricsHostOf,
-  retriesTotal,
-  retryCauseOf,
-  serveMetrics,
-} from "../common/metrics.ts";
+import { metricsHostOf, retriesTotal, retryCauseOf, serveMetrics } from "../common/metrics.ts";
 import { createPool, type Pool } from "../common/pg.ts";
 import { RetriesExhaustedError, withRetry } from "../common/retry.ts";
-import { observeRound } from "./metrics.ts";
+import { loadCheckpoints } from "../storage/projector-checkpoints.ts";
+import { initProjectorMetrics, observeRound } from "./metrics.ts";
 import {
   partitionsByShard,
   projectShardOnce,
+  type RoundProgress,
   retryPolicyOf,
   type ShardContext,
   type ShardRound,
 } from "./round.ts";
 import { pruneShard } from "./shard-read.ts";
-import { ensureCheckpoints, loadCheckpoints } from "./views-write.ts";
+import { ensureCheckpoints } from "./views-write.ts";
 import { listenAll, Waker } from "./wake.ts";
 
 /** How often deltas already in the views are deleted from the shards. */
@@ -29,14 +25,7 @@ const pruneIntervalMs = 10_000;
 /** Consecutive level rounds that make "caught up": level now, and still level one poll later. */
 const levelRoundsForCaughtUp = 2;
 
-export type RoundProgress = {
-  round: number;
-  rows: number;
-  projectMs: number;
-  lagRecords: bigint;
-  conflicts: number;
-  level: boolean;
-};
+export type { RoundProgress } from "./round.ts";
 
 export type ProjectorOptions = {
   /** exit once every checkpoint equals the applier's offset, twice in a row */

@@ -6,9 +6,10 @@ import type { Config } from "../common/config.ts";
 import { createLogger, type Logger } from "../common/log.ts";
 import { type Client, createPool, type Pool } from "../common/pg.ts";
 import { withRetry } from "../common/retry.ts";
+import { nextOffsets } from "../storage/applier-offsets.ts";
 import { aggregateDeltas, type DeltaRow, type Projection } from "./aggregate.ts";
 import { retryPolicyOf } from "./round.ts";
-import { appliedOffsets, inSnapshot } from "./shard-read.ts";
+import { inSnapshot } from "./shard-read.ts";
 import { addBalances, addSupply } from "./views-write.ts";
 
 export type RebuildSummary = {
@@ -39,7 +40,7 @@ async function readLedger(pool: Pool, config: Config): Promise<LedgerSnapshot> {
               coalesce(sum(amount) FILTER (WHERE to_wallet IS NULL), 0)::text AS burned
          FROM transfers GROUP BY asset`,
     );
-    const offsets = await appliedOffsets(client, config.TALLY_GROUP, config.TALLY_TOPIC);
+    const offsets = await nextOffsets(client, config.TALLY_GROUP, config.TALLY_TOPIC);
     // Shaped as delta rows, the ledger's sums go through the same aggregation as the increments.
     const rows: DeltaRow[] = [
       ...wallets.rows.map((r) => ({ ...zero, wallet: r.wallet, asset: r.asset, delta: BigInt(r.balance) })),

@@ -3,9 +3,20 @@
 import type { Config } from "../common/config.ts";
 import type { Pool } from "../common/pg.ts";
 import { partitionsOfShard } from "../common/shards.ts";
+import { loadCheckpoints } from "../storage/projector-checkpoints.ts";
 import { aggregateDeltas, checkpointAfter, isComplete } from "./aggregate.ts";
 import { readShard } from "./shard-read.ts";
-import { type CheckpointMove, commitProjection, loadCheckpoints } from "./views-write.ts";
+import { type CheckpointMove, commitProjection } from "./views-write.ts";
+
+/** What one round did, for the log line, the metrics and ProjectorOptions.onProgress. */
+export type RoundProgress = {
+  round: number;
+  rows: number;
+  projectMs: number;
+  lagRecords: bigint;
+  conflicts: number;
+  level: boolean;
+};
 
 export type ShardRound = {
   shard: number;

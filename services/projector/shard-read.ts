@@ -2,6 +2,7 @@
 // REPEATABLE READ snapshot, so that "every pending row taken" and "next_offset" describe the same
 // moment (the applier writes both in one transaction).
 import { type Client, inTransaction, type Pool } from "../common/pg.ts";
+import { nextOffsets } from "../storage/applier-offsets.ts";
 import {
   type DeltaRow,
   type PartitionRead,
@@ -39,20 +40,6 @@ export function inSnapshot<T>(pool: Pool, work: (client: Client) => Promise<T>):
   return inTransaction(pool, work, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 }
 
-/** applier_offsets.next_offset per partition of the topic on this shard. */
-export async function appliedOffsets(
-  client: Client | Pool,
-  group: string,
-  topic: string,
-): Promise<Map<number, bigint>> {
-  const result = await client.query<{ partition: number; next_offset: string }>(
-    `SELECT "partition", next_offset::text AS next_offset FROM applier_offsets
-      WHERE "group" = $1 AND topic = $2`,
-    [group, topic],
-  );
-  return new Map(result.rows.map((r) => [r.partition, BigInt(r.next_offset)]));
-}
-
 export type ShardReadInput = {
   group: string;
   topic: string;
@@ -65,7 +52,7 @@ export type ShardReadInput = {
 export async function readShard(pool: Pool, input: ShardReadInput): Promise<PartitionRead[]> {
   const limit = perPartitionLimit(input.deltasMax, input.partitions.length);
   return inSnapshot(pool, async (client) => {
-    const applied = await appliedOffsets(client, input.group, input.topic);
+    const applied = await nextOffsets(client, input.group, input.topic);
     const checkpoints = input.partitions.map((p) => (input.checkpoints.get(p) ?? -1n).toString());
     // One index range scan per partition (LATERAL + LIMIT), so a backlog on one partition
     // neither starves the others nor makes the round read more than the bound.

@@ -7,21 +7,6 @@ import type { BalanceChange, Projection, SupplyChange } from "./aggregate.ts";
 /** Rows per statement: bounds the size of one parameter array and of one statement's work. */
 export const rowsPerStatementMax = 10_000;
 
-export async function loadCheckpoints(
-  client: Client | Pool,
-  topic: string,
-  partitions: number[],
-): Promise<Map<number, bigint>> {
-  const result = await client.query<{ kafka_partition: number; end_offset: string }>(
-    `SELECT kafka_partition, end_offset::text AS end_offset FROM projector_checkpoints
-      WHERE topic = $1 AND kafka_partition = ANY($2::int[])`,
-    [topic, partitions],
-  );
-  const checkpoints = new Map<number, bigint>(partitions.map((p) => [p, -1n]));
-  for (const row of result.rows) checkpoints.set(row.kafka_partition, BigInt(row.end_offset));
-  return checkpoints;
-}
-
 /** Creates the missing checkpoint rows at -1, so that every later update is a compare-and-set. */
 export async function ensureCheckpoints(pool: Pool, topic: string, partitions: number[]): Promise<void> {
   await pool.query(

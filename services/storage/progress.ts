@@ -1,9 +1,11 @@
 // Group-wide progress: the stored offsets of every partition (whoever applied them) against the
-// topic's high watermarks. It is what --until-caught-up, the demo and the lag metric read.
+// topic's high watermarks. It is what the applier's --until-caught-up and lag metric, the
+// projector's --until-caught-up, the demo and tally/testing read: here, below all of them.
 import type { Admin } from "kafkajs";
 import type { Config } from "../common/config.ts";
 import { createKafka } from "../common/kafka.ts";
 import { createPool, type Pool } from "../common/pg.ts";
+import { nextOffsets } from "./applier-offsets.ts";
 
 export type GroupProgress = {
   appliedOffsets: bigint;
@@ -18,11 +20,8 @@ export async function groupProgress(config: Config, admin: Admin, pools: Pool[])
   const offsets = await admin.fetchTopicOffsets(config.TALLY_TOPIC);
   const stored = new Map<number, bigint>();
   for (const pool of pools) {
-    const result = await pool.query<{ partition: number; next_offset: string }>(
-      `SELECT "partition", next_offset FROM applier_offsets WHERE "group" = $1 AND topic = $2`,
-      [config.TALLY_GROUP, config.TALLY_TOPIC],
-    );
-    for (const row of result.rows) stored.set(row.partition, BigInt(row.next_offset));
+    for (const [partition, next] of await nextOffsets(pool, config.TALLY_GROUP, config.TALLY_TOPIC))
+      stored.set(partition, next);
   }
   const progress: GroupProgress = {
     appliedOffsets: 0n,

@@ -1,10 +1,10 @@
 // How far Tally is behind what was produced: the applier's stored offsets against the topic's
 // high watermarks, and the projector's checkpoints against the applier's offsets.
-import { createProgressProbe } from "../applier/progress.ts";
 import type { Config } from "../common/config.ts";
 import { createPool } from "../common/pg.ts";
-import { appliedOffsets } from "../projector/shard-read.ts";
-import { loadCheckpoints } from "../projector/views-write.ts";
+import { nextOffsets as appliedOffsets } from "../storage/applier-offsets.ts";
+import { createProgressProbe } from "../storage/progress.ts";
+import { loadCheckpoints } from "../storage/projector-checkpoints.ts";
 
 export type CatchUp = { applierLag: bigint; projectorLag: bigint };
 

@@ -1,6 +1,8 @@
 // The checks that one shard answers on its own, each one SQL statement that aggregates in the
-// database (GROUP BY, window functions) and returns only counts and a few examples.
+// database (GROUP BY, window functions) and returns only counts and a few examples; the applier's
+// counters come from storage/applier-offsets.ts, in the same snapshot.
 import type { Client } from "../common/pg.ts";
+import { type PartitionCounters, partitionCounters } from "../storage/applier-offsets.ts";
 import { type CheckKey, examplesMax, type Findings } from "./report.ts";
 
 export type ShardScope = {
@@ -14,72 +16,59 @@ export type ShardScope = {
 /** Per partition: the applier's counters and what the ledger and rejections actually hold. */
 export type PartitionTally = {
   partition: number;
-  offsets: {
-    next: bigint;
-    first: bigint;
-    applied: bigint;
-    duplicates: bigint;
-    rejected: bigint;
-    skipped: bigint;
-  } | null;
+  offsets: PartitionCounters | null;
   ledger: { rows: bigint; distinctOffsets: bigint; low: bigint | null; high: bigint | null };
   rejections: { rows: bigint; low: bigint | null; high: bigint | null };
 };
 
 type RawTally = { partition: number } & Record<
-  "next" | "first" | "applied" | "duplicates" | "rejected" | "skipped" | "ledger_low" | "ledger_high",
+  "ledger_low" | "ledger_high" | "rejection_low" | "rejection_high",
   string | null
 > &
-  Record<"rejection_low" | "rejection_high", string | null> &
   Record<"ledger_rows" | "ledger_distinct" | "rejection_rows", string>;
 
 const big = (text: string | null) => (text === null ? null : BigInt(text));
 
+/**
+ * Per partition with offsets, ledger rows or rejections: the applier's counters (read from
+ * applier_offsets by storage/applier-offsets.ts) beside what the ledger and rejections hold. Both
+ * reads are in the caller's snapshot (verify runs them inside REPEATABLE READ).
+ */
 export async function readTallies(client: Client, scope: ShardScope): Promise<PartitionTally[]> {
+  const counters = await partitionCounters(client, scope.group, scope.topic);
   const result = await client.query<RawTally>(
     `WITH l AS (SELECT kafka_partition AS p, count(*) AS n, count(DISTINCT kafka_offset) AS d,
                        min(kafka_offset) AS lo, max(kafka_offset) AS hi
                   FROM transfers GROUP BY kafka_partition),
           r AS (SELECT kafka_partition AS p, count(*) AS n, min(kafka_offset) AS lo, max(kafka_offset) AS hi
-                  FROM rejected_transfers WHERE topic = $2 GROUP BY kafka_partition),
-          o AS (SELECT "partition" AS p, next_offset, first_offset, applied_count, duplicate_count, rejected_count, skipped_count
-                  FROM applier_offsets WHERE "group" = $1 AND topic = $2),
-          ps AS (SELECT p FROM l UNION SELECT p FROM r UNION SELECT p FROM o)
-     SELECT ps.p AS partition, o.next_offset::text AS next, o.first_offset::text AS first,
-            o.applied_count::text AS applied, o.duplicate_count::text AS duplicates,
-            o.rejected_count::text AS rejected, o.skipped_count::text AS skipped,
+                  FROM rejected_transfers WHERE topic = $1 GROUP BY kafka_partition)
+     SELECT coalesce(l.p, r.p) AS partition,
             coalesce(l.n, 0)::text AS ledger_rows, coalesce(l.d, 0)::text AS ledger_distinct,
             l.lo::text AS ledger_low, l.hi::text AS ledger_high,
             coalesce(r.n, 0)::text AS rejection_rows, r.lo::text AS rejection_low, r.hi::text AS rejection_high
-       FROM ps LEFT JOIN o ON o.p = ps.p LEFT JOIN l ON l.p = ps.p LEFT JOIN r ON r.p = ps.p
-      ORDER BY ps.p`,
-    [scope.group, scope.topic],
+       FROM l FULL JOIN r ON r.p = l.p`,
+    [scope.topic],
   );
-  return result.rows.map((r) => ({
-    partition: r.partition,
-    offsets:
-      r.next === null || r.first === null
-        ? null
-        : {
-            next: BigInt(r.next),
-            first: BigInt(r.first),
-            applied: BigInt(r.applied ?? 0),
-            duplicates: BigInt(r.duplicates ?? 0),
-            rejected: BigInt(r.rejected ?? 0),
-            skipped: BigInt(r.skipped ?? 0),
-          },
-    ledger: {
-      rows: BigInt(r.ledger_rows),
-      distinctOffsets: BigInt(r.ledger_distinct),
-      low: big(r.ledger_low),
-      high: big(r.ledger_high),
-    },
-    rejections: {
-      rows: BigInt(r.rejection_rows),
-      low: big(r.rejection_low),
-      high: big(r.rejection_high),
-    },
-  }));
+  const rows = new Map(result.rows.map((r) => [r.partition, r]));
+  const partitions = [...new Set([...counters.keys(), ...rows.keys()])].sort((a, b) => a - b);
+  return partitions.map((partition) => {
+    const r = rows.get(partition);
+    return {
+      partition,
+      offsets: counters.get(partition) ?? null,
+      ledger: {
+        rows: BigInt(r?.ledger_rows ?? 0),
+        distinctOffsets: BigInt(r?.ledger_distinct ?? 0),
+        low: big(r?.ledger_low ?? null),
+        high: big(r?.ledger_high ?? null),
+      },
+      rejections: {
+        rows: BigInt(r?.rejection_rows ?? 0),
+        low: big(r?.rejection_low ?? null),
+        high: big(r?.rejection_high ?? null),
+      },
+    };
+  });
 }
 
 /** The offset invariants of one partition, evaluated from its tally. Pure. */

@@ -6,7 +6,7 @@ import { createLogger, type Logger } from "../common/log.ts";
 import { type Client, createPool, type Pool } from "../common/pg.ts";
 import { withRetry } from "../common/retry.ts";
 import { partitionsOfShard } from "../common/shards.ts";
-import { loadCheckpoints } from "../projector/views-write.ts";
+import { loadCheckpoints } from "../storage/projector-checkpoints.ts";
 import {
   type AssetTotals,
   checkBalances,

@@ -1,11 +1,11 @@
 // Drives the real pipeline for fault tests: a generated load with known outcome, applier processes
 // started and killed like a supervisor would, and the checks of an exact end state.
 import { expect } from "vitest";
-import { createProgressProbe } from "../../services/applier/progress.ts";
 import { createPool } from "../../services/common/pg.ts";
 import { TransferProducer } from "../../services/producer/producer.ts";
 import { runProjector } from "../../services/projector/index.ts";
 import { migrate } from "../../services/storage/migrate.ts";
+import { createProgressProbe } from "../../services/storage/progress.ts";
 import { ensureTopic } from "../../services/topics/topics.ts";
 import { verify } from "../../services/verify/index.ts";
 import { createLoad, type LoadRun } from "../../tools/load/load.ts";

@@ -1,14 +1,9 @@
 // The metrics server's contract (paths, status codes, port 0 = off) and what a projector round
 // records, without any of the stack.
 import { afterEach, describe, expect, it } from "vitest";
+import { initApplierMetrics } from "../../services/applier/metrics.ts";
 import { loadConfig } from "../../services/common/config.ts";
-import {
-  initApplierMetrics,
-  metricsHostOf,
-  metricsRegistry,
-  retryCauseOf,
-  serveMetrics,
-} from "../../services/common/metrics.ts";
+import { metricsHostOf, metricsRegistry, retryCauseOf, serveMetrics } from "../../services/common/metrics.ts";
 import { TransientError } from "../../services/common/retry.ts";
 import { observeRound } from "../../services/projector/metrics.ts";
 import type { RoundProgress } from "../../services/projector/projector.ts";

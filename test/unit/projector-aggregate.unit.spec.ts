@@ -6,7 +6,7 @@ import {
   perPartitionLimit,
   takeWholeBatches,
 } from "../../services/projector/aggregate.ts";
-import { formatBalances } from "../../services/projector/commands.ts";
+import { formatBalances } from "../../services/projector/balances.ts";
 
 const wallet = (endOffset: bigint, who: string, asset: string, delta: bigint, partition = 0): DeltaRow => ({
   partition,

@@ -9,9 +9,9 @@ import { assert } from "../../services/common/assert.ts";
 import { type Config, databaseNameOf } from "../../services/common/config.ts";
 import { kindOf, type TransferEvent } from "../../services/common/event.ts";
 import { type Client, createPool, ensureDatabase, type Pool } from "../../services/common/pg.ts";
-import { createLoad, type LoadOptions } from "../load/load.ts";
 import { shardDdl } from "../../services/storage/ddl.ts";
 import { dayOf, ensureDayPartitions } from "../../services/storage/partitions.ts";
+import { createLoad, type LoadOptions } from "../load/load.ts";
 import { dropDatabase, scratchDatabaseUrl } from "./stack.ts";
 import { eventsPerSecondOf } from "./stats.ts";
 

@@ -1,60 +1,14 @@
-// The peer's results (docs/bench/peer.json, and `cases.peer` of latest.json): their shape, the
-// choice of the best tuning, the merge into a Tally run's results, and their Markdown section.
-// Pure but for withPeerFile, which reads peer.json: unit tested.
+// The peer's results (docs/bench/peer.json, and `cases.peer` of latest.json; their shape is in
+// peer-case.ts): the choice of the best tuning, the merge into a Tally run's results, and their
+// Markdown section. Pure but for withPeerFile, which reads peer.json: unit tested.
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { PeerCase, PeerRun, PeerSettingResult } from "./peer-case.ts";
 import type { PeerSetting } from "./peer-config.ts";
-import { type BenchResults, type Durability, markdownTable, ratiosOf, runsNote } from "./report.ts";
+import { type BenchResults, markdownTable, ratiosOf, runsNote } from "./report.ts";
 import { mebibytes, medianIndex } from "./stats.ts";
 
-/** One run of the peer: a fresh worker, a fresh connector (consumer group) and a fresh table. */
-export type PeerRun = {
-  events: number;
-  /** rows in the table at the end; the sink inserts every event, duplicates and double spends too */
-  rows: number;
-  /** distinct (kafka_partition, kafka_offset): below rows when a record was inserted twice */
-  distinctPositions: number;
-  /** the sum of the rows' amounts equals the sum of the produced events' amounts */
-  amountsMatch: boolean;
-  /** JVM spawned → the worker's REST API answered (plugin scanning included) */
-  workerStartMs: number;
-  /** connector created → the first row inserted (task start, group join, first fetch and batch) */
-  firstRowMs: number;
-  /** connector created → the last row inserted: the headline, the worker already running */
-  connectorMs: number;
-  /** first row → last row (inserted_at, the database's clock): the steady state */
-  steadyMs: number;
-  /** JVM spawned → the last row inserted: everything */
-  wholeMs: number;
-  eventsPerSecond: number;
-  steadyEventsPerSecond: number;
-  wholeEventsPerSecond: number;
-  /** VmHWM of the Connect JVM */
-  peakRssBytes: number;
-  /**
-   * CPU seconds from connector created to every row landed: the Connect JVM's, and the PostgreSQL
-   * server's (all of its processes: the row-count polls and other work on a shared server count too)
-   */
-  cpuSeconds?: { connect: number; postgres: number | null };
-  /** the machine's 1-minute load average when the last row landed: how shared the cores were */
-  loadAverage1m?: number;
-};
-
-export type PeerSettingResult = PeerSetting & { runs: PeerRun[]; medianRun: PeerRun };
-
-export type PeerCase = PeerRun & {
-  startedAt: string;
-  command: string;
-  seed: number;
-  /** the setting whose median run had the highest events/s; its median run is this case */
-  setting: PeerSetting;
-  runsEventsPerSecond: number[];
-  /** every setting tried, with every run */
-  tried: PeerSettingResult[];
-  versions: { connect: string; sink: string; converter: string };
-  heapOptions: string;
-  durability: Durability[];
-};
+export type { PeerCase, PeerRun, PeerSettingResult } from "./peer-case.ts";
 
 /** Per setting its median run, and the best setting: the highest median events/s. */
 export function bestOf(tried: readonly (PeerSetting & { runs: PeerRun[] })[]): {

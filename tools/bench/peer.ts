@@ -3,7 +3,6 @@
 // connector and table; durability on. Progress lines go to stderr.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
-import { topics } from "../../services/topics/topics.ts";
 import { assert } from "../../services/common/assert.ts";
 import { type Config, ConfigError, databaseNameOf } from "../../services/common/config.ts";
 import type { TransferEvent } from "../../services/common/event.ts";
@@ -11,8 +10,9 @@ import { createKafka } from "../../services/common/kafka.ts";
 import { createPool, ensureDatabase, type Pool } from "../../services/common/pg.ts";
 import { freePort } from "../../services/common/ports.ts";
 import { sleep } from "../../services/common/retry.ts";
-import { createLoad } from "../load/load.ts";
 import { dayOf, ensureDayPartitions } from "../../services/storage/partitions.ts";
+import { topics } from "../../services/topics/topics.ts";
+import { createLoad } from "../load/load.ts";
 import { checkpoint } from "./baseline.ts";
 import { readDurability } from "./bench.ts";
 import { postgresCpuSeconds } from "./cpu.ts";

@@ -4,6 +4,7 @@
 import type { Config } from "../../services/common/config.ts";
 import { createPool, type Pool } from "../../services/common/pg.ts";
 import { sleep } from "../../services/common/retry.ts";
+import { outcomeTotals } from "../../services/storage/applier-offsets.ts";
 import { postgresCpuSeconds } from "./cpu.ts";
 import type { Expected as Outcome } from "./loads.ts";
 import {
@@ -53,15 +54,10 @@ export async function countedOutcome(config: Config): Promise<Outcome> {
   for (const url of config.TALLY_PG_SHARDS) {
     const pool = createPool(config, url, "tally-bench", 1);
     try {
-      const { rows } = await pool.query<{ a: string; d: string; r: string }>(
-        `SELECT coalesce(sum(applied_count),0)::text a, coalesce(sum(duplicate_count),0)::text d,
-                coalesce(sum(rejected_count),0)::text r
-           FROM applier_offsets WHERE "group" = $1 AND topic = $2`,
-        [config.TALLY_GROUP, config.TALLY_TOPIC],
-      );
-      total.applied += Number(rows[0]!.a);
-      total.duplicates += Number(rows[0]!.d);
-      total.rejected += Number(rows[0]!.r);
+      const o = await outcomeTotals(pool, config.TALLY_GROUP, config.TALLY_TOPIC);
+      total.applied += Number(o.applied);
+      total.duplicates += Number(o.duplicates);
+      total.rejected += Number(o.rejected);
     } finally {
       await pool.end();
     }

@@ -1,11 +1,14 @@
 // The results of one bench run: their shape (docs/bench/latest.json), the ratios against the
 // issue's targets, and the Markdown report (docs/bench/latest.md). Pure: unit tested.
 import type { CeilingResult, NaiveResult } from "./baseline.ts";
+import type { Durability } from "./durability.ts";
 import type { LatencyResult, UserTransferResult } from "./live.ts";
 import type { Expected } from "./loads.ts";
-import type { PeerCase } from "./peer-results.ts";
+import type { PeerCase } from "./peer-case.ts";
 import type { PipelineResult } from "./pipeline.ts";
 import { isFlat, mebibytes, ratioOf } from "./stats.ts";
+
+export type { Durability } from "./durability.ts";
 
 export type TallyCase = PipelineResult & {
   expected: Expected;
@@ -16,14 +19,6 @@ export type TallyCase = PipelineResult & {
 export type ScalingPoint = TallyCase;
 /** The median of several runs, with each run's events/s. */
 export type Repeated<T> = T & { runsEventsPerSecond: number[] };
-export type Durability = {
-  server: string;
-  version: string;
-  fsync: string;
-  synchronousCommit: string;
-  fullPageWrites: string;
-  walSyncMethod: string;
-};
 
 export type BenchResults = {
   startedAt: string;

@@ -2,10 +2,10 @@
 // servers the base configuration points at, and removed afterwards unless the run keeps them.
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { topics } from "../../services/topics/topics.ts";
 import { type Config, databaseNameOf, loadConfig } from "../../services/common/config.ts";
 import { createKafka } from "../../services/common/kafka.ts";
 import { migrate } from "../../services/storage/migrate.ts";
+import { topics } from "../../services/topics/topics.ts";
 
 export type BenchStack = {
   name: string;

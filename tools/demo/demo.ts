@@ -7,17 +7,18 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomInt } from "node:crypto";
 import Table from "cli-table3";
 import type { ApplierSummary as ApplierJson } from "../../services/applier/applier.ts";
-import { createProgressProbe } from "../../services/applier/progress.ts";
 import { type Config, ConfigError, databaseNameOf, maskUrlPassword } from "../../services/common/config.ts";
 import { createKafka } from "../../services/common/kafka.ts";
 import { createPool } from "../../services/common/pg.ts";
+import { runProjector } from "../../services/projector/index.ts";
+import { outcomeTotals } from "../../services/storage/applier-offsets.ts";
+import { migrate } from "../../services/storage/migrate.ts";
+import { createProgressProbe } from "../../services/storage/progress.ts";
+import { topics } from "../../services/topics/topics.ts";
+import { formatReport, verify } from "../../services/verify/index.ts";
 import { createLoad, type LoadOptions, type LoadOutcome } from "../load/load.ts";
 import { defaultTokensFor, defaultWalletsFor, produceCommand } from "../load/produce-command.ts";
-import { runProjector } from "../../services/projector/index.ts";
-import { migrate } from "../../services/storage/migrate.ts";
-import { formatReport, verify } from "../../services/verify/index.ts";
 import { balanceCount, type DemoOutcome, outcomeDifferences } from "./demo-check.ts";
-import { topics } from "../../services/topics/topics.ts";
 
 export type DemoOptions = {
   events: number;
@@ -443,14 +444,10 @@ async function outcomes(config: Config): Promise<DemoOutcome> {
   for (const url of config.TALLY_PG_SHARDS) {
     const pool = createPool(config, url, "tally-demo", 1);
     try {
-      const o = await pool.query<{ a: string; d: string; r: string }>(
-        `SELECT coalesce(sum(applied_count),0)::text a, coalesce(sum(duplicate_count),0)::text d, coalesce(sum(rejected_count),0)::text r
-           FROM applier_offsets WHERE "group" = $1 AND topic = $2`,
-        [config.TALLY_GROUP, config.TALLY_TOPIC],
-      );
-      totals.applied += BigInt(o.rows[0]!.a);
-      totals.duplicates += BigInt(o.rows[0]!.d);
-      totals.rejected += BigInt(o.rows[0]!.r);
+      const o = await outcomeTotals(pool, config.TALLY_GROUP, config.TALLY_TOPIC);
+      totals.applied += o.applied;
+      totals.duplicates += o.duplicates;
+      totals.rejected += o.rejected;
       const reasons = await pool.query<{ reason: string; n: string }>(
         "SELECT reason, count(*)::text n FROM rejected_transfers WHERE topic = $1 GROUP BY reason",
         [config.TALLY_TOPIC],

@@ -1,0 +1,44 @@
+// The applier's Prometheus metrics, in the process's registry (services/common/metrics.ts, which
+// also holds tally_phase_seconds and tally_retries_total, shared with the projector). Names and
+// labels are a contract with dashboards and alerts: docs/operations.md.
+import client from "prom-client";
+import { metricsRegistry, retriesTotal, retryCauses } from "../common/metrics.ts";
+
+/** The values of tally_phase_seconds' `phase` label that the applier records. */
+export const applierPhases = ["decode", "validate", "write", "commit"] as const;
+
+export const recordsTotal = new client.Counter({
+  name: "tally_records_total",
+  help: "Consumed records committed, by outcome (applied, duplicate, rejected) and rejection reason",
+  labelNames: ["outcome", "reason"] as const,
+  registers: [metricsRegistry],
+});
+export const batchEvents = new client.Histogram({
+  name: "tally_batch_events",
+  help: "Records per committed applier transaction",
+  buckets: [1, 10, 100, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000],
+  registers: [metricsRegistry],
+});
+export const consumerLag = new client.Gauge({
+  name: "tally_consumer_lag_records",
+  help: "High watermark minus the stored next offset, per partition, group-wide (take max by partition across appliers)",
+  labelNames: ["partition"] as const,
+  registers: [metricsRegistry],
+});
+export const assignedPartitions = new client.Gauge({
+  name: "tally_applier_assigned_partitions",
+  help: "Partitions assigned to this applier by the consumer group",
+  registers: [metricsRegistry],
+});
+
+/**
+ * Every label value a dashboard plots starts at 0, so rate() and "no rejections yet" read as 0,
+ * not as a missing series.
+ */
+export function initApplierMetrics(rejectionReasons: readonly string[]): void {
+  recordsTotal.inc({ outcome: "applied", reason: "" }, 0);
+  recordsTotal.inc({ outcome: "duplicate", reason: "" }, 0);
+  for (const reason of rejectionReasons) recordsTotal.inc({ outcome: "rejected", reason }, 0);
+  for (const cause of retryCauses) retriesTotal.inc({ cause }, 0);
+  assignedPartitions.set(0);
+}
