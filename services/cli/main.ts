@@ -6,7 +6,6 @@ import { registerApplyCommand, registerOffsetsCommand } from "../applier/command
 import { configAsExports, loadConfig } from "../common/config.ts";
 import { tallyVersion } from "../common/version.ts";
 import { registerBalanceCommand, registerProjectCommand } from "../projector/commands.ts";
-import { registerOutcomeCommands } from "../outcomes/command.ts";
 import { migrate } from "../storage/migrate.ts";
 import { topics } from "../topics/topics.ts";
 import { registerVerifyCommand } from "../verify/command.ts";
@@ -65,6 +64,5 @@ registerOffsetsCommand(program);
 registerProjectCommand(program);
 registerBalanceCommand(program);
 registerVerifyCommand(program);
-registerOutcomeCommands(program);
 
 process.exitCode = await runProgram(program, process.argv);
