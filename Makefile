@@ -43,7 +43,12 @@ lint: setup
 format: setup
 	biome format --write .
 
-check: typecheck lint test-unit
+check: typecheck lint layers test-unit
+
+# The layering (.dependency-cruiser.cjs): fails on an import that crosses a layer, or a circle.
+.PHONY: layers
+layers: setup
+	depcruise --config .dependency-cruiser.cjs --output-type err services tools
 
 up: setup
 	@bash infra/stack.sh up
