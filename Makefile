@@ -79,9 +79,15 @@ test-containers: setup
 	@bash infra/containers/tier.sh --required
 	@node infra/test-summary.mjs --containers .local/test-results-containers.json
 
-# Container images for testcontainers (only those missing; Tally's when its sources changed).
+# Container images for testcontainers (only those missing; Tally's when its bundle changed).
 images: setup
 	@bash infra/images/build.sh
+
+# Tally's image alone (infra/images/tally.Containerfile), the one infra/k8s runs: tag and push it
+# as infra/k8s/README.md says.
+.PHONY: image
+image: setup
+	@bash infra/images/build.sh tally
 
 # Fault tests on the multi-server cluster (about 5 minutes): figures in .local/faults-report.json.
 test-faults: setup up-cluster

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the container images the testcontainers path needs, only those missing or out of date
 # (their recipe, sources or base changed; see recipe_hash):
-#   - tally: the tally command on Node 24 (one image for apply, project, migrate, topics, ...);
+#   - tally: the tally command on Node 24 (one image for apply, project, migrate, topics, ...),
+#     from tally.Containerfile: the one recipe, also for infra/k8s and @tally/testing;
 #   - where no image registry answers: a Debian base made with debootstrap, a Java runtime, and
 #     PostgreSQL 15, Kafka 4.3.1 and Apicurio Registry 3.3.3 on it. Where one answers, the
 #     public images are the defaults and are pulled by testcontainers instead.
@@ -81,7 +82,7 @@ recipe_hash() {
     case $step in
       kafka) cat "$HERE/kafka-run.sh" "$ROOT/infra/stack/kafka-log4j2.properties" "$ROOT/infra/stack/kafka-pom.xml" ;;
       registry) echo "$APICURIO_VERSION" ;;
-      tally) (cd "$ROOT" && tally_sources | xargs -d '\n' sha256sum) ;;
+      tally) tally_bundle_hash ;;
     esac
   } | sha256sum | cut -c1-16
 }
@@ -216,34 +217,37 @@ build_registry() {
   rm -rf "$context"
 }
 
-# What goes into Tally's image (a changed one rebuilds it: recipe_hash).
-tally_sources() { (cd "$ROOT" && find services schemas package.json package-lock.json -type f ! -name '*.spec.ts' | LC_ALL=C sort); }
-# Production dependencies installed once per lock file, kept between builds.
-tally_modules() {
-  local deps="$WORK/tally-deps" lock_hash
-  lock_hash=$(cat "$ROOT/package.json" "$ROOT/package-lock.json" | sha256sum | cut -c1-16)
-  if [ "$(cat "$deps/.lock-hash" 2>/dev/null || true)" != "$lock_hash" ]; then
-    rm -rf "$deps"
-    mkdir -p "$deps"
-    cp "$ROOT/package.json" "$ROOT/package-lock.json" "$deps/"
-    logged tally-deps env PATH="$(dirname "$NODE"):$PATH" npm_config_nodedir="$(dirname "$(dirname "$NODE")")" \
-      npm install --prefix "$deps" --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund --loglevel=error
-    echo "$lock_hash" >"$deps/.lock-hash"
+# Tally's image is Node, the bundled command and the schemas (tally.Containerfile). The bundle is
+# made before the recipe is hashed, so that a change to any source it takes in (Tally's modules, a
+# dependency) rebuilds the image; esbuild's output is the same for the same sources.
+TALLY_BUNDLE="$WORK/tally-bundle"
+tally_bundle() {
+  if [ -z "${TALLY_BUNDLE_MADE:-}" ]; then
+    logged tally-bundle "$NODE" "$ROOT/infra/images/bundle.mjs" "$TALLY_BUNDLE"
+    TALLY_BUNDLE_MADE=1
   fi
-  echo "$deps/node_modules"
+}
+tally_bundle_hash() {
+  tally_bundle
+  (cd "$TALLY_BUNDLE" && find tally.mjs schemas -type f | LC_ALL=C sort | xargs -d '\n' sha256sum)
+  "$NODE" --version
 }
 
 build_tally() {
-  local context="$WORK/tally" modules base=${IMAGE[debian]}
+  local context="$WORK/tally" base=${IMAGE[debian]}
   [ "$MODE" = local ] || base=docker.io/library/debian:bookworm-slim
-  modules=$(tally_modules)
+  tally_bundle
   fresh_dir "$context"
-  mkdir "$context/app"
   cp "$NODE" "$context/node"
-  tally_sources | tar -C "$ROOT" -cf - -T - | tar -C "$context/app" -xf -
-  cp -a "$modules" "$context/app/node_modules"
+  cp "$TALLY_BUNDLE/tally.mjs" "$context/tally.mjs"
+  cp -r "$TALLY_BUNDLE/schemas" "$context/schemas"
   build tally "$context" "$base"
-  rm -rf "$context"
+  rm -rf "$context" "$WORK/tally-deps" # the latter: node_modules of the image before the bundle
+  # The image's own check: the bundle starts, reads its schema and knows its version.
+  local version
+  version=$("$CLI" run --rm --network=none "${IMAGE[tally]}" --version 2>>"$LOG") ||
+    fail_step tally "the built image does not run 'tally --version'"
+  say "${IMAGE[tally]} runs tally $version ($("$CLI" image inspect -f '{{.Size}}' "${IMAGE[tally]}" | awk '{printf "%.0f MB", $1/1e6}'))"
 }
 
 # --- main -----------------------------------------------------------------------------------
@@ -268,6 +272,8 @@ if [ ${#steps[@]} = 0 ]; then
 fi
 mkdir -p "$WORK" "$LOGS"
 for step in "${steps[@]}"; do
+  # Here, not inside recipe_hash's subshell: build_tally uses the same bundle.
+  if [ "$step" = tally ]; then tally_bundle; fi
   RECIPE=$(recipe_hash "$step")
   if [ -z "$FORCE" ] && image_current "${IMAGE[$step]}" "$RECIPE"; then continue; fi
   started=$SECONDS
