@@ -5,6 +5,7 @@ import { Command } from "commander";
 import { registerApplyCommand, registerOffsetsCommand } from "../applier/command.ts";
 import { configAsExports, loadConfig } from "../common/config.ts";
 import { tallyVersion } from "../common/version.ts";
+import { registerOutcomeCommands } from "../outcomes/command.ts";
 import { registerBalanceCommand, registerProjectCommand } from "../projector/commands.ts";
 import { migrate } from "../storage/migrate.ts";
 import { topics } from "../topics/topics.ts";
@@ -64,5 +65,6 @@ registerOffsetsCommand(program);
 registerProjectCommand(program);
 registerBalanceCommand(program);
 registerVerifyCommand(program);
+registerOutcomeCommands(program);
 
 process.exitCode = await runProgram(program, process.argv);
