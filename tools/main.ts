@@ -1,9 +1,9 @@
 // `tally-tools`: what ships with the repository but not with Tally: the synthetic load (`produce`),
 // the demo, the benchmark and the peer's benchmark. Same exit codes as `tally` (run-program.ts).
 import { Command } from "commander";
+import { positiveInteger, runProgram } from "../services/cli/run-program.ts";
 import { loadConfig } from "../services/common/config.ts";
 import { tallyVersion } from "../services/common/version.ts";
-import { positiveInteger, runProgram } from "../services/cli/run-program.ts";
 import { registerBenchCommand } from "./bench/command.ts";
 import { registerBenchPeerCommand } from "./bench/peer-command.ts";
 import { demo } from "./demo/demo.ts";

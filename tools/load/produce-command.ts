@@ -3,13 +3,18 @@
 import { randomInt } from "node:crypto";
 import { Presets, SingleBar } from "cli-progress";
 import { type Command, InvalidArgumentError } from "commander";
-import { ensureTopic } from "../../services/topics/topics.ts";
 import { assert } from "../../services/common/assert.ts";
 import { type Config, loadConfig } from "../../services/common/config.ts";
 import { sleep } from "../../services/common/retry.ts";
-import { createLoad, type LoadOutcome, loadEventsMax } from "./load.ts";
-import { batchMessagesMaxDefault, problemsText, type SendResult, TransferProducer } from "../../services/producer/producer.ts";
+import {
+  batchMessagesMaxDefault,
+  problemsText,
+  type SendResult,
+  TransferProducer,
+} from "../../services/producer/producer.ts";
 import { ResendingSender } from "../../services/producer/resending-sender.ts";
+import { ensureTopic } from "../../services/topics/topics.ts";
+import { createLoad, type LoadOutcome, loadEventsMax } from "./load.ts";
 
 export type ProduceOptions = {
   events: number;
