@@ -7,12 +7,12 @@ import { dayCatalogue, prepareDays } from "../storage/partitions.ts";
 import type { EventWindow } from "./decide.ts";
 import type { EventDecoder } from "./decode.ts";
 import { findAppliedIds, loadTokens, type PartitionState } from "./partition-state.ts";
-import { type BatchPlan, type DecodedRecord, type PlanRouting, planBatch } from "./plan.ts";
-import { DuplicateTransferIdError, type PartitionRef, TokenElsewhereError, writeBatch } from "./write.ts";
+import { type ChunkPlan, type DecodedRecord, type PlanRouting, planChunk } from "./plan.ts";
+import { DuplicateTransferIdError, type PartitionRef, TokenElsewhereError, writeChunk } from "./write.ts";
 
 export type RawRecord = { offset: bigint; key: Buffer | null; value: Buffer | null; timestampMs: number };
 export type PhaseMs = { decode: number; validate: number; write: number; commit: number };
-export type ChunkResult = { plan: BatchPlan; phaseMs: PhaseMs };
+export type ChunkResult = { plan: ChunkPlan; phaseMs: PhaseMs };
 
 /** Per shard: the day partitions known to exist or to be detached, so the write path creates only what is new. */
 export class ShardContext {
@@ -91,9 +91,9 @@ export async function applyChunk(
     homeOf: (id) => state.homeOf(id),
     archivedDays,
   });
-  const planOnce = () => planBatch(records, (id) => state.stateOf(id), appliedIds, window, routing());
+  const planOnce = () => planChunk(records, (id) => state.stateOf(id), appliedIds, window, routing());
   // Days are made before the write; a day found detached is planned again, as a rejection.
-  const withDays = async (planned: BatchPlan): Promise<BatchPlan> => {
+  const withDays = async (planned: ChunkPlan): Promise<ChunkPlan> => {
     archivedDays = await shard.ensureDays(planned.days, context.heartbeat);
     for (const day of planned.days) if (archivedDays.has(day)) return planOnce();
     return planned;
@@ -106,7 +106,7 @@ export async function applyChunk(
 
   for (let replan = 0; ; replan++) {
     try {
-      const { write, commit } = await writeBatch(shard.pool, ref, expectedOffset, planned);
+      const { write, commit } = await writeChunk(shard.pool, ref, expectedOffset, planned);
       rememberCommitted(state, planned, new Set(tokenIds));
       return {
         plan: planned,
@@ -139,7 +139,7 @@ function isNoDayPartition(error: unknown): boolean {
 }
 
 /** Only after the commit does the member's view move on; a rolled-back chunk leaves it as it was. */
-function rememberCommitted(state: PartitionState, plan: BatchPlan, chunkTokenIds: ReadonlySet<string>): void {
+function rememberCommitted(state: PartitionState, plan: ChunkPlan, chunkTokenIds: ReadonlySet<string>): void {
   for (const change of plan.tokenChanges.values()) state.remember(change.tokenId, change.state);
   state.nextOffset = plan.nextOffset;
   state.evictOver(chunkTokenIds);

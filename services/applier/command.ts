@@ -18,7 +18,7 @@ export function registerApplyCommand(program: Command): void {
     .action(async (options: { untilCaughtUp?: boolean; json?: boolean }) => {
       const config = loadConfig();
       const stop = abortOnSignals(config.TALLY_SHUTDOWN_MS_MAX, (signal) =>
-        process.stderr.write(`tally: ${signal} received; finishing the current batch\n`),
+        process.stderr.write(`tally: ${signal} received; finishing the current chunk\n`),
       );
       const summary = await runApplier(config, {
         untilCaughtUp: options.untilCaughtUp ?? false,

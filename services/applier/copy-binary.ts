@@ -1,4 +1,4 @@
-// PostgreSQL's binary COPY format, for the ledger: at batches of thousands of rows it beats text
+// PostgreSQL's binary COPY format, for the ledger: at chunks of thousands of rows it beats text
 // COPY (STACK.md: 187k against 117k rows/s at 5,000), and the server parses nothing.
 // Layout: signature, flags, header extension; per row an int16 field count, then per field an
 // int32 byte length (-1 for NULL) and the value in the type's binary send format.

@@ -1,4 +1,4 @@
-// Text-format COPY: one round trip for a whole batch of rows, built in memory first.
+// Text-format COPY: one round trip for a whole chunk of rows, built in memory first.
 
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";

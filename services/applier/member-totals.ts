@@ -2,7 +2,7 @@
 import type { Logger } from "../common/log.ts";
 import { phaseSeconds } from "../common/metrics.ts";
 import type { ChunkResult } from "./apply-chunk.ts";
-import { batchEvents, recordsTotal } from "./metrics.ts";
+import { chunkEvents, recordsTotal } from "./metrics.ts";
 
 export type MemberTotals = {
   applied: number;
@@ -35,7 +35,7 @@ export function countChunk(
     totals.phaseMs[phase] = (totals.phaseMs[phase] ?? 0) + ms;
     phaseSeconds.observe({ phase }, ms / 1000);
   }
-  batchEvents.observe(events);
+  chunkEvents.observe(events);
   recordsTotal.inc({ outcome: "applied", reason: "" }, plan.ledger.length);
   recordsTotal.inc({ outcome: "duplicate", reason: "" }, plan.duplicates);
   for (const r of plan.rejections) recordsTotal.inc({ outcome: "rejected", reason: r.reason });

@@ -13,7 +13,7 @@ export const recordsTotal = new client.Counter({
   labelNames: ["outcome", "reason"] as const,
   registers: [metricsRegistry],
 });
-export const batchEvents = new client.Histogram({
+export const chunkEvents = new client.Histogram({
   name: "tally_batch_events",
   help: "Records per committed applier transaction",
   buckets: [1, 10, 100, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000],

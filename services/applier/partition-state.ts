@@ -21,7 +21,7 @@ export class PartitionState {
    */
   complete = false;
   private readonly tokens = new Map<string, CachedToken>();
-  /** Tokens of this batch whose row belongs to another partition (minted there before the check). */
+  /** Tokens of this chunk whose row belongs to another partition (minted there before the check). */
   private readonly foreign = new Map<string, number>();
   private readonly tokensMax: number;
 
@@ -131,7 +131,7 @@ export async function loadPartition(
         "SELECT count(*)::text AS n FROM token_state WHERE kafka_partition = $1",
         [ref.partition],
       );
-      if (Number(count.rows[0]!.n) > tokensMax) return; // too many to hold: loaded per batch instead
+      if (Number(count.rows[0]!.n) > tokensMax) return; // too many to hold: loaded per chunk instead
       const tokens = await client.query<TokenRow>(
         `SELECT token_id, kafka_partition, asset, amount::text, owner, state, retired
            FROM token_state WHERE kafka_partition = $1`,
@@ -152,7 +152,7 @@ async function storedPositionOf(client: Pick<Pool, "query">, ref: PartitionRef):
 }
 
 /**
- * One query for every token of the batch this member does not hold yet. A token found on another
+ * One query for every token of the chunk this member does not hold yet. A token found on another
  * partition (minted there before records were checked for their partition) is not this view's.
  */
 export async function loadTokens(
@@ -174,7 +174,7 @@ export async function loadTokens(
   }
 }
 
-/** The batch's transfer ids already applied on this shard (lower-cased). */
+/** The chunk's transfer ids already applied on this shard (lower-cased). */
 export async function findAppliedIds(pool: Pool, transferIds: readonly string[]): Promise<Set<string>> {
   if (transferIds.length === 0) return new Set();
   const result = await pool.query<{ transfer_id: string }>(

@@ -1,4 +1,4 @@
-// Plans one batch of one partition in memory, in offset order: which records become ledger rows,
+// Plans one chunk of one partition in memory, in offset order: which records become ledger rows,
 // duplicates or rejections, the tokens' resulting states (collapsed to the last per token), and the
 // balance deltas. Pure: the write path turns a plan into one transaction.
 import { assert } from "../common/assert.ts";
@@ -39,7 +39,7 @@ export type RejectionRow = {
 export type TokenChange = { tokenId: string; state: TokenState; existedBefore: boolean; lastOffset: bigint };
 export type SupplyDelta = { minted: bigint; burned: bigint };
 
-export type BatchPlan = {
+export type ChunkPlan = {
   ledger: LedgerRow[];
   rejections: RejectionRow[];
   duplicates: number;
@@ -53,7 +53,7 @@ export type BatchPlan = {
   nextOffset: bigint;
 };
 
-/** Where the batch's records must be, and what the shard cannot take: facts from outside the plan. */
+/** Where the chunk's records must be, and what the shard cannot take: facts from outside the plan. */
 export type PlanRouting = {
   partition: number;
   /** the partition the Java-compatible murmur2 partitioner gives a key */
@@ -65,19 +65,19 @@ export type PlanRouting = {
 };
 
 /**
- * `stateOf` must answer for every token of the batch as it stood before the batch (undefined: never
- * minted). `appliedIds` holds the batch's transfer ids known to be applied already (lower-cased).
+ * `stateOf` must answer for every token of the chunk as it stood before the chunk (undefined: never
+ * minted). `appliedIds` holds the chunk's transfer ids known to be applied already (lower-cased).
  * Without `routing`, records are not checked for their partition (tests of the rules alone).
  */
-export function planBatch(
+export function planChunk(
   records: readonly DecodedRecord[],
   stateOf: (tokenId: string) => TokenState | undefined,
   appliedIds: ReadonlySet<string>,
   window: EventWindow,
   routing?: PlanRouting,
-): BatchPlan {
-  assert(records.length > 0, "a batch has records");
-  const plan: BatchPlan = {
+): ChunkPlan {
+  assert(records.length > 0, "a chunk has records");
+  const plan: ChunkPlan = {
     ledger: [],
     rejections: [],
     duplicates: 0,
@@ -88,7 +88,7 @@ export function planBatch(
     duplicateCandidates: [],
     nextOffset: records[records.length - 1]!.offset + 1n,
   };
-  const seenIds = new Set<string>(); // applied earlier in this batch
+  const seenIds = new Set<string>(); // applied earlier in this chunk
   let previousOffset = -1n;
   for (const record of records) {
     assert(record.offset > previousOffset, "records are in strictly increasing offset order");
@@ -99,7 +99,7 @@ export function planBatch(
 }
 
 function planRecord(
-  plan: BatchPlan,
+  plan: ChunkPlan,
   record: DecodedRecord,
   stateOf: (tokenId: string) => TokenState | undefined,
   appliedIds: ReadonlySet<string>,
@@ -197,7 +197,7 @@ function beyondNamedDays(occurredAtMs: number): string | null {
   return `occurred_at ${occurredAtMs} ms is after 9999-12-31`;
 }
 
-function addBalanceDeltas(plan: BatchPlan, event: TransferEvent): void {
+function addBalanceDeltas(plan: ChunkPlan, event: TransferEvent): void {
   let perWallet = plan.balanceDeltas.get(event.asset);
   if (perWallet === undefined) {
     perWallet = new Map();
@@ -215,7 +215,7 @@ function addBalanceDeltas(plan: BatchPlan, event: TransferEvent): void {
 }
 
 function addRejection(
-  plan: BatchPlan,
+  plan: ChunkPlan,
   record: DecodedRecord,
   reason: RejectionReason,
   detail: string,

@@ -1,10 +1,10 @@
-// THE WRITE PATH. One batch of one partition becomes one transaction on the partition's shard:
+// THE WRITE PATH. One chunk of one partition becomes one transaction on the partition's shard:
 // offsets compare-and-set first (the fence), then ledger and ids by COPY, token states, rejections,
 // balance deltas for the projector, and a NOTIFY. Everything or nothing.
 import type { Client, Pool } from "../common/pg.ts";
 import { copyBinaryInto, copyBytea, copyField, copyInto, copyLine } from "./copy.ts";
 import { BinaryCopyWriter } from "./copy-binary.ts";
-import type { BatchPlan, LedgerRow } from "./plan.ts";
+import type { ChunkPlan, LedgerRow } from "./plan.ts";
 
 export type PartitionRef = { group: string; topic: string; partition: number };
 
@@ -13,14 +13,14 @@ export class OffsetFenceError extends Error {
   override name = "OffsetFenceError";
 }
 
-/** A transfer id of the batch was applied before: the batch must be re-planned with that knowledge. */
+/** A transfer id of the chunk was applied before: the chunk must be re-planned with that knowledge. */
 export class DuplicateTransferIdError extends Error {
   override name = "DuplicateTransferIdError";
 }
 
 /**
- * Tokens the batch would mint exist already, on another partition (minted there before records
- * were checked for their partition): the batch must be re-planned knowing where they live.
+ * Tokens the chunk would mint exist already, on another partition (minted there before records
+ * were checked for their partition): the chunk must be re-planned knowing where they live.
  */
 export class TokenElsewhereError extends Error {
   override name = "TokenElsewhereError";
@@ -63,11 +63,11 @@ const rejectionColumns = [
 /** Ids, names and details from rejected input can be any size; the raw bytes keep the whole. */
 const rejectedTextLengthMax = 500;
 
-export async function writeBatch(
+export async function writeChunk(
   pool: Pool,
   ref: PartitionRef,
   expectedOffset: bigint,
-  plan: BatchPlan,
+  plan: ChunkPlan,
 ): Promise<PhaseTimingsMs> {
   const client = await pool.connect();
   const startedMs = performance.now();
@@ -98,10 +98,10 @@ async function advanceOffsets(
   client: Client,
   ref: PartitionRef,
   expectedOffset: bigint,
-  plan: BatchPlan,
+  plan: ChunkPlan,
 ): Promise<void> {
   // First statement of the transaction: it takes the partition's row lock, so a racing writer
-  // waits here and then fails the compare, rather than interleaving with this batch. The stored
+  // waits here and then fails the compare, rather than interleaving with this chunk. The stored
   // offset only ever moves forward: a plan ending at or below it is refused like a lost fence.
   const result = await client.query(
     `UPDATE applier_offsets
@@ -123,7 +123,7 @@ async function advanceOffsets(
     throw new OffsetFenceError(`partition ${ref.partition} is no longer at offset ${expectedOffset}`);
 }
 
-async function copyLedger(client: Client, ref: PartitionRef, plan: BatchPlan): Promise<void> {
+async function copyLedger(client: Client, ref: PartitionRef, plan: ChunkPlan): Promise<void> {
   if (plan.ledger.length === 0) return;
   const { ids, rows } = encodeLedger(ref, plan.ledger);
   // The ids first: a repeated id fails here, before the larger ledger COPY is sent.
@@ -131,7 +131,7 @@ async function copyLedger(client: Client, ref: PartitionRef, plan: BatchPlan): P
   await copyBinaryInto(client, "transfers", ledgerColumns, rows);
 }
 
-/** The batch's ledger rows and their ids as binary COPY payloads, built in memory (pure). */
+/** The chunk's ledger rows and their ids as binary COPY payloads, built in memory (pure). */
 export function encodeLedger(ref: PartitionRef, ledger: readonly LedgerRow[]): { ids: Buffer; rows: Buffer } {
   const ids = new BinaryCopyWriter(1, ledger.length * 24);
   const rows = new BinaryCopyWriter(ledgerColumns.length, ledger.length * 256);
@@ -149,7 +149,7 @@ export function encodeLedger(ref: PartitionRef, ledger: readonly LedgerRow[]): {
   return { ids: ids.finish(), rows: rows.finish() };
 }
 
-async function writeTokenStates(client: Client, ref: PartitionRef, plan: BatchPlan): Promise<void> {
+async function writeTokenStates(client: Client, ref: PartitionRef, plan: ChunkPlan): Promise<void> {
   const updates = {
     id: [] as string[],
     owner: [] as (string | null)[],
@@ -184,7 +184,7 @@ async function writeTokenStates(client: Client, ref: PartitionRef, plan: BatchPl
   }
   if (inserts.id.length > 0) {
     // ON CONFLICT: a token this view holds as never minted can only exist on another partition (on
-    // this one, the offsets compare-and-set above would have failed first); the batch is re-planned.
+    // this one, the offsets compare-and-set above would have failed first); the chunk is re-planned.
     const result = await client.query<{ token_id: string }>(
       `INSERT INTO token_state (token_id, asset, amount, owner, state, retired, kafka_partition, last_offset)
        SELECT u.token_id, u.asset, u.amount, u.owner, u.state, u.retired, $8, u.last_offset
@@ -211,7 +211,7 @@ async function writeTokenStates(client: Client, ref: PartitionRef, plan: BatchPl
 
 const clip = (text: string | null) => (text === null ? null : text.slice(0, rejectedTextLengthMax));
 
-async function copyRejections(client: Client, ref: PartitionRef, plan: BatchPlan): Promise<void> {
+async function copyRejections(client: Client, ref: PartitionRef, plan: ChunkPlan): Promise<void> {
   let rows = "";
   for (const r of plan.rejections) {
     rows += copyLine([
@@ -230,7 +230,7 @@ async function copyRejections(client: Client, ref: PartitionRef, plan: BatchPlan
   await copyInto(client, "rejected_transfers", rejectionColumns, rows);
 }
 
-async function insertBalanceDeltas(client: Client, ref: PartitionRef, plan: BatchPlan): Promise<void> {
+async function insertBalanceDeltas(client: Client, ref: PartitionRef, plan: ChunkPlan): Promise<void> {
   const wallets: (string | null)[] = [];
   const assets: string[] = [];
   const deltas: string[] = [];

@@ -2,8 +2,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyChunk } from "../../services/applier/apply-chunk.ts";
 import { PartitionState } from "../../services/applier/partition-state.ts";
-import { planBatch } from "../../services/applier/plan.ts";
-import { OffsetFenceError, writeBatch } from "../../services/applier/write.ts";
+import { planChunk } from "../../services/applier/plan.ts";
+import { OffsetFenceError, writeChunk } from "../../services/applier/write.ts";
 import { AssertionError } from "../../services/common/assert.ts";
 import { createPool, type Pool } from "../../services/common/pg.ts";
 import { migrate } from "../../services/storage/migrate.ts";
@@ -44,9 +44,9 @@ const recordAt = (offset: bigint) => {
 
 describe("the stored offset only moves forward", () => {
   it("given a stored offset of 20, when a plan ending at 15 is written with the right expected offset, then it is fenced and nothing moves", async () => {
-    const plan = planBatch([recordAt(14n)], () => undefined, new Set(), { pastDays: 30, futureDays: 1 });
+    const plan = planChunk([recordAt(14n)], () => undefined, new Set(), { pastDays: 30, futureDays: 1 });
     expect(plan.nextOffset).toBe(15n);
-    await expect(writeBatch(pool, ref, 20n, plan)).rejects.toBeInstanceOf(OffsetFenceError);
+    await expect(writeChunk(pool, ref, 20n, plan)).rejects.toBeInstanceOf(OffsetFenceError);
     expect(await storedNext()).toBe("20");
     const ledger = await pool.query("SELECT 1 FROM transfers");
     expect(ledger.rowCount).toBe(0);

@@ -244,7 +244,7 @@ export const reachableTokenState: fc.Arbitrary<TokenState> = fc
   .map((s) => (s.retired ? { ...s, owner: null } : s));
 
 // ---------------------------------------------------------------------------------------------
-// Batches of decoded records, for planBatch
+// Batches of decoded records, for planChunk
 
 export type BatchInput = {
   records: DecodedRecord[];

@@ -1,7 +1,7 @@
 // The plan's routing checks: a token's records belong on its key's partition, a detached day is a
 // rejection that leaves the chain where it was, and no instant past the named days is planned.
 import { describe, expect, it } from "vitest";
-import { type DecodedRecord, type PlanRouting, planBatch } from "../../services/applier/plan.ts";
+import { type DecodedRecord, type PlanRouting, planChunk } from "../../services/applier/plan.ts";
 import type { TransferEvent } from "../../services/common/event.ts";
 import { keyPartitioner } from "../../services/common/partitioner.ts";
 import { dayOf } from "../../services/storage/partitions.ts";
@@ -34,12 +34,12 @@ describe("keyPartitioner", () => {
   });
 });
 
-describe("planBatch with routing", () => {
+describe("planChunk with routing", () => {
   const token = "coin-1"; // partition 4 of 6
   const home = partitionOfKey(Buffer.from(token));
 
   it("given a mint on its key's partition, when planned, then it is applied", () => {
-    const plan = planBatch(
+    const plan = planChunk(
       recordsOf([mintOf({ token_id: token })]),
       none,
       new Set(),
@@ -52,7 +52,7 @@ describe("planBatch with routing", () => {
 
   it("given a mint on another partition, when planned, then it is rejected wrong_partition, naming both", () => {
     const other = (home + 1) % partitionCount;
-    const plan = planBatch(
+    const plan = planChunk(
       recordsOf([mintOf({ token_id: token })]),
       none,
       new Set(),
@@ -68,7 +68,7 @@ describe("planBatch with routing", () => {
 
   it("given a token that lives on another partition, when a mint of it arrives on its key's partition, then wrong_partition", () => {
     const routing = routingOf(home, { homeOf: (id) => (id === token ? 1 : undefined) });
-    const plan = planBatch(recordsOf([mintOf({ token_id: token })]), none, new Set(), window, routing);
+    const plan = planChunk(recordsOf([mintOf({ token_id: token })]), none, new Set(), window, routing);
     expect(plan.rejections.map((r) => [r.reason, r.detail])).toEqual([
       ["wrong_partition", 'token "coin-1" lives on partition 1'],
     ]);
@@ -82,7 +82,7 @@ describe("planBatch with routing", () => {
       moveOf({ token_id: token, next_state: "s1b", occurred_at: dayBeforeMs }), // s0 → s1b: the chain is still at s0
     ];
     const routing = routingOf(home, { archivedDays: new Set([dayOf(fixedNowMs)]) });
-    const plan = planBatch(recordsOf(events), none, new Set(), window, routing);
+    const plan = planChunk(recordsOf(events), none, new Set(), window, routing);
     expect(plan.rejections.map((r) => [r.offset, r.reason, r.detail])).toEqual([
       [11n, "archived_day", "the day partition of 2026-11-22 is detached (archived)"],
     ]);
@@ -94,7 +94,7 @@ describe("planBatch with routing", () => {
   it("given an event after 9999-12-31 within its record's window, when planned, then out_of_window", () => {
     const lateMs = Date.UTC(10000, 0, 1, 0, 0, 0);
     const records = recordsOf([mintOf({ token_id: token, occurred_at: lateMs })], lateMs);
-    const plan = planBatch(records, none, new Set(), window, routingOf(home));
+    const plan = planChunk(records, none, new Set(), window, routingOf(home));
     expect(plan.rejections.map((r) => [r.reason, r.detail])).toEqual([
       ["out_of_window", `occurred_at ${lateMs} ms is after 9999-12-31`],
     ]);
@@ -103,7 +103,7 @@ describe("planBatch with routing", () => {
   it("given the last instant of 9999-12-31, when planned, then it is applied to that day", () => {
     const lastMs = Date.UTC(10000, 0, 1) - 1;
     const records = recordsOf([mintOf({ token_id: token, occurred_at: lastMs })], lastMs);
-    const plan = planBatch(records, none, new Set(), window, routingOf(home));
+    const plan = planChunk(records, none, new Set(), window, routingOf(home));
     expect(plan.ledger).toHaveLength(1);
     expect([...plan.days]).toEqual([dayOf(lastMs)]);
   });
@@ -115,11 +115,11 @@ describe("planBatch with routing", () => {
       ...r,
       key: Buffer.from([0x74, 0x6f, 0x6b, 0x2d, 0xff]),
     }));
-    const plan = planBatch(records, none, new Set(), window);
+    const plan = planChunk(records, none, new Set(), window);
     expect(plan.rejections.map((r) => [r.reason, r.detail])).toEqual([
       ["invalid_field", "key: must be the token_id"],
     ]);
-    const exact = planBatch(recordsOf([event]), none, new Set(), window);
+    const exact = planChunk(recordsOf([event]), none, new Set(), window);
     expect(exact.ledger).toHaveLength(1);
   });
 
@@ -127,7 +127,7 @@ describe("planBatch with routing", () => {
     // Found by the plan property: the window's end past the largest Date made toISOString throw.
     const timestampMs = 8_640_000_000_000_000;
     const event = mintOf({ token_id: token, occurred_at: 8_639_999_999_999_999 - 2 * 86_400_000 });
-    const plan = planBatch(recordsOf([event], timestampMs), none, new Set(), { pastDays: 0, futureDays: 1 });
+    const plan = planChunk(recordsOf([event], timestampMs), none, new Set(), { pastDays: 0, futureDays: 1 });
     expect(plan.rejections.map((r) => r.reason)).toEqual(["out_of_window"]);
     expect(plan.rejections[0]!.detail).toContain("8640000086400000 ms]");
   });

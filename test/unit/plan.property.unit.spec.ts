@@ -1,4 +1,4 @@
-// Property tests of the batch planner (services/applier/plan.ts planBatch) over hostile batches,
+// Property tests of the batch planner (services/applier/plan.ts planChunk) over hostile batches,
 // and a comparison with a reference model written here from DESIGN.md, record by record.
 // Runs and seed: test/support/arbitraries.ts (TALLY_TEST_FUZZ_RUNS, TALLY_TEST_FUZZ_SEED, make fuzz).
 import { describe, expect, it } from "vitest";
@@ -8,7 +8,7 @@ import {
   rejectionReasons,
   type TokenState,
 } from "../../services/applier/decide.ts";
-import { type BatchPlan, type DecodedRecord, planBatch } from "../../services/applier/plan.ts";
+import { type ChunkPlan, type DecodedRecord, planChunk } from "../../services/applier/plan.ts";
 import { eventProblems, type TransferEvent } from "../../services/common/event.ts";
 import {
   type BatchInput,
@@ -23,8 +23,8 @@ const file = "test/unit/plan.property.unit.spec.ts";
 const runs = fuzzRuns(200);
 const timeout = fuzzTimeoutMs(runs, 5);
 
-const planOf = (input: BatchInput): BatchPlan =>
-  planBatch(
+const planOf = (input: BatchInput): ChunkPlan =>
+  planChunk(
     input.records,
     (tokenId) => input.initial.get(tokenId),
     input.appliedIds,
@@ -141,7 +141,7 @@ function referenceModel(input: BatchInput): ModelResult {
 }
 
 /** The plan's outcome of every record, in offset order: a record in neither list is a duplicate. */
-function planOutcomes(input: BatchInput, plan: BatchPlan): Outcome[] {
+function planOutcomes(input: BatchInput, plan: ChunkPlan): Outcome[] {
   const applied = new Set(plan.ledger.map((row) => row.offset));
   const rejected = new Map(plan.rejections.map((row) => [row.offset, row.reason]));
   return input.records.map(({ offset }): Outcome => {
@@ -169,7 +169,7 @@ const sorted = <K, V>(map: Map<K, V>) => [...map].sort(([a], [b]) => (String(a) 
 
 // ---------------------------------------------------------------------------------------------
 
-describe("planBatch: properties over hostile batches", () => {
+describe("planChunk: properties over hostile batches", () => {
   it(
     "every record ends in exactly one outcome: ledger + rejections + duplicates = records; never throws",
     async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { TokenState } from "../../services/applier/decide.ts";
-import { type DecodedRecord, planBatch } from "../../services/applier/plan.ts";
+import { type DecodedRecord, planChunk } from "../../services/applier/plan.ts";
 import type { TransferEvent } from "../../services/common/event.ts";
 import { burnOf, fixedNowMs, mintOf, moveOf } from "../support/events.ts";
 
@@ -22,7 +22,7 @@ function recordsOf(items: (TransferEvent | Buffer)[]): DecodedRecord[] {
 
 const none = () => undefined;
 
-describe("planBatch", () => {
+describe("planChunk", () => {
   it("given an empty ledger, when a mint, two moves and a burn of one token arrive, then one collapsed token change and zero net balances", () => {
     const events = [
       mintOf(),
@@ -30,7 +30,7 @@ describe("planBatch", () => {
       moveOf({ from_wallet: "bob", to_wallet: "carol", prev_state: "s1", next_state: "s2" }),
       burnOf({ from_wallet: "carol", prev_state: "s2", next_state: "s3" }),
     ];
-    const plan = planBatch(recordsOf(events), none, new Set(), window);
+    const plan = planChunk(recordsOf(events), none, new Set(), window);
     expect(plan.ledger.map((r) => r.offset)).toEqual([100n, 101n, 102n, 103n]);
     expect([...plan.tokenChanges.values()]).toEqual([
       {
@@ -48,7 +48,7 @@ describe("planBatch", () => {
 
   it("given a mint applied in the batch, when the same transfer id comes again, then it is a duplicate with no effect", () => {
     const mint = mintOf();
-    const plan = planBatch(recordsOf([mint, { ...mint }]), none, new Set(), window);
+    const plan = planChunk(recordsOf([mint, { ...mint }]), none, new Set(), window);
     expect(plan.ledger).toHaveLength(1);
     expect(plan.duplicates).toBe(1);
     expect(plan.rejections).toHaveLength(0);
@@ -57,10 +57,10 @@ describe("planBatch", () => {
   it("given a transfer id known as applied, when it arrives, then duplicate; when it is only rejected, then a candidate for look-up", () => {
     const known: TokenState = { asset: "USD", amount: 1000n, owner: "bob", state: "s1", retired: false };
     const replayed = moveOf(); // s0 -> s1 again: the chain moved on
-    const first = planBatch(recordsOf([replayed]), () => known, new Set(), window);
+    const first = planChunk(recordsOf([replayed]), () => known, new Set(), window);
     expect(first.rejections.map((r) => r.reason)).toEqual(["state_conflict"]);
     expect(first.duplicateCandidates).toEqual([replayed.transfer_id]);
-    const second = planBatch(recordsOf([replayed]), () => known, new Set([replayed.transfer_id]), window);
+    const second = planChunk(recordsOf([replayed]), () => known, new Set([replayed.transfer_id]), window);
     expect(second.duplicates).toBe(1);
     expect(second.rejections).toHaveLength(0);
   });
@@ -71,7 +71,7 @@ describe("planBatch", () => {
     const old = mintOf({ token_id: "tok-4", occurred_at: fixedNowMs - 40 * 86_400_000 });
     const records = recordsOf([Buffer.from("x"), badField, wrongKey, old]);
     records[2]!.key = Buffer.from("another-token");
-    const plan = planBatch(records, none, new Set(), window);
+    const plan = planChunk(records, none, new Set(), window);
     expect(plan.rejections.map((r) => [r.offset, r.reason])).toEqual([
       [100n, "undecodable"],
       [101n, "invalid_field"],
@@ -83,7 +83,7 @@ describe("planBatch", () => {
   });
 
   it("given a double spend in one batch, when planned, then the first move applies and the second is state_conflict", () => {
-    const plan = planBatch(
+    const plan = planChunk(
       recordsOf([mintOf(), moveOf(), moveOf({ to_wallet: "carol", next_state: "s1x" })]),
       none,
       new Set(),
@@ -97,6 +97,6 @@ describe("planBatch", () => {
 
   it("given records out of offset order, when planned, then the planner refuses (an assertion)", () => {
     const records = recordsOf([mintOf(), moveOf()]).reverse();
-    expect(() => planBatch(records, none, new Set(), window)).toThrow(/increasing offset order/);
+    expect(() => planChunk(records, none, new Set(), window)).toThrow(/increasing offset order/);
   });
 });

@@ -1,6 +1,6 @@
 // A PartitionStore in memory with the real semantics: applier_offsets rows bound to a topic id and
 // advanced by compare-and-set, token_state (a token lives on one partition), transfer ids unique,
-// rejections, each chunk all or nothing. Planning is the real planBatch with a PlanRouting, and the
+// rejections, each chunk all or nothing. Planning is the real planChunk with a PlanRouting, and the
 // view is the real PartitionState, as apply-chunk.ts drives them. Loads and writes can be held open
 // and released later (a load keeps the snapshot it took when called), fail transiently before they
 // take effect, or commit and then lose the answer.
@@ -9,10 +9,10 @@ import type { EventWindow, TokenState } from "../../../services/applier/decide.t
 import { incarnationProblem, type LogWindow } from "../../../services/applier/incarnation.ts";
 import { PartitionState } from "../../../services/applier/partition-state.ts";
 import {
-  type BatchPlan,
+  type ChunkPlan,
   type DecodedRecord,
   type PlanRouting,
-  planBatch,
+  planChunk,
 } from "../../../services/applier/plan.ts";
 import type { PartitionStore } from "../../../services/applier/store.ts";
 import {
@@ -120,7 +120,7 @@ export class SimStore implements PartitionStore {
       archivedDays: new Set(),
     });
     const planOnce = () =>
-      planBatch(records, (id) => view.stateOf(id), appliedIds, this.settings.window, routing());
+      planChunk(records, (id) => view.stateOf(id), appliedIds, this.settings.window, routing());
     let planned = planOnce();
     appliedIds = this.appliedAmong(planned.duplicateCandidates);
     if (appliedIds.size > 0) planned = planOnce();
@@ -167,7 +167,7 @@ export class SimStore implements PartitionStore {
   }
 
   /** write.ts's transaction: the offsets compare-and-set first, then every check, then every change. */
-  private write(partition: number, expected: bigint, plan: BatchPlan, offsets: readonly bigint[]): void {
+  private write(partition: number, expected: bigint, plan: ChunkPlan, offsets: readonly bigint[]): void {
     const row = this.rows.get(partition);
     if (row === undefined || row.nextOffset !== expected) {
       this.counts.fences++;
@@ -190,7 +190,7 @@ export class SimStore implements PartitionStore {
     this.counts.commits++;
   }
 
-  private recordOutcomes(partition: number, offsets: readonly bigint[], plan: BatchPlan): void {
+  private recordOutcomes(partition: number, offsets: readonly bigint[], plan: ChunkPlan): void {
     const byOffset = new Map<bigint, Outcome>();
     for (const l of plan.ledger)
       byOffset.set(l.offset, {
