@@ -8,7 +8,6 @@ import { randomInt } from "node:crypto";
 import Table from "cli-table3";
 import type { ApplierSummary as ApplierJson } from "../../services/applier/applier.ts";
 import { type Config, ConfigError, databaseNameOf, maskUrlPassword } from "../../services/common/config.ts";
-import { createKafka } from "../../services/common/kafka.ts";
 import { createPool } from "../../services/common/pg.ts";
 import { runProjector } from "../../services/projector/index.ts";
 import { outcomeTotals } from "../../services/storage/applier-offsets.ts";

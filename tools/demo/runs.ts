@@ -1,7 +1,7 @@
 // A demo run's identity (topic, group and databases named <prefix>_<UTC time>) and the earlier
 // runs of a prefix: found by name on Kafka, the registry and every PostgreSQL server, and removed
 // but for the newest few.
-import { type Config, databaseNameOf } from "../../services/common/config.ts";
+import type { Config } from "../../services/common/config.ts";
 import { createKafka } from "../../services/common/kafka.ts";
 import { createPool } from "../../services/common/pg.ts";
 
