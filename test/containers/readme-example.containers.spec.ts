@@ -6,8 +6,8 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 let tally: StartedTally;
 beforeAll(async () => {
   tally = await startTally({ shards: 2, partitions: 6, appliers: 2 });
-}, 300_000);
-afterAll(() => tally?.stop());
+}, 300_000); // the start takes about a minute on 2 cores
+afterAll(() => tally?.stop(), 120_000);
 
 /** One move of a 25.00 USD token (amounts are minor units, as bigint). */
 function move(
@@ -46,4 +46,4 @@ it("credits bob, debits alice, and refuses to spend the same token twice", async
   expect(await tally.balance("bob")).toEqual({ USD: 2_500n });
   expect(await tally.balance("carol")).toEqual({});
   expect((await tally.verify()).ok).toBe(true);
-});
+}, 120_000);
