@@ -65,13 +65,23 @@ test-unit: setup
 test-int: setup up
 	vitest run --project int
 
-# Every project but the cluster's, then the fault tests on the cluster; the closing line counts both.
+# Every project but the cluster's, then the fault tests on the cluster, the container tier and the
+# user-project step; the closing line counts them all and fails when one failed (the container tier
+# and the user-project step leave the verdict to it, so that it is always printed).
 test: setup up
 	vitest run --project '!cluster' --reporter=default --reporter=json --outputFile.json=.local/test-results.json
 	@$(MAKE) --no-print-directory test-faults
 	@bash infra/containers/tier.sh
+	@bash infra/user-project.sh --after-tier || true
 	@node infra/test-summary.mjs .local/test-results.json .local/test-results-faults.json \
-		--containers .local/test-results-containers.json
+		--containers .local/test-results-containers.json --user-project .local/test-results-user-project.txt
+
+# Tally as a user outside the repository gets it: the packed tarballs installed in a temporary
+# folder, a producer script and `npx tally` on the local stack, the README's testcontainers example
+# under vitest and node --test (NOT RUN where no container engine can answer). infra/user-project.sh.
+.PHONY: test-user-project
+test-user-project: setup up
+	@bash infra/user-project.sh
 
 # The container tier alone: the integration suites on a stack from testcontainers, and the tests
 # of tally/testing. Installs podman (Debian, root) and builds the images when missing.
