@@ -2,7 +2,13 @@
 export { type Cursor, decodeCursor, encodeCursor } from "./cursor.ts";
 export { parseSince, type RejectionFilter } from "./filters.ts";
 export { toJson } from "./json.ts";
-export { decodeReasons, reasonsOf, redrivableByDefault, whyNotByDefault } from "./reasons.ts";
+export {
+  reasonsOf,
+  redrivableByDefault,
+  rejectionReasons,
+  schemaReasons,
+  whyNotByDefault,
+} from "./reasons.ts";
 export type { Coordinates, RejectedRecord } from "./records.ts";
 export { listRejections, type ReasonCount, type RejectionPage } from "./rejections.ts";
 export { type ReprocessOptions, type ReprocessReport, reprocess } from "./reprocess.ts";

@@ -1,10 +1,27 @@
 // Which rejections `tally reprocess` re-drives unless told otherwise, and why the others are not:
 // re-driving a record whose outcome the same bytes and the same rules decide again changes nothing.
 // Pure.
-import { type RejectionReason, rejectionReasons } from "../applier/decide.ts";
 
-export type { RejectionReason };
-export { rejectionReasons };
+/**
+ * The applier's reasons (applier/decide.ts, the contract's table in docs/design.md), named here
+ * since a service imports no other; test/unit/outcomes.unit.spec.ts holds the two lists equal.
+ */
+export const rejectionReasons = [
+  "undecodable",
+  "unknown_schema",
+  "incompatible_schema",
+  "invalid_field",
+  "wrong_partition",
+  "archived_day",
+  "out_of_window",
+  "unknown_token",
+  "token_exists",
+  "retired_token",
+  "state_conflict",
+  "wrong_owner",
+  "value_mismatch",
+] as const;
+export type RejectionReason = (typeof rejectionReasons)[number];
 
 /**
  * Causes outside the record that an operator can fix: a schema registered late, a registry that was
@@ -12,12 +29,8 @@ export { rejectionReasons };
  */
 export const redrivableByDefault: readonly RejectionReason[] = ["unknown_schema", "incompatible_schema"];
 
-/** The reasons whose outcome a decode decides: reprocess checks the fix before it re-drives them. */
-export const decodeReasons: ReadonlySet<RejectionReason> = new Set([
-  "undecodable",
-  "unknown_schema",
-  "incompatible_schema",
-]);
+/** The reasons a writer schema decides: reprocess asks the registry for the fix before it re-drives them. */
+export const schemaReasons: ReadonlySet<RejectionReason> = new Set(["unknown_schema", "incompatible_schema"]);
 
 /** Why a reason is not re-driven by default (docs/outcomes.md repeats this table). */
 export const whyNotByDefault: Readonly<Record<RejectionReason, string>> = {

@@ -5,16 +5,16 @@
 // leaves the row unmarked, and the next run re-drives it once more: the copy then meets its own
 // first copy, a duplicate by transfer id (or the same rejection again).
 
-import { EventDecoder } from "../applier/decode.ts";
 import type { Config } from "../common/config.ts";
 import type { Logger } from "../common/log.ts";
 import type { Client } from "../common/pg.ts";
 import { createRegistry } from "../common/registry.ts";
-import { TransferProducer } from "../producer/producer.ts";
 import { filterConditions, type RejectionFilter } from "./filters.ts";
-import { decodeReasons, type RejectionReason } from "./reasons.ts";
+import { type RejectionReason, schemaReasons } from "./reasons.ts";
 import type { Coordinates } from "./records.ts";
 import { type Candidate, type Precheck, planRedrive } from "./redrive-plan.ts";
+import { RedriveProducer } from "./redrive-producer.ts";
+import { SchemaCheck } from "./schema-check.ts";
 import { type OutcomeSource, withSource } from "./sources.ts";
 
 export type ReprocessOptions = {
@@ -63,16 +63,9 @@ export async function reprocess(config: Config, options: ReprocessOptions): Prom
     heldList: [],
     limitReached: false,
   };
-  const decoder = new EventDecoder(createRegistry(config), { unknownSchemaTtlMs: 0 });
-  let producer: TransferProducer | null = null;
-  const send = async (messages: Candidate[]) => {
-    if (producer === null) {
-      // sendRaw sends the bytes as they are and names no schema: no schema is registered (schemaId 0 is unused).
-      producer = new TransferProducer(config, { schemaId: 0, clientIdSuffix: "reprocess" });
-      await producer.connect();
-    }
-    return producer.sendRaw(messages.map((m) => ({ key: m.key, value: m.value })));
-  };
+  const schemas = new SchemaCheck(createRegistry(config));
+  const producer = new RedriveProducer(config);
+  const send = (messages: Candidate[]) => producer.send(messages);
   try {
     await withSource(config, async (source) => {
       let budget = options.limit ?? Number.POSITIVE_INFINITY;
@@ -81,7 +74,7 @@ export async function reprocess(config: Config, options: ReprocessOptions): Prom
         try {
           if (!options.dryRun) await lock(client, source, shard);
           try {
-            budget = await reprocessShard(client, shard, source, options, budget, decoder, send, report);
+            budget = await reprocessShard(client, shard, source, options, budget, schemas, send, report);
           } finally {
             if (!options.dryRun)
               await client.query("SELECT pg_advisory_unlock($1::int, hashtext($2))", [
@@ -96,7 +89,7 @@ export async function reprocess(config: Config, options: ReprocessOptions): Prom
       }
     });
   } finally {
-    await (producer as TransferProducer | null)?.disconnect();
+    await producer.close();
   }
   return report;
 }
@@ -127,8 +120,8 @@ async function reprocessShard(
   source: OutcomeSource,
   options: ReprocessOptions,
   budgetIn: number,
-  decoder: EventDecoder,
-  send: (messages: Candidate[]) => Promise<{ partition: number; offset: string }[]>,
+  schemas: SchemaCheck,
+  send: (messages: Candidate[]) => Promise<{ partition: number; offset: bigint }[]>,
   report: ReprocessReport,
 ): Promise<number> {
   const pageSize = options.pageSize ?? pageSizeDefault;
@@ -157,7 +150,7 @@ async function reprocessShard(
     }));
     const last = candidates[candidates.length - 1]!;
     after = { partition: last.partition, offset: last.offset };
-    const prechecks = await precheck(decoder, candidates);
+    const prechecks = await precheck(schemas, candidates);
     const { planned, budgetLeft } = planRedrive(
       candidates,
       (c) => prechecks.get(c) ?? null,
@@ -188,7 +181,7 @@ async function reprocessShard(
             shard,
             from: from(c),
             reason: c.reason,
-            to: placed ? { partition: placed.partition, offset: BigInt(placed.offset) } : null,
+            to: placed ? { partition: placed.partition, offset: placed.offset } : null,
           });
       }
       options.logger?.info(
@@ -203,23 +196,13 @@ async function reprocessShard(
   return budget;
 }
 
-/** Decodes now, as the applier would, the bytes of the rejections a decode decided. */
+/** For the reasons a writer schema decided: is the schema there now, and readable? */
 async function precheck(
-  decoder: EventDecoder,
+  schemas: SchemaCheck,
   candidates: readonly Candidate[],
 ): Promise<Map<Candidate, Precheck>> {
-  const asked = candidates.filter((c) => decodeReasons.has(c.reason));
   const answers = new Map<Candidate, Precheck>();
-  if (asked.length === 0) return answers;
-  // prepare's contract: every value prepared is then decoded, with no await between.
-  await decoder.prepare(asked.map((c) => c.value));
-  for (const c of asked) {
-    const decoded = decoder.decode(c.value);
-    answers.set(
-      c,
-      decoded.ok ? { decodes: true } : { decodes: false, reason: decoded.reason, detail: decoded.detail },
-    );
-  }
+  for (const c of candidates) if (schemaReasons.has(c.reason)) answers.set(c, await schemas.check(c.value));
   return answers;
 }
 
@@ -228,7 +211,7 @@ async function recordRedriven(
   client: Client,
   topic: string,
   sent: readonly Candidate[],
-  placements: readonly { partition: number; offset: string }[],
+  placements: readonly { partition: number; offset: bigint }[],
 ): Promise<void> {
   await client.query(
     `UPDATE rejected_transfers r
@@ -240,7 +223,7 @@ async function recordRedriven(
       sent.map((c) => c.partition),
       sent.map((c) => c.offset.toString()),
       placements.map((p) => p.partition),
-      placements.map((p) => p.offset),
+      placements.map((p) => p.offset.toString()),
     ],
   );
 }

@@ -6,6 +6,7 @@
 import type { Config } from "../common/config.ts";
 import { isUuid } from "../common/event.ts";
 import type { Pool } from "../common/pg.ts";
+import { partitionCounters } from "../storage/applier-offsets.ts";
 import {
   type Coordinates,
   type RejectedRecord,
@@ -177,19 +178,8 @@ async function offsetsOf(
   source: OutcomeSource,
   partition: number,
 ): Promise<{ next: bigint; duplicates: bigint; skipped: bigint } | null> {
-  const result = await poolOfPartition(source, partition).query<{
-    next: string;
-    duplicates: string;
-    skipped: string;
-  }>(
-    `SELECT next_offset::text AS next, duplicate_count::text AS duplicates, skipped_count::text AS skipped
-       FROM applier_offsets WHERE "group" = $1 AND topic = $2 AND "partition" = $3`,
-    [source.group, source.topic, partition],
-  );
-  const row = result.rows[0];
-  return row
-    ? { next: BigInt(row.next), duplicates: BigInt(row.duplicates), skipped: BigInt(row.skipped) }
-    : null;
+  const counters = await partitionCounters(poolOfPartition(source, partition), source.group, source.topic);
+  return counters.get(partition) ?? null;
 }
 
 /**

@@ -1,6 +1,7 @@
 // The pure parts of services/outcomes: filters, the page cursor, the reasons, the re-drive plan,
 // JSON and the printed lines.
 import { describe, expect, it } from "vitest";
+import { rejectionReasons as appliersReasons } from "../../services/applier/decide.ts";
 import { decodeCursor, encodeCursor, newestFirst } from "../../services/outcomes/cursor.ts";
 import { filterConditions, parseSince } from "../../services/outcomes/filters.ts";
 import { toJson } from "../../services/outcomes/json.ts";
@@ -97,6 +98,7 @@ describe("reasons", () => {
   });
 
   it("given every reason of the applier, then each says why it is or is not re-driven by default", () => {
+    expect([...rejectionReasons]).toEqual([...appliersReasons]);
     expect(Object.keys(whyNotByDefault).sort()).toEqual([...rejectionReasons].sort());
   });
 });
