@@ -12,12 +12,20 @@
 # What works on these machines (runc not crun, cgroupfs, file events, no health checks) is in
 # the team's stack notes, "Containers (the testcontainers path)". Only the service this script
 # started is ever stopped, by the pid it recorded.
+#
+# `clean` removes every container labelled by testcontainers, so it must not run while another
+# run still uses the engine (a second tier, infra/user-project.sh): a run holds a shared flock on
+# .local/containers/runs.lock while it uses the engine, and releases it before its own clean:
+#   exec 9>>"$ROOT/.local/containers/runs.lock"; flock -s 9   ...   flock -u 9; engine.sh clean
+# clean takes the lock exclusively without waiting and, when another run holds it, leaves
+# everything in place (that run's own clean, or the next one, removes the leftovers).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HOME_DIR="$ROOT/.local/containers"
 SOCKET="$HOME_DIR/podman.sock"
 PID_FILE="$HOME_DIR/service.pid"
+RUNS_LOCK="$HOME_DIR/runs.lock"
 LOG="$ROOT/.local/logs/podman-service.log"
 CONF="$HOME_DIR/containers.conf"
 STORAGE_CONF="$HOME_DIR/storage.conf"
@@ -234,6 +242,12 @@ cmd_clean() {
   local host cli=docker ids
   host=$(external_docker_host || echo "unix://$SOCKET")
   answers "$host" || return 0
+  mkdir -p "$HOME_DIR"
+  exec 8>>"$RUNS_LOCK"
+  if ! flock -n -x 8; then
+    say "another run uses the engine (${RUNS_LOCK#"$ROOT"/}): its containers are left alone"
+    return 0
+  fi
   if [ "$host" = "unix://$SOCKET" ]; then
     podman_env
     cli=podman

@@ -38,10 +38,15 @@ fi
 bash "$ROOT/infra/images/build.sh" || not_run "the images could not be built (see above and .local/logs/images.log)"
 
 while IFS='=' read -r name value; do export "$name=$value"; done < <(bash "$ROOT/infra/containers/engine.sh" env)
+# While this run uses the engine, another run's clean leaves its containers alone (engine.sh).
+mkdir -p "$ROOT/.local/containers"
+exec 9>>"$ROOT/.local/containers/runs.lock"
+flock -s 9
 rc=0
 TALLY_TEST_STACK=containers vitest run --project containers \
-  --reporter=default --reporter=json --outputFile.json="$RESULTS" || rc=$?
+  --reporter=default --reporter=json --outputFile.json="$RESULTS" 9>&- || rc=$?
+flock -u 9
 # Ryuk is off (its image cannot be pulled): whatever a crashed run left behind goes by label.
-bash "$ROOT/infra/containers/engine.sh" clean || true
+bash "$ROOT/infra/containers/engine.sh" clean 9>&- || true
 # Under make test the summary judges the results file; make test-containers fails right here.
 if [ "$REQUIRED" = --required ]; then exit "$rc"; fi
