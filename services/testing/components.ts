@@ -2,14 +2,14 @@
 // Apicurio Registry with its storage in that PostgreSQL. Each binds a host port picked once, so a
 // container stopped and started again (the fault tests) answers where it did. Waits are a log
 // line plus the listening port: health checks do not run under podman here (STACK.md).
+import { type AddressInfo, createServer, type Server } from "node:net";
 import pg from "pg";
 import { GenericContainer, type StartedNetwork, type StartedTestContainer, Wait } from "testcontainers";
-import { freePort } from "../common/ports.ts";
 import { allStarted, LogTail, pullPolicyOf, startNamed } from "./engine.ts";
 
 export type ComponentImages = { kafka: string; registry: string; postgres: string };
 
-/** Host ports: the ones given, or free ones picked now. */
+/** Host ports: the ones given, or free ones picked now (pickPorts). */
 export type ComponentPorts = { kafka: number; registry: number; postgres: number };
 
 export type Components = {
@@ -33,12 +33,49 @@ export const componentStartupTimeoutMs = 120_000;
 // Any fixed id works for a one-node cluster (base64 of 16 bytes); the data lives in the container.
 const kafkaClusterId = "dGFsbHktdGVzdGluZy0wMQ";
 
+// Ports this process has handed out: a stack keeps its ports for its whole life (a restarted
+// container binds them again), so a later stack of the same process must never get one of them,
+// even after the engine let go of it for a moment during a restart.
+const portsHandedOut = new Set<number>();
+const portAttemptsMax = 50;
+
+/**
+ * Host ports for one stack: the ones given, the others picked by the OS with their probe sockets
+ * all held open together, so the picks of one call differ from each other, and never one that an
+ * earlier call of this process handed out or that is among the given ones.
+ */
 export async function pickPorts(given: Partial<ComponentPorts> = {}): Promise<ComponentPorts> {
-  return {
-    kafka: given.kafka ?? (await freePort()),
-    registry: given.registry ?? (await freePort()),
-    postgres: given.postgres ?? (await freePort()),
-  };
+  const names = ["kafka", "registry", "postgres"] as const;
+  const taken = new Set<number>([...portsHandedOut, ...names.flatMap((n) => given[n] ?? [])]);
+  const held: Server[] = [];
+  const picked: Partial<ComponentPorts> = {};
+  try {
+    for (const name of names) {
+      if (given[name] !== undefined) continue;
+      for (let attempt = 1; picked[name] === undefined; attempt++) {
+        if (attempt > portAttemptsMax)
+          throw new Error(`no free host port for ${name} after ${portAttemptsMax} tries`);
+        const probe = await listening();
+        held.push(probe);
+        const port = (probe.address() as AddressInfo).port;
+        if (!taken.has(port)) picked[name] = port;
+        taken.add(port);
+      }
+    }
+  } finally {
+    await Promise.all(held.map((probe) => new Promise((resolve) => probe.close(resolve))));
+  }
+  const ports = { ...picked, ...given } as ComponentPorts;
+  for (const name of names) portsHandedOut.add(ports[name]);
+  return ports;
+}
+
+function listening(): Promise<Server> {
+  const probe = createServer();
+  return new Promise((resolve, reject) => {
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => resolve(probe));
+  });
 }
 
 /** Where a component runs: its image, the network, the labels of its instance. */

@@ -1,9 +1,11 @@
 // The images startTally runs. Where no image registry answers (these machines), the defaults are
 // built locally by `make images` (infra/images/build.sh); where one answers, the public images are
-// the defaults. Every image is a setting: an option of startTally or a TALLY_TEST_IMAGE_* variable.
+// the defaults. Tally's own image is always built locally: by `make images` in Tally's repository,
+// or by @tally/testing itself from the recipe it ships (tally-image.ts). Every image is a setting:
+// an option of startTally or a TALLY_TEST_IMAGE_* variable.
 import { request } from "node:https";
 import { fileURLToPath } from "node:url";
-import packageJson from "../../package.json" with { type: "json" };
+import { tallyVersion } from "../common/version.ts";
 
 export type Images = { kafka: string; registry: string; postgres: string; tally: string };
 
@@ -14,7 +16,7 @@ export const localImages = {
   postgres: "localhost/tally-postgres:15",
   kafka: "localhost/tally-kafka:4.3.1",
   registry: "localhost/tally-apicurio:3.3.3",
-  tally: `localhost/tally:${packageJson.version}`,
+  tally: `localhost/tally:${tallyVersion}`,
 } as const;
 
 /** Tally's own image is always built locally: it is the code under test. */
@@ -47,14 +49,22 @@ export function imageRegistryAnswers(timeoutMs = registryProbeTimeoutMs): Promis
   });
 }
 
+export type ImagesMode = "auto" | "local" | "public";
+
+/** TALLY_TEST_IMAGES: auto (public where a registry answers), local or public. */
+export function imagesMode(env: NodeJS.ProcessEnv = process.env): ImagesMode {
+  const mode = env.TALLY_TEST_IMAGES ?? "auto";
+  if (mode !== "auto" && mode !== "local" && mode !== "public")
+    throw new Error(`TALLY_TEST_IMAGES=${JSON.stringify(mode)} is invalid: auto, local or public`);
+  return mode;
+}
+
 /** Options first, then TALLY_TEST_IMAGE_* variables, then the defaults for this machine. */
 export async function resolveImages(
   options: Partial<Images> = {},
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Images> {
-  const mode = env.TALLY_TEST_IMAGES ?? "auto";
-  if (!["auto", "local", "public"].includes(mode))
-    throw new Error(`TALLY_TEST_IMAGES=${JSON.stringify(mode)} is invalid: auto, local or public`);
+  const mode = imagesMode(env);
   const given = (key: keyof Images) => options[key] ?? env[imageVariables[key]];
   const allGiven = (Object.keys(imageVariables) as (keyof Images)[]).every((k) => given(k) !== undefined);
   const usePublic = mode === "public" || (mode === "auto" && !allGiven && (await imageRegistryAnswers()));

@@ -22,6 +22,7 @@ import {
 import { type Images, resolveImages } from "./images.ts";
 import { runTallyOnce, startTallyProcess, type TallyProcess } from "./processes.ts";
 import { readCatchUp } from "./progress.ts";
+import { ensureTallyImage } from "./tally-image.ts";
 
 export type StartTallyOptions = {
   /** Shard databases (1 to 16); a token's shard is its partition mod this. Default 2. */
@@ -34,7 +35,10 @@ export type StartTallyOptions = {
   projector?: boolean;
   /** Topic name. Default "transfers". */
   topic?: string;
-  /** Images to run instead of the defaults (see images.ts and TALLY_TEST_IMAGE_*). */
+  /**
+   * Images to run instead of the defaults (see images.ts and TALLY_TEST_IMAGE_*). A missing Tally
+   * image with a localhost/ name is built from the package's recipe (tally-image.ts).
+   */
   images?: Partial<Images>;
   /** More TALLY_* settings for Tally's processes, e.g. { TALLY_BATCH_EVENTS_MAX: "500" }. */
   settings?: Record<string, string>;
@@ -131,10 +135,12 @@ export async function startTally(options: StartTallyOptions = {}): Promise<Start
   checkSettings(options, shape);
   const client = await containerEngine();
   const images = await resolveImages(options.images);
-  await requireLocalImages(client, Object.values(images));
   const startedMs = Date.now();
   const progress = (step: string) =>
     options.onProgress?.(`tally/testing: ${step} (${((Date.now() - startedMs) / 1000).toFixed(1)} s)`);
+  // Tally's image is built from the package's own recipe when missing; the others must exist.
+  await ensureTallyImage(client, images.tally, { onProgress: progress });
+  await requireLocalImages(client, Object.values(images));
   const instanceId = randomUUID();
   const labels = instanceLabels(instanceId);
   const containers: StartedTestContainer[] = [];

@@ -1,18 +1,32 @@
 // tally/testing itself: what a user sees when there is no engine, when a start fails half-way,
-// and that a started Tally serves the CLI from the host and leaves nothing behind when stopped.
+// that it builds Tally's image from the recipe it ships, and that a started Tally serves the CLI
+// from the host and leaves nothing behind when stopped.
 import { execFile } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { randomUUID } from "node:crypto";
+import { copyFile, mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 import { promisify } from "node:util";
-import { getContainerRuntimeClient } from "testcontainers";
+import { GenericContainer, getContainerRuntimeClient, ImageName, Wait } from "testcontainers";
 import { describe, expect, it } from "vitest";
+import { tallyVersion } from "../../services/common/version.ts";
 import { localImages } from "../../services/testing/images.ts";
 import { startTally } from "../../services/testing/index.ts";
+import { ensureTallyImage } from "../../services/testing/tally-image.ts";
 import { repoRoot, tally } from "../support/stack.ts";
 
 const run = promisify(execFile);
+// A plain node process resolves "@tally/testing" to the workspace's TypeScript sources with this
+// (vitest sets it for the test files themselves); without it, to the compiled dist/.
+const sourceConditions = "--conditions=tally-source";
+
+async function textOf(stream: Readable): Promise<string> {
+  let text = "";
+  for await (const chunk of stream) text += chunk.toString();
+  return text;
+}
 
 /** Ids of the running containers that tally/testing started (any instance, the suite's too). */
 async function tallyContainerIds(): Promise<string[]> {
@@ -26,7 +40,7 @@ async function tallyContainerIds(): Promise<string[]> {
 describe("@tally/testing", () => {
   it("given no container engine, when startTally runs, then it fails at once saying so and what to do", async () => {
     const script = 'import { startTally } from "@tally/testing"; await startTally();';
-    const result = await run(process.execPath, ["--input-type=module", "-e", script], {
+    const result = await run(process.execPath, [sourceConditions, "--input-type=module", "-e", script], {
       cwd: repoRoot,
       env: { PATH: process.env.PATH, HOME: "/nonexistent", DOCKER_HOST: "unix:///nonexistent/docker.sock" },
       timeout: 60_000,
@@ -55,7 +69,7 @@ describe("@tally/testing", () => {
     await new Promise<void>((resolve) => engine.listen(socket, resolve));
     const startWith = async (settings: Record<string, string>) => {
       const script = `import { startTally } from "@tally/testing"; await startTally({ settings: ${JSON.stringify(settings)} });`;
-      return run(process.execPath, ["--input-type=module", "-e", script], {
+      return run(process.execPath, [sourceConditions, "--input-type=module", "-e", script], {
         cwd: repoRoot,
         env: { PATH: process.env.PATH, HOME: "/nonexistent", DOCKER_HOST: `unix://${socket}` },
         timeout: 60_000,
@@ -86,6 +100,39 @@ describe("@tally/testing", () => {
     const broken = startTally({ shards: 1, partitions: 1, images: { kafka: localImages.debian } });
     await expect(broken).rejects.toThrow(/^kafka failed to start: /);
     expect(await tallyContainerIds()).toEqual(before);
+  });
+
+  it("given no Tally image under its name, when the module builds it from the recipe it ships, then the image runs the tally command", async () => {
+    // What the package's image/ folder holds (services/testing/build-extra.sh), made here in a
+    // temporary folder, built under a throwaway name on the base this machine's defaults use.
+    const recipeDir = await mkdtemp(join(tmpdir(), "tally-recipe-"));
+    const name = `localhost/tally-selfbuilt:${randomUUID().slice(0, 8)}`;
+    const client = await getContainerRuntimeClient();
+    const steps: string[] = [];
+    try {
+      await run(process.execPath, [join(repoRoot, "infra/images/bundle.mjs"), recipeDir], {
+        timeout: 60_000,
+      });
+      await copyFile(join(repoRoot, "infra/images/tally.Containerfile"), join(recipeDir, "Containerfile"));
+      await ensureTallyImage(client, name, { recipeDir, onProgress: (l) => steps.push(l) });
+      expect(steps).toEqual([
+        expect.stringMatching(/^building Tally's image localhost\/tally-selfbuilt:\w+ on /),
+      ]);
+      const container = await new GenericContainer(name)
+        .withCommand(["--version"])
+        .withWaitStrategy(Wait.forOneShotStartup())
+        .start();
+      const output = await textOf(await container.logs());
+      await container.stop();
+      expect(output.trim()).toBe(tallyVersion);
+      // Present now: a second call builds nothing.
+      await ensureTallyImage(client, name, { recipeDir, onProgress: (l) => steps.push(l) });
+      expect(steps).toHaveLength(1);
+    } finally {
+      if (await client.image.exists(ImageName.fromString(name)))
+        await client.container.dockerode.getImage(name).remove({ force: true });
+      await rm(recipeDir, { recursive: true, force: true });
+    }
   });
 
   it("given a started Tally, when the CLI on the host uses its env, then it answers; when stopped, nothing of it remains", async () => {
