@@ -19,6 +19,7 @@ import { IncarnationError } from "./incarnation.ts";
 import { ApplierMember, type MemberTotals } from "./member.ts";
 import { consumerLag, initApplierMetrics } from "./metrics.ts";
 import { KafkaLog, PgPartitionStore, TopicCheckedStore } from "./store.ts";
+import { TokenBudget } from "./token-budget.ts";
 import { waitForTopic } from "./topic-wait.ts";
 
 export type ApplierOptions = {
@@ -32,7 +33,6 @@ export type ApplierOptions = {
 export type ApplierSummary = MemberTotals & { elapsedMs: number; maxRssBytes: number; cpuMs: number };
 
 const progressIntervalMs = 1000;
-const tokensPerPartitionMax = 500_000;
 /**
  * How long a fetch waits on a caught-up partition. A drain waits for the fetch in flight, so this
  * bounds the idle part of a drain; 1 s costs one empty fetch per second per broker when idle.
@@ -143,7 +143,7 @@ function createMember(
     {
       group: config.TALLY_GROUP,
       topic: config.TALLY_TOPIC,
-      tokensPerPartitionMax,
+      tokenBudget: new TokenBudget(config.TALLY_TOKEN_CACHE_MAX),
       window: { pastDays: config.TALLY_WINDOW_PAST_DAYS, futureDays: config.TALLY_WINDOW_FUTURE_DAYS },
       partitionOfKey: keyPartitioner(config.TALLY_PARTITIONS),
     },

@@ -18,6 +18,7 @@ import { countChunk, emptyTotals, type MemberTotals } from "./member-totals.ts";
 import type { PartitionState } from "./partition-state.ts";
 import { PartitionViews } from "./partition-views.ts";
 import type { LogInspector, PartitionStore } from "./store.ts";
+import { tokenCacheTokens } from "./token-budget.ts";
 import { OffsetFenceError } from "./write.ts";
 
 export type { MemberTotals } from "./member-totals.ts";
@@ -216,6 +217,7 @@ export class ApplierMember {
       const what = `apply partition ${partition}`;
       const result = await this.deferrals.run(partition, what, apply, this.reportRetry(what, heartbeat));
       countChunk(this.totals, this.logger, partition, chunk.length, result);
+      tokenCacheTokens.set(this.views.tokensHeld());
       return result;
     } catch (error) {
       if (!(error instanceof OffsetFenceError)) throw error;

@@ -23,10 +23,16 @@ export class PartitionState {
   private readonly tokens = new Map<string, CachedToken>();
   /** Tokens of this chunk whose row belongs to another partition (minted there before the check). */
   private readonly foreign = new Map<string, number>();
-  private readonly tokensMax: number;
+  /** This partition's share of the process's token bound (token-budget.ts), asked when evicting. */
+  private readonly tokensMax: () => number;
 
-  constructor(tokensMax: number) {
-    this.tokensMax = tokensMax;
+  constructor(tokensMax: number | (() => number)) {
+    this.tokensMax = typeof tokensMax === "number" ? () => tokensMax : tokensMax;
+  }
+
+  /** The number of tokens this partition may keep now. */
+  get tokenShare(): number {
+    return this.tokensMax();
   }
 
   get tokenCount(): number {
@@ -64,13 +70,14 @@ export class PartitionState {
 
   /** Keeps memory bounded; evicted tokens are simply loaded again when they next appear. */
   evictOver(keepIds: ReadonlySet<string>): void {
-    if (this.tokens.size <= this.tokensMax) return;
+    const tokensMax = this.tokensMax();
+    if (this.foreign.size > tokensMax) this.foreign.clear(); // loaded again when they next appear
+    if (this.tokens.size <= tokensMax) return;
     this.complete = false;
     for (const id of this.tokens.keys()) {
-      if (this.tokens.size <= this.tokensMax) break;
+      if (this.tokens.size <= tokensMax) break;
       if (!keepIds.has(id)) this.tokens.delete(id);
     }
-    if (this.foreign.size > this.tokensMax) this.foreign.clear(); // loaded again when they next appear
   }
 }
 
@@ -103,7 +110,7 @@ export async function loadPartition(
   pool: Pool,
   ref: PartitionRef,
   log: LogWindow,
-  tokensMax: number,
+  tokensMax: number | (() => number),
 ): Promise<PartitionState> {
   await pool.query(
     `INSERT INTO applier_offsets ("group", topic, "partition", next_offset, first_offset, topic_id)
@@ -131,7 +138,7 @@ export async function loadPartition(
         "SELECT count(*)::text AS n FROM token_state WHERE kafka_partition = $1",
         [ref.partition],
       );
-      if (Number(count.rows[0]!.n) > tokensMax) return; // too many to hold: loaded per chunk instead
+      if (Number(count.rows[0]!.n) > state.tokenShare) return; // too many to hold: loaded per chunk instead
       const tokens = await client.query<TokenRow>(
         `SELECT token_id, kafka_partition, asset, amount::text, owner, state, retired
            FROM token_state WHERE kafka_partition = $1`,

@@ -26,6 +26,13 @@ export class PartitionViews {
     this.deferrals = deps.deferrals;
   }
 
+  /** Token states held over every loaded view (the token cache's size). */
+  tokensHeld(): number {
+    let tokens = 0;
+    for (const state of this.states.values()) tokens += state.tokenCount;
+    return tokens;
+  }
+
   /** The partition's view if loaded whole, else undefined. */
   loaded(partition: number): PartitionState | undefined {
     return this.states.get(partition);
@@ -43,6 +50,7 @@ export class PartitionViews {
 
   /** On a new assignment: forgets the partitions not in it, and every gap seek. */
   keepOnly(assigned: ReadonlySet<number>): void {
+    this.store.partitionsOwned?.(assigned.size);
     for (const p of [...this.states.keys(), ...this.loading.keys()]) {
       if (!assigned.has(p)) this.drop(p);
     }

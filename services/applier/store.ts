@@ -11,10 +11,13 @@ import type { EventWindow } from "./decide.ts";
 import type { EventDecoder } from "./decode.ts";
 import { IncarnationError, incarnationProblem, type LogWindow } from "./incarnation.ts";
 import { loadPartition, type PartitionState } from "./partition-state.ts";
+import type { TokenBudget } from "./token-budget.ts";
 
 export interface PartitionStore {
   /** The partition's view, loaded whole; IncarnationError when the stored offsets are not this log's. */
   load(partition: number, log: LogWindow): Promise<PartitionState>;
+  /** The member now owns `count` partitions (each assignment): a store may share out its memory. */
+  partitionsOwned?(count: number): void;
   /**
    * One transaction; OffsetFenceError when another writer moved the partition on. `heartbeat` is
    * called between long steps of preparation, so a long chunk keeps the member in its group.
@@ -34,7 +37,8 @@ export interface LogInspector {
 export type PgStoreSettings = {
   group: string;
   topic: string;
-  tokensPerPartitionMax: number;
+  /** the process's bound on token states in memory, shared among the partitions owned */
+  tokenBudget: TokenBudget;
   window: EventWindow;
   partitionOfKey: (key: Buffer) => number;
 };
@@ -60,7 +64,12 @@ export class PgPartitionStore implements PartitionStore {
 
   load(partition: number, log: LogWindow): Promise<PartitionState> {
     const pool = this.shardOf(partition).pool;
-    return loadPartition(pool, this.refOf(partition), log, this.settings.tokensPerPartitionMax);
+    const budget = this.settings.tokenBudget;
+    return loadPartition(pool, this.refOf(partition), log, () => budget.perPartition());
+  }
+
+  partitionsOwned(count: number): void {
+    this.settings.tokenBudget.setPartitionsOwned(count);
   }
 
   apply(
@@ -179,6 +188,10 @@ export class TopicCheckedStore implements PartitionStore {
     this.inner = inner;
     this.log = log;
     this.topic = topic;
+  }
+
+  partitionsOwned(count: number): void {
+    this.inner.partitionsOwned?.(count);
   }
 
   load(partition: number, log: LogWindow): Promise<PartitionState> {

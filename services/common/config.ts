@@ -158,6 +158,15 @@ function specs(env: NodeJS.ProcessEnv) {
     TALLY_SCHEMA_REGISTRY_PASSWORD: { schema: secretText, fallback: "", secret: true },
     TALLY_TOPIC: { schema: z.string().regex(kafkaTopicPattern, "a Kafka topic name"), fallback: "transfers" },
     TALLY_PARTITIONS: { schema: positiveInt(1, 1024), fallback: "6" },
+    // The dead-letter topic `tally dlq-relay` publishes every rejection to; empty = off.
+    TALLY_DLQ_TOPIC: {
+      schema: z.union([
+        z.literal(""),
+        z.string().regex(kafkaTopicPattern, "a Kafka topic name, or empty (off)"),
+      ]),
+      fallback: "",
+    },
+    TALLY_DLQ_POLL_MS: { schema: positiveInt(10, 600_000), fallback: "1000" },
     TALLY_REPLICATION_FACTOR: { schema: positiveInt(1, 16), fallback: "1" },
     TALLY_GROUP: { schema: z.string().regex(kafkaTopicPattern, "a group id"), fallback: "tally-applier" },
     TALLY_PG_SHARDS: {
@@ -172,6 +181,7 @@ function specs(env: NodeJS.ProcessEnv) {
     TALLY_PG_SSL_MODE: { schema: z.enum(["disable", "require", "verify-full"]), fallback: "disable" },
     TALLY_PG_SSL_CA_FILE: { schema: z.string(), fallback: "" },
     TALLY_PG_POOL_MAX: { schema: positiveInt(1, 100), fallback: "4" },
+    TALLY_TOKEN_CACHE_MAX: { schema: positiveInt(1_000, 100_000_000), fallback: "200000" },
     TALLY_BATCH_EVENTS_MAX: { schema: positiveInt(1, 100_000), fallback: "5000" },
     // 4 MiB a fetch (1 MiB a partition): as fast as 24 MiB here, since applying, not fetching, is the
     // bottleneck, and a third of the heap (the fetched records are decoded into objects all at once).
@@ -288,6 +298,9 @@ function crossCheck(config: Config): void {
   }
   if (new Set(config.TALLY_PG_SHARDS).size !== config.TALLY_PG_SHARDS.length) {
     throw new ConfigError("TALLY_PG_SHARDS lists the same database twice");
+  }
+  if (config.TALLY_DLQ_TOPIC === config.TALLY_TOPIC) {
+    throw new ConfigError("TALLY_DLQ_TOPIC must not be TALLY_TOPIC: rejections would be consumed again");
   }
   if (config.TALLY_PG_SHARDS.includes(config.TALLY_PG_VIEWS)) {
     throw new ConfigError("TALLY_PG_VIEWS must not be one of TALLY_PG_SHARDS");

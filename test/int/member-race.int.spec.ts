@@ -8,6 +8,7 @@ import { EventDecoder } from "../../services/applier/decode.ts";
 import type { LogWindow } from "../../services/applier/incarnation.ts";
 import { ApplierMember } from "../../services/applier/member.ts";
 import { PgPartitionStore } from "../../services/applier/store.ts";
+import { TokenBudget } from "../../services/applier/token-budget.ts";
 import { frame, transferEventType } from "../../services/common/avro.ts";
 import type { TransferEvent } from "../../services/common/event.ts";
 import { keyPartitioner } from "../../services/common/partitioner.ts";
@@ -56,7 +57,7 @@ function countingStore(group: string) {
     {
       group,
       topic: stack.config.TALLY_TOPIC,
-      tokensPerPartitionMax: 1_000,
+      tokenBudget: new TokenBudget(1_000),
       window: { pastDays: 400, futureDays: 2 },
       partitionOfKey: keyPartitioner(partitions),
     },
