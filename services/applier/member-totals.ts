@@ -1,8 +1,7 @@
 // What a member has done, for `apply --json`, the logs and the metrics: one place that counts a chunk.
 import type { Logger } from "../common/log.ts";
-import { phaseSeconds } from "../common/metrics.ts";
 import type { ChunkResult } from "./apply-chunk.ts";
-import { chunkEvents, recordsTotal } from "./metrics.ts";
+import { applierPhaseSeconds, chunkEvents, recordsTotal } from "./metrics.ts";
 
 export type MemberTotals = {
   applied: number;
@@ -33,11 +32,11 @@ export function countChunk(
   totals.chunks++;
   for (const [phase, ms] of Object.entries(phaseMs)) {
     totals.phaseMs[phase] = (totals.phaseMs[phase] ?? 0) + ms;
-    phaseSeconds.observe({ phase }, ms / 1000);
+    applierPhaseSeconds.observe({ phase }, ms / 1000);
   }
   chunkEvents.observe(events);
-  recordsTotal.inc({ outcome: "applied", reason: "" }, plan.ledger.length);
-  recordsTotal.inc({ outcome: "duplicate", reason: "" }, plan.duplicates);
+  recordsTotal.inc({ outcome: "applied" }, plan.ledger.length);
+  recordsTotal.inc({ outcome: "duplicate" }, plan.duplicates);
   for (const r of plan.rejections) recordsTotal.inc({ outcome: "rejected", reason: r.reason });
   const rounded = Object.fromEntries(
     Object.entries(phaseMs).map(([k, v]) => [`${k}_ms`, Math.round(v * 10) / 10]),

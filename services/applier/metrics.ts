@@ -1,15 +1,23 @@
 // The applier's Prometheus metrics, in the process's registry (services/common/metrics.ts, which
-// also holds tally_phase_seconds and tally_retries_total, shared with the projector). Names and
+// also holds tally_build_info and tally_retries_total, recorded by every process). Names and
 // labels are a contract with dashboards and alerts: docs/operations.md.
 import client from "prom-client";
-import { metricsRegistry, retriesTotal, retryCauses } from "../common/metrics.ts";
+import { metricsRegistry, phaseBucketsSeconds, retriesTotal, retryCauses } from "../common/metrics.ts";
 
-/** The values of tally_phase_seconds' `phase` label that the applier records. */
+/** The values of tally_applier_phase_seconds' `phase` label. */
 export const applierPhases = ["decode", "validate", "write", "commit"] as const;
+
+export const applierPhaseSeconds = new client.Histogram({
+  name: "tally_applier_phase_seconds",
+  help: "Time per committed applier chunk in each phase: decode, validate, write, commit",
+  labelNames: ["phase"] as const,
+  buckets: phaseBucketsSeconds,
+  registers: [metricsRegistry],
+});
 
 export const recordsTotal = new client.Counter({
   name: "tally_records_total",
-  help: "Consumed records committed, by outcome (applied, duplicate, rejected) and rejection reason",
+  help: "Consumed records committed, by outcome (applied, duplicate, rejected); reason only on rejected",
   labelNames: ["outcome", "reason"] as const,
   registers: [metricsRegistry],
 });
@@ -33,12 +41,14 @@ export const assignedPartitions = new client.Gauge({
 
 /**
  * Every label value a dashboard plots starts at 0, so rate() and "no rejections yet" read as 0,
- * not as a missing series.
+ * not as a missing series. Applied and duplicate records have no reason: their series carry no
+ * `reason` label at all (an empty label value is a series of its own in Prometheus' eyes).
  */
 export function initApplierMetrics(rejectionReasons: readonly string[]): void {
-  recordsTotal.inc({ outcome: "applied", reason: "" }, 0);
-  recordsTotal.inc({ outcome: "duplicate", reason: "" }, 0);
+  recordsTotal.inc({ outcome: "applied" }, 0);
+  recordsTotal.inc({ outcome: "duplicate" }, 0);
   for (const reason of rejectionReasons) recordsTotal.inc({ outcome: "rejected", reason }, 0);
   for (const cause of retryCauses) retriesTotal.inc({ cause }, 0);
   assignedPartitions.set(0);
+  for (const phase of applierPhases) applierPhaseSeconds.zero({ phase });
 }

@@ -1,30 +1,33 @@
-// Prometheus: the registry, the metrics both the applier and the projector record (phase times,
-// retries by cause), and liveness/readiness over HTTP (TALLY_METRICS_PORT, 0 = off). The applier's
-// own metrics are in services/applier/metrics.ts, the projector's in services/projector/metrics.ts.
-// One registry per process: `apply` and `project` are separate processes, so Prometheus tells them
-// apart by target (job/pod), and a metric carries only the labels that vary inside one process.
+// Prometheus: the registry, what every process records (tally_build_info, retries by cause), and
+// liveness/readiness over HTTP (TALLY_METRICS_PORT, 0 = off). Each service's own metrics are in its
+// folder, named after it (tally_applier_*, tally_projector_*, tally_dlq_*): services/applier/metrics.ts,
+// services/projector/metrics.ts, services/dlq/metrics.ts. One registry per process: `apply`,
+// `project` and `dlq-relay` are separate processes, so Prometheus tells them apart by target
+// (job/pod), and a metric carries only the labels that vary inside one process.
 import { createServer, type Server } from "node:http";
 import client from "prom-client";
 import type { Config } from "./config.ts";
+import { tallyVersion } from "./version.ts";
 
 export const metricsRegistry = new client.Registry();
 client.collectDefaultMetrics({ register: metricsRegistry });
 
 // From 0.5 ms (decoding a small batch) to 30 s (a commit stalled behind a failover).
-const phaseBucketsSeconds = [
+export const phaseBucketsSeconds = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 ];
 
 export const retryCauses = ["registry", "database", "kafka"] as const;
 export type RetryCause = (typeof retryCauses)[number];
 
-export const phaseSeconds = new client.Histogram({
-  name: "tally_phase_seconds",
-  help: "Time per batch in each phase: decode, validate, write, commit (applier); project, per round that moved rows (projector)",
-  labelNames: ["phase"] as const,
-  buckets: phaseBucketsSeconds,
+/** Always 1: the version as a label, so a dashboard can count processes and tell releases apart. */
+export const buildInfo = new client.Gauge({
+  name: "tally_build_info",
+  help: "Always 1; the running Tally version in the version label",
+  labelNames: ["version"] as const,
   registers: [metricsRegistry],
 });
+buildInfo.set({ version: tallyVersion }, 1);
 export const retriesTotal = new client.Counter({
   name: "tally_retries_total",
   help: "Retries of transient failures by cause (registry, database, kafka: a consumer restart)",

@@ -1,14 +1,21 @@
 // The projector's Prometheus metrics, in the process's registry (services/common/metrics.ts, which
-// also holds tally_phase_seconds and tally_retries_total, shared with the applier), and what a
-// round tells them: its duration (phase "project"), the rows it moved, and the lag per partition it
-// left behind. The same figures go to the "projector: round" log line. Names and labels are a
-// contract with dashboards and alerts: docs/operations.md.
+// also holds tally_build_info and tally_retries_total, recorded by every process), and what a
+// round tells them: its duration, the rows it moved, and the lag per partition it left behind. The
+// same figures go to the "projector: round" log line. It also exports the last `tally verify`
+// result from verify_runs (the views database), since a verify run is a short job nobody scrapes.
+// Names and labels are a contract with dashboards and alerts: docs/operations.md.
 import client from "prom-client";
-import { metricsRegistry, phaseSeconds, retriesTotal, retryCauses } from "../common/metrics.ts";
+import { metricsRegistry, phaseBucketsSeconds, retriesTotal, retryCauses } from "../common/metrics.ts";
+import type { Pool } from "../common/pg.ts";
+import { readVerifyRuns } from "../storage/verify-runs.ts";
 import type { RoundProgress, ShardRound } from "./round.ts";
 
-/** The values of tally_phase_seconds' `phase` label that the projector records. */
-export const projectorPhases = ["project"] as const;
+export const projectorRoundSeconds = new client.Histogram({
+  name: "tally_projector_round_seconds",
+  help: "Time per projector round that moved rows (read the shards, write the views and checkpoints)",
+  buckets: phaseBucketsSeconds,
+  registers: [metricsRegistry],
+});
 
 export const projectorLag = new client.Gauge({
   name: "tally_projector_lag_records",
@@ -43,5 +50,35 @@ export function observeRound(progress: RoundProgress, shards: readonly ShardRoun
   projectorRoundsTotal.inc({ result });
   if (progress.rows === 0) return; // idle polls would drown the latency of real work
   projectorRowsTotal.inc(progress.rows);
-  phaseSeconds.observe({ phase: "project" }, progress.projectMs / 1000);
+  projectorRoundSeconds.observe(progress.projectMs / 1000);
+}
+
+export const verifyLastOk = new client.Gauge({
+  name: "tally_verify_last_ok",
+  help: "1 if the newest `tally verify` run recorded in verify_runs passed, 0 if it found a breach; absent before the first",
+  registers: [metricsRegistry],
+});
+export const verifyLastRun = new client.Gauge({
+  name: "tally_verify_last_run_timestamp_seconds",
+  help: "When the newest `tally verify` run recorded in verify_runs finished (Unix seconds)",
+  registers: [metricsRegistry],
+});
+export const verifyLastSuccess = new client.Gauge({
+  name: "tally_verify_last_success_timestamp_seconds",
+  help: "When the newest passing `tally verify` run finished (Unix seconds); absent before the first",
+  registers: [metricsRegistry],
+});
+
+/** Sets the verify gauges from verify_runs; a gauge with nothing to say has no sample. */
+export async function refreshVerifyMetrics(viewsPool: Pool, topic: string): Promise<void> {
+  const runs = await readVerifyRuns(viewsPool, topic);
+  if (runs.last === null) {
+    verifyLastOk.reset();
+    verifyLastRun.reset();
+  } else {
+    verifyLastOk.set(runs.last.ok ? 1 : 0);
+    verifyLastRun.set(runs.last.finishedAtSeconds);
+  }
+  if (runs.lastSuccessSeconds === null) verifyLastSuccess.reset();
+  else verifyLastSuccess.set(runs.lastSuccessSeconds);
 }

@@ -7,7 +7,7 @@ import { metricsHostOf, retriesTotal, retryCauseOf, serveMetrics } from "../comm
 import { createPool, type Pool } from "../common/pg.ts";
 import { RetriesExhaustedError, withRetry } from "../common/retry.ts";
 import { loadCheckpoints } from "../storage/projector-checkpoints.ts";
-import { initProjectorMetrics, observeRound } from "./metrics.ts";
+import { initProjectorMetrics, observeRound, refreshVerifyMetrics } from "./metrics.ts";
 import {
   partitionsByShard,
   projectShardOnce,
@@ -195,6 +195,9 @@ async function loop(
 
     if (performance.now() - lastPruneMs >= pruneIntervalMs) {
       await prune(resources, log);
+      await refreshVerifyMetrics(resources.viewsPool, config.TALLY_TOPIC).catch((error: unknown) =>
+        log.warn({ err: String(error) }, "projector: reading verify_runs failed, will try again"),
+      );
       lastPruneMs = performance.now();
     }
     levelRounds = progress.level ? levelRounds + 1 : 0;

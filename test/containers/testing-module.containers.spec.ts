@@ -170,7 +170,7 @@ describe("@tally/testing", () => {
       expect(cli.code).toBe(0);
       expect(cli.stdout).toContain("1000000000000000000000000000000");
       const metrics = await fetch(started.appliers[0]!.metricsUrl).then((r) => r.text());
-      expect(metrics).toMatch(/tally_records_total\{outcome="applied",reason=""\} 1\b/);
+      expect(metrics).toMatch(/tally_records_total\{outcome="applied"\} 1\b/);
     } finally {
       await started.stop();
     }

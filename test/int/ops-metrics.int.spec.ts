@@ -136,11 +136,11 @@ describe("metrics and health of apply and project", { timeout: 300_000 }, () => 
     expect(sampleValue(applied, "tally_batch_events_sum")).toBe(events);
     expect(sampleValue(applied, "tally_batch_events_count")).toBe(batches.length);
     for (const phase of ["decode", "validate", "write", "commit"]) {
-      expect({ phase, count: sampleValue(applied, "tally_phase_seconds_count", { phase }) }).toEqual({
+      expect({ phase, count: sampleValue(applied, "tally_applier_phase_seconds_count", { phase }) }).toEqual({
         phase,
         count: batches.length,
       });
-      expect(sampleValue(applied, "tally_phase_seconds_sum", { phase })).toBeGreaterThan(0);
+      expect(sampleValue(applied, "tally_applier_phase_seconds_sum", { phase })).toBeGreaterThan(0);
     }
     for (const field of ["decode_ms", "validate_ms", "write_ms", "commit_ms"])
       expect(
@@ -191,7 +191,7 @@ describe("metrics and health of apply and project", { timeout: 300_000 }, () => 
     expect(roundLines.every((l) => typeof l.project_ms === "number")).toBe(true);
     const rounds = sampleValue(projected, "tally_projector_rounds_total", { result: "rows" });
     expect(rounds).toBe(roundLines.length);
-    expect(sampleValue(projected, "tally_phase_seconds_count", { phase: "project" })).toBe(roundLines.length);
+    expect(sampleValue(projected, "tally_projector_round_seconds_count")).toBe(roundLines.length);
     for (const cause of ["registry", "database", "kafka"])
       expect(sampleValue(projected, "tally_retries_total", { cause })).toBeGreaterThanOrEqual(0);
 

@@ -3,8 +3,15 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { initApplierMetrics } from "../../services/applier/metrics.ts";
 import { loadConfig } from "../../services/common/config.ts";
-import { metricsHostOf, metricsRegistry, retryCauseOf, serveMetrics } from "../../services/common/metrics.ts";
+import {
+  buildInfo,
+  metricsHostOf,
+  metricsRegistry,
+  retryCauseOf,
+  serveMetrics,
+} from "../../services/common/metrics.ts";
 import { TransientError } from "../../services/common/retry.ts";
+import { tallyVersion } from "../../services/common/version.ts";
 import { observeRound } from "../../services/projector/metrics.ts";
 import type { RoundProgress } from "../../services/projector/projector.ts";
 import type { ShardRound } from "../../services/projector/round.ts";
@@ -34,6 +41,7 @@ afterEach(async () => {
   await closeServer?.();
   closeServer = null;
   metricsRegistry.resetMetrics();
+  buildInfo.set({ version: tallyVersion }, 1);
 });
 
 describe("serveMetrics", () => {
@@ -60,7 +68,17 @@ describe("serveMetrics", () => {
     const text = await (await get("/metrics")).text();
     expect(text).toContain('tally_records_total{outcome="rejected",reason="state_conflict"} 0');
     expect(text).toContain('tally_retries_total{cause="kafka"} 0');
-    expect(text).toContain("# TYPE tally_phase_seconds histogram");
+    expect(text).toContain("# TYPE tally_applier_phase_seconds histogram");
+    expect(text).toContain('tally_applier_phase_seconds_count{phase="commit"} 0');
+    expect(text).toContain(`tally_build_info{version="${tallyVersion}"} 1`);
+    // Applied and duplicate records carry no reason label, not an empty one.
+    expect(text).toContain('tally_records_total{outcome="applied"} 0');
+    expect(text).toContain('tally_records_total{outcome="duplicate"} 0');
+    expect(text).not.toContain('reason=""');
+    // One family per service: the mixed tally_phase_seconds is gone.
+    expect(text).not.toContain("tally_phase_seconds");
+    expect(text).toContain("# TYPE tally_projector_round_seconds histogram");
+    expect(text).toContain("nodejs_eventloop_lag_p99_seconds");
   });
 
   it("given a port taken, then starting fails naming TALLY_METRICS_PORT", async () => {
@@ -126,7 +144,7 @@ describe("metric helpers", () => {
     expect(await metricValue("tally_projector_rounds_total", { result: "rows" })).toBe(1);
     expect(await metricValue("tally_projector_rounds_total", { result: "idle" })).toBe(1);
     // Only the round that moved rows is timed: an idle poll is not work.
-    expect(await metricValue("tally_phase_seconds_count", { phase: "project" })).toBe(1);
-    expect(await metricValue("tally_phase_seconds_sum", { phase: "project" })).toBeCloseTo(0.042, 6);
+    expect(await metricValue("tally_projector_round_seconds_count", {})).toBe(1);
+    expect(await metricValue("tally_projector_round_seconds_sum", {})).toBeCloseTo(0.042, 6);
   });
 });
