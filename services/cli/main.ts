@@ -5,6 +5,7 @@ import { Command } from "commander";
 import { registerApplyCommand, registerOffsetsCommand } from "../applier/command.ts";
 import { configAsExports, loadConfig } from "../common/config.ts";
 import { tallyVersion } from "../common/version.ts";
+import { registerDlqRelayCommand } from "../dlq/command.ts";
 import { registerOutcomeCommands } from "../outcomes/command.ts";
 import { registerBalanceCommand, registerProjectCommand } from "../projector/commands.ts";
 import { migrate } from "../storage/migrate.ts";
@@ -66,5 +67,6 @@ registerProjectCommand(program);
 registerBalanceCommand(program);
 registerVerifyCommand(program);
 registerOutcomeCommands(program);
+registerDlqRelayCommand(program);
 
 process.exitCode = await runProgram(program, process.argv);

@@ -90,6 +90,18 @@ export const shardDdl = [
      burned numeric NOT NULL DEFAULT 0
    )`,
   "CREATE INDEX IF NOT EXISTS balance_deltas_progress ON balance_deltas (topic, kafka_partition, end_offset)",
+  // The dead-letter relay (services/dlq): per source partition, the offset below which every
+  // rejection is on the dead-letter topic, advanced only after Kafka acknowledged them. Rejections
+  // of a partition commit in offset order, so one offset per partition says all that was sent.
+  `CREATE TABLE IF NOT EXISTS dlq_checkpoints (
+     topic text NOT NULL,
+     dlq_topic text NOT NULL,
+     kafka_partition int NOT NULL,
+     next_offset bigint NOT NULL,
+     published_count bigint NOT NULL DEFAULT 0,
+     updated_at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (topic, dlq_topic, kafka_partition)
+   )`,
 ];
 
 /** The views database: balances, supply and the projector's checkpoints, updated together. */
@@ -114,6 +126,17 @@ export const viewsDdl = [
      end_offset bigint NOT NULL,
      updated_at timestamptz NOT NULL DEFAULT now(),
      PRIMARY KEY (topic, kafka_partition)
+   )`,
+  // `tally verify`'s results (services/verify/command.ts), read by the projector's metrics
+  // (tally_verify_last_ok, tally_verify_last_success_timestamp_seconds): a scheduled verify needs
+  // no Pushgateway. failed_checks: the keys of the checks in breach, empty when ok.
+  `CREATE TABLE IF NOT EXISTS verify_runs (
+     topic text NOT NULL,
+     finished_at timestamptz NOT NULL DEFAULT now(),
+     ok boolean NOT NULL,
+     failed_checks text[] NOT NULL,
+     verify_ms int NOT NULL,
+     PRIMARY KEY (topic, finished_at)
    )`,
 ];
 
