@@ -7,6 +7,7 @@
 // Retries are reported here too: each one counted (tally_retries_total, by cause) and logged.
 import type { Logger } from "../common/log.ts";
 import { retriesTotal, retryCauseOf } from "../common/metrics.ts";
+import { partitionPausesTotal, pausedPartitions } from "./metrics.ts";
 import { RetriesExhaustedError, type RetryPolicy, withRetry } from "../common/retry.ts";
 
 export const inlineAttemptsMax = 3;
@@ -138,13 +139,20 @@ export class Deferrals {
     const ceilingMs = Math.min(this.policy.backoffMsMax, resumeBackoffMsMin * 2 ** (pauses - 1));
     const delayMs = Math.round(ceilingMs / 2 + (Math.random() * ceilingMs) / 2);
     this.control.pause(partition);
+    partitionPausesTotal.inc();
     const entry = { attemptsUsed, timer: null as NodeJS.Timeout | null };
     entry.timer = setTimeout(() => {
       entry.timer = null;
+      this.reportPaused();
       if (!this.signal.aborted) this.control.resume(partition);
     }, delayMs);
     this.byPartition.set(partition, entry);
+    this.reportPaused();
     return delayMs;
+  }
+
+  private reportPaused(): void {
+    pausedPartitions.set([...this.byPartition.values()].filter((e) => e.timer !== null).length);
   }
 
   /**
@@ -156,6 +164,7 @@ export class Deferrals {
     this.byPartition.delete(partition);
     if (entry?.timer) {
       clearTimeout(entry.timer);
+      this.reportPaused();
       if (!this.signal.aborted) this.control.resume(partition);
     }
   }

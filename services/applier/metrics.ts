@@ -39,6 +39,17 @@ export const assignedPartitions = new client.Gauge({
   registers: [metricsRegistry],
 });
 
+export const pausedPartitions = new client.Gauge({
+  name: "tally_applier_paused_partitions",
+  help: "Partitions this applier holds paused after a transient failure (retry-or-pause), resumed after a backoff",
+  registers: [metricsRegistry],
+});
+export const partitionPausesTotal = new client.Counter({
+  name: "tally_applier_partition_pauses_total",
+  help: "Times a partition was paused after a transient failure (a pause may last less than a scrape interval)",
+  registers: [metricsRegistry],
+});
+
 /**
  * Every label value a dashboard plots starts at 0, so rate() and "no rejections yet" read as 0,
  * not as a missing series. Applied and duplicate records have no reason: their series carry no
@@ -50,5 +61,7 @@ export function initApplierMetrics(rejectionReasons: readonly string[]): void {
   for (const reason of rejectionReasons) recordsTotal.inc({ outcome: "rejected", reason }, 0);
   for (const cause of retryCauses) retriesTotal.inc({ cause }, 0);
   assignedPartitions.set(0);
+  pausedPartitions.set(0);
+  partitionPausesTotal.inc(0);
   for (const phase of applierPhases) applierPhaseSeconds.zero({ phase });
 }
