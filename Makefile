@@ -121,8 +121,11 @@ down-cluster:
 demo: setup up
 	bin/tally-tools demo
 
+# SCALE=1e7 extends the scaling series (events/s and peak RSS per process against the input size)
+# to 10^7 events; SCALE=1e4,1e5 (any list) sets it. Not part of make test.
+comma := ,
 bench: setup up
-	bin/tally-tools bench
+	bin/tally-tools bench $(if $(SCALE),--scaling $(if $(filter 1e7,$(SCALE)),1e4$(comma)1e5$(comma)1e6$(comma)1e7,$(SCALE)))
 
 # The peer (Kafka Connect + Debezium's JDBC sink, ~100 MB of jars from Maven Central, fetched once)
 # on the events of `make bench`; merged into docs/bench/latest.* when those are of the same events.
