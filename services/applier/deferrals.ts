@@ -7,8 +7,8 @@
 // Retries are reported here too: each one counted (tally_retries_total, by cause) and logged.
 import type { Logger } from "../common/log.ts";
 import { retriesTotal, retryCauseOf } from "../common/metrics.ts";
-import { partitionPausesTotal, pausedPartitions } from "./metrics.ts";
 import { RetriesExhaustedError, type RetryPolicy, withRetry } from "../common/retry.ts";
+import { partitionPausesTotal, pausedPartitions } from "./metrics.ts";
 
 export const inlineAttemptsMax = 3;
 const inlineBackoffMsMax = 500;
