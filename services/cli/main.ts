@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `tally` command. Each subcommand is a thin shell over a service module; exit codes:
 // see run-program.ts. The tools (demo, load, benchmarks) are `tally-tools`, outside this command.
+import "./quiet-warnings.ts";
 import { Command } from "commander";
 import { registerApplyCommand, registerOffsetsCommand } from "../applier/command.ts";
 import { configAsExports, loadConfig } from "../common/config.ts";
