@@ -290,6 +290,11 @@ step_examples() {
       return 0
     }
   fi
+  # A shared lock while the examples use the engine: another run's `engine.sh clean` then leaves
+  # the engine alone (engine.sh's header); released before this step's own clean.
+  mkdir -p "$ROOT/.local/containers"
+  exec 9>>"$ROOT/.local/containers/runs.lock"
+  flock -s 9
   (
     while IFS='=' read -r name value; do export "$name=$value"; done < <(bash "$ROOT/infra/containers/engine.sh" env)
     cd "$WORK"
@@ -308,6 +313,7 @@ step_examples() {
       record failed "README example (node --test)" "see $LOGS/node-test.log"
     fi
   )
+  flock -u 9
   # Ryuk is off here: whatever a failed start left behind goes by label.
   bash "$ROOT/infra/containers/engine.sh" clean >/dev/null 2>&1 || true
   grep -q '^failed' "$RESULTS" && failed=1
