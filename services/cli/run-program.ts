@@ -29,6 +29,13 @@ export async function runProgram(program: Command, argv: string[]): Promise<numb
       console.error(`${name}: ${error.message}`);
       return 1;
     }
+    // A dependency that stayed unreachable through the retries: one line, no stack trace to read.
+    if ((error as Error).name === "TransientError" || (error as Error).name === "RetriesExhaustedError") {
+      console.error(
+        `${name}: ${(error as Error).message} (a dependency did not answer through the retries; run it again)`,
+      );
+      return 3;
+    }
     console.error(`${name}: ${(error as Error).stack ?? error}`);
     return 3;
   }
