@@ -56,16 +56,21 @@ export function observeRound(progress: RoundProgress, shards: readonly ShardRoun
 export const verifyLastOk = new client.Gauge({
   name: "tally_verify_last_ok",
   help: "1 if the newest `tally verify` run recorded in verify_runs passed, 0 if it found a breach; absent before the first",
+  // A label, so that the gauge has no sample until a run is known: a labelless gauge reads 0, which
+  // would say "verify failed" before verify ever ran (and fire the alert on it).
+  labelNames: ["topic"] as const,
   registers: [metricsRegistry],
 });
 export const verifyLastRun = new client.Gauge({
   name: "tally_verify_last_run_timestamp_seconds",
   help: "When the newest `tally verify` run recorded in verify_runs finished (Unix seconds)",
+  labelNames: ["topic"] as const,
   registers: [metricsRegistry],
 });
 export const verifyLastSuccess = new client.Gauge({
   name: "tally_verify_last_success_timestamp_seconds",
   help: "When the newest passing `tally verify` run finished (Unix seconds); absent before the first",
+  labelNames: ["topic"] as const,
   registers: [metricsRegistry],
 });
 
@@ -76,9 +81,9 @@ export async function refreshVerifyMetrics(viewsPool: Pool, topic: string): Prom
     verifyLastOk.reset();
     verifyLastRun.reset();
   } else {
-    verifyLastOk.set(runs.last.ok ? 1 : 0);
-    verifyLastRun.set(runs.last.finishedAtSeconds);
+    verifyLastOk.set({ topic }, runs.last.ok ? 1 : 0);
+    verifyLastRun.set({ topic }, runs.last.finishedAtSeconds);
   }
   if (runs.lastSuccessSeconds === null) verifyLastSuccess.reset();
-  else verifyLastSuccess.set(runs.lastSuccessSeconds);
+  else verifyLastSuccess.set({ topic }, runs.lastSuccessSeconds);
 }

@@ -14,6 +14,7 @@ import {
   finishPipeline,
   onAppliedLine,
   produceLoad,
+  produceLoadStaged,
   startApplier,
   startProjector,
   waitForApplied,
@@ -73,7 +74,9 @@ describe("faults mid-stream", { timeout: 400_000 }, () => {
 
   it("given two then three appliers with members joining and leaving, then nothing is lost or doubled", async () => {
     stack = testStack("rebal", { ...smallBatches, TALLY_PARTITIONS: "6" });
-    const load = await produceLoad(stack, eventsPerTest, 12);
+    // Sent in parts, each after a fault landed, so that records are pending at every fault.
+    const staged = await produceLoadStaged(stack, eventsPerTest, 12);
+    await staged.sendUpTo(eventsPerTest * 0.4);
     const first = track(startApplier(stack));
     const second = track(startApplier(stack));
     await waitForApplied(stack, BigInt(eventsPerTest / 5));
@@ -84,12 +87,14 @@ describe("faults mid-stream", { timeout: 400_000 }, () => {
         l.msg === "partitions assigned; sought to stored offsets" && (l.partitions as number[]).length > 0,
     );
     expect((assigned.partitions as number[]).length).toBeLessThan(6); // it shares: the group rebalanced
+    await staged.sendUpTo(eventsPerTest * 0.6);
     await expectExactAndPending(stack); // ...while records were still to apply
 
     await waitForApplied(stack, BigInt(eventsPerTest / 2));
     first.signal("SIGTERM"); // a member leaves cleanly: rebalance
     expect(await first.exited).toBe(0);
     expect(first.lines.filter((l) => l.msg === "applier stopped")).toHaveLength(1);
+    await staged.sendUpTo(eventsPerTest * 0.85);
     await expectExactAndPending(stack);
 
     // A member vanishes: its partitions move after the session timeout. Killed on the line that
@@ -100,6 +105,9 @@ describe("faults mid-stream", { timeout: 400_000 }, () => {
     );
     expect(await second.exited).toBe(-1);
     await expectExactAndPending(stack);
+    await staged.sendUpTo(eventsPerTest);
+    await staged.close();
+    const load = staged.load;
 
     await finishPipeline(stack);
     third.signal("SIGTERM");

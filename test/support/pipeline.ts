@@ -41,6 +41,38 @@ export async function produceLoad(stack: TestStack, events: number, seed: number
   return load;
 }
 
+/**
+ * The same load as produceLoad, sent in parts: `sendUpTo(n)` sends the load's events until n are
+ * out. A fault test sends the next part after a fault landed, so work is pending then whatever the
+ * appliers' speed: a test that waited on progress alone could find everything applied already.
+ */
+export async function produceLoadStaged(
+  stack: TestStack,
+  events: number,
+  seed: number,
+): Promise<{ load: LoadRun; sendUpTo(eventCount: number): Promise<void>; close(): Promise<void> }> {
+  await migrate(stack.config);
+  await ensureTopic(stack.config);
+  const load = faultLoad(events, seed);
+  const producer = new TransferProducer(stack.config);
+  await producer.connect();
+  const chunks = load.chunks(1_000)[Symbol.iterator]();
+  let sent = 0;
+  return {
+    load,
+    async sendUpTo(eventCount: number) {
+      while (sent < eventCount) {
+        const next = chunks.next();
+        if (next.done) break;
+        const results = await producer.send(next.value);
+        expect(results.every((r) => r.ok)).toBe(true);
+        sent += next.value.length;
+      }
+    },
+    close: () => producer.disconnect(),
+  };
+}
+
 export type ApplierProcess = TallyProcess;
 
 /**
