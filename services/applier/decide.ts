@@ -1,6 +1,7 @@
 // The token rules, pure: given the token's state and an event, the token's next state or a
 // rejection with its reason. No I/O here; the applier feeds it state it loaded or kept in memory.
 import { type EventKind, kindOf, type TransferEvent } from "../common/event.ts";
+import type { RejectionReason } from "../common/rejection-reasons.ts";
 
 /** A token: fixed value, one owner, a state chain. `owner` is null once retired (burned). */
 export type TokenState = Readonly<{
@@ -11,25 +12,7 @@ export type TokenState = Readonly<{
   retired: boolean;
 }>;
 
-export const rejectionReasons = [
-  "undecodable",
-  "unknown_schema",
-  // the writer schema exists but cannot be parsed or read as Tally's TransferEvent
-  "incompatible_schema",
-  "invalid_field",
-  // the record is not on the partition the Java-compatible partitioner gives its key
-  "wrong_partition",
-  // its day partition of `transfers` exists but is detached (archived): re-attach, then re-drive
-  "archived_day",
-  "out_of_window",
-  "unknown_token",
-  "token_exists",
-  "retired_token",
-  "state_conflict",
-  "wrong_owner",
-  "value_mismatch",
-] as const;
-export type RejectionReason = (typeof rejectionReasons)[number];
+export { type RejectionReason, rejectionReasons } from "../common/rejection-reasons.ts";
 
 export type Applied = { outcome: "applied"; kind: EventKind; next: TokenState };
 export type Rejected = { outcome: "rejected"; reason: RejectionReason; detail: string };

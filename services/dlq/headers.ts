@@ -4,25 +4,7 @@
 // copy and Tally never stored, the original timestamp and headers, is not there: the record's
 // timestamp is the rejection's time.
 
-/**
- * The applier's rejection reasons (services/applier/decide.ts; a service imports no other, so they
- * are named here too, and test/unit/dlq.unit.spec.ts holds the two lists equal).
- */
-export const rejectionReasons = [
-  "undecodable",
-  "unknown_schema",
-  "incompatible_schema",
-  "invalid_field",
-  "wrong_partition",
-  "archived_day",
-  "out_of_window",
-  "unknown_token",
-  "token_exists",
-  "retired_token",
-  "state_conflict",
-  "wrong_owner",
-  "value_mismatch",
-] as const;
+export { rejectionReasons } from "../common/rejection-reasons.ts";
 
 /** The reasons whose record never became a TransferEvent: Connect's converter stage. */
 const converterReasons = new Set(["undecodable", "unknown_schema", "incompatible_schema"]);

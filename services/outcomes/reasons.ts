@@ -2,26 +2,9 @@
 // re-driving a record whose outcome the same bytes and the same rules decide again changes nothing.
 // Pure.
 
-/**
- * The applier's reasons (applier/decide.ts, the contract's table in docs/design.md), named here
- * since a service imports no other; test/unit/outcomes.unit.spec.ts holds the two lists equal.
- */
-export const rejectionReasons = [
-  "undecodable",
-  "unknown_schema",
-  "incompatible_schema",
-  "invalid_field",
-  "wrong_partition",
-  "archived_day",
-  "out_of_window",
-  "unknown_token",
-  "token_exists",
-  "retired_token",
-  "state_conflict",
-  "wrong_owner",
-  "value_mismatch",
-] as const;
-export type RejectionReason = (typeof rejectionReasons)[number];
+import { type RejectionReason, rejectionReasons } from "../common/rejection-reasons.ts";
+
+export { type RejectionReason, rejectionReasons } from "../common/rejection-reasons.ts";
 
 /**
  * Causes outside the record that an operator can fix: a schema registered late, a registry that was
