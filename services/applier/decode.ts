@@ -3,7 +3,14 @@
 // Every value ends as an event or as a rejection with its reason; only a registry that cannot be
 // asked (TransientError) stops the chunk, and then nothing about that id is remembered.
 import type avro from "avsc";
-import { toPlainEvent, transferEventType, type Utf8Check, unframe, utf8CheckOf } from "../common/avro.ts";
+import {
+  framedSchemaId,
+  toPlainEvent,
+  transferEventType,
+  type Utf8Check,
+  unframe,
+  utf8CheckOf,
+} from "../common/avro.ts";
 import { DecimalRangeError } from "../common/decimal.ts";
 import {
   IncompatibleSchemaError,
@@ -75,8 +82,8 @@ export class EventDecoder {
   async prepare(values: readonly (Buffer | null)[]): Promise<void> {
     const uses = new Map<number, number>();
     for (const value of values) {
-      const framed = unframe(value);
-      if (framed !== null) uses.set(framed.schemaId, (uses.get(framed.schemaId) ?? 0) + 1);
+      const schemaId = framedSchemaId(value);
+      if (schemaId !== null) uses.set(schemaId, (uses.get(schemaId) ?? 0) + 1);
     }
     // Pinned before the first await: a chunk prepared meanwhile must not evict what this one uses.
     const nowMs = this.nowMs();

@@ -173,6 +173,12 @@ function planRecord(
  * bytes as U+FFFD, so two keys that partition differently could name one token: the bytes decide.
  */
 function isKeyOf(key: Buffer, tokenId: string): boolean {
+  // The common case, an ASCII id, compares bytes to code units: no string is made per record.
+  if (key.length === tokenId.length) {
+    let k = 0;
+    while (k < key.length && tokenId.charCodeAt(k) < 0x80 && key[k] === tokenId.charCodeAt(k)) k++;
+    if (k === key.length) return true;
+  }
   if (key.length !== Buffer.byteLength(tokenId, "utf8") || key.toString("utf8") !== tokenId) return false;
   // Only a token_id holding U+FFFD can equal a leniently decoded key: then compare the bytes.
   return !tokenId.includes("\uFFFD") || key.equals(Buffer.from(tokenId, "utf8"));

@@ -39,6 +39,12 @@ export function frame(schemaId: number, body: Buffer): Buffer {
 
 export type Unframed = { schemaId: number; body: Buffer };
 
+/** The schema id of Confluent-framed bytes, null when they are not framed; allocates nothing. */
+export function framedSchemaId(value: Buffer | null): number | null {
+  if (value === null || value.length < frameHeaderBytes || value[0] !== magicByte) return null;
+  return value.readUInt32BE(1);
+}
+
 /** null when the bytes are not Confluent-framed at all. */
 export function unframe(value: Buffer | null): Unframed | null {
   if (value === null || value.length < frameHeaderBytes || value.readUInt8(0) !== magicByte) return null;

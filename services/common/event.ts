@@ -19,43 +19,64 @@ export const amountMax = 10n ** 38n - 1n;
 export const textLengthMax = 200;
 /** The largest instant JS dates can hold (year 275760); later values are not timestamps. */
 const occurredAtMsMax = 8_640_000_000_000_000;
-const assetPattern = /^[A-Z0-9]{1,16}$/;
 
 export type FieldProblem = { field: keyof TransferEvent | "event"; problem: string };
 
 /** Every problem with the event's fields, empty when it is well-formed. */
 export function eventProblems(event: TransferEvent): FieldProblem[] {
-  // Checked for every consumed record: the common, well-formed case allocates nothing.
+  // Checked for every consumed record: the common, well-formed case allocates nothing (no closure,
+  // no array), which the applier's profile showed worth a few per cent of its CPU.
   let problems: FieldProblem[] | null = null;
-  const add = (field: FieldProblem["field"], problem: string) => {
-    problems ??= [];
-    problems.push({ field, problem });
-  };
-  if (!isUuid(event.transfer_id)) add("transfer_id", "must be a uuid");
-  if (!isText(event.token_id)) add("token_id", textProblem);
-  if (!isText(event.next_state)) add("next_state", textProblem);
-  if (!isOptionalText(event.batch_id)) add("batch_id", optionalTextProblem);
-  if (!isOptionalText(event.from_wallet)) add("from_wallet", optionalTextProblem);
-  if (!isOptionalText(event.to_wallet)) add("to_wallet", optionalTextProblem);
-  if (!isOptionalText(event.prev_state)) add("prev_state", optionalTextProblem);
-  if (!assetPattern.test(event.asset)) add("asset", "must be 1..16 characters of A-Z and 0-9");
+  if (!isUuid(event.transfer_id)) problems = withProblem(problems, "transfer_id", "must be a uuid");
+  if (!isText(event.token_id)) problems = withProblem(problems, "token_id", textProblem);
+  if (!isText(event.next_state)) problems = withProblem(problems, "next_state", textProblem);
+  if (!isOptionalText(event.batch_id)) problems = withProblem(problems, "batch_id", optionalTextProblem);
+  if (!isOptionalText(event.from_wallet))
+    problems = withProblem(problems, "from_wallet", optionalTextProblem);
+  if (!isOptionalText(event.to_wallet)) problems = withProblem(problems, "to_wallet", optionalTextProblem);
+  if (!isOptionalText(event.prev_state)) problems = withProblem(problems, "prev_state", optionalTextProblem);
+  if (!isAsset(event.asset))
+    problems = withProblem(problems, "asset", "must be 1..16 characters of A-Z and 0-9");
   if (typeof event.amount !== "bigint" || event.amount <= 0n || event.amount > amountMax) {
-    add("amount", "must be a whole number of minor units from 1 to 10^38-1");
+    problems = withProblem(problems, "amount", "must be a whole number of minor units from 1 to 10^38-1");
   }
   if (
     !Number.isSafeInteger(event.occurred_at) ||
     event.occurred_at < 0 ||
     event.occurred_at > occurredAtMsMax
   ) {
-    add("occurred_at", "must be a timestamp in milliseconds");
+    problems = withProblem(problems, "occurred_at", "must be a timestamp in milliseconds");
   }
-  if (event.from_wallet === null && event.to_wallet === null) add("event", "a mint and a burn at once");
-  if (event.from_wallet === null && event.prev_state !== null) add("prev_state", "must be null for a mint");
+  if (event.from_wallet === null && event.to_wallet === null)
+    problems = withProblem(problems, "event", "a mint and a burn at once");
+  if (event.from_wallet === null && event.prev_state !== null)
+    problems = withProblem(problems, "prev_state", "must be null for a mint");
   if (event.from_wallet !== null && event.prev_state === null)
-    add("prev_state", "is needed for a move or burn");
+    problems = withProblem(problems, "prev_state", "is needed for a move or burn");
   if (event.from_wallet !== null && event.from_wallet === event.to_wallet)
-    add("to_wallet", "equals from_wallet");
+    problems = withProblem(problems, "to_wallet", "equals from_wallet");
   return problems ?? [];
+}
+
+/** A module function, not a closure in eventProblems: a closure would be allocated per record. */
+function withProblem(
+  problems: FieldProblem[] | null,
+  field: FieldProblem["field"],
+  problem: string,
+): FieldProblem[] {
+  const list = problems ?? [];
+  list.push({ field, problem });
+  return list;
+}
+
+/** ^[A-Z0-9]{1,16}$ as a loop: a regular expression test per record showed in the profile. */
+function isAsset(value: unknown): boolean {
+  if (typeof value !== "string" || value.length === 0 || value.length > 16) return false;
+  for (let k = 0; k < value.length; k++) {
+    const code = value.charCodeAt(k);
+    if (!((code >= 48 && code <= 57) || (code >= 65 && code <= 90))) return false;
+  }
+  return true;
 }
 
 const textProblem = `must be 1..${textLengthMax} characters with no control characters or lone surrogates`;

@@ -123,6 +123,29 @@ describe("planChunk with routing", () => {
     expect(exact.ledger).toHaveLength(1);
   });
 
+  it("given keys of the token_id's length, when planned, then only the token_id's exact UTF-8 bytes pass", () => {
+    // The ASCII fast path compares bytes to code units; these are the cases it must not let through.
+    const keyed = (tokenId: string, key: Buffer) =>
+      planChunk(
+        recordsOf([mintOf({ token_id: tokenId })]).map((r) => ({ ...r, key })),
+        none,
+        new Set(),
+        window,
+      );
+    const reasons = (plan: ReturnType<typeof planChunk>) => [
+      plan.ledger.length,
+      plan.rejections.map((r) => r.reason),
+    ];
+    expect(reasons(keyed("coin-1", Buffer.from("coin-1")))).toEqual([1, []]);
+    expect(reasons(keyed("coin-1", Buffer.from("coin-2")))).toEqual([0, ["invalid_field"]]);
+    expect(reasons(keyed("coin-1", Buffer.from("Coin-1")))).toEqual([0, ["invalid_field"]]);
+    // é is one code unit and two UTF-8 bytes: equal only as UTF-8, never as Latin-1.
+    expect(reasons(keyed("cé", Buffer.from("cé", "utf8")))).toEqual([1, []]);
+    expect(reasons(keyed("cé", Buffer.from("cé", "latin1")))).toEqual([0, ["invalid_field"]]);
+    expect(reasons(keyed("ab", Buffer.from([0x61, 0x62 | 0x80])))).toEqual([0, ["invalid_field"]]);
+    expect(reasons(keyed("coin-1", Buffer.from("coin-1 ")))).toEqual([0, ["invalid_field"]]);
+  });
+
   it("given a record timestamp near the largest Date, when an event is out of window, then out_of_window, not a throw", () => {
     // Found by the plan property: the window's end past the largest Date made toISOString throw.
     const timestampMs = 8_640_000_000_000_000;
