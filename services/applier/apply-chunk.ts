@@ -7,7 +7,7 @@ import { dayCatalogue, prepareDays } from "../storage/partitions.ts";
 import type { EventWindow } from "./decide.ts";
 import type { EventDecoder } from "./decode.ts";
 import { findAppliedIds, loadTokens, type PartitionState } from "./partition-state.ts";
-import { type ChunkPlan, type DecodedRecord, type PlanRouting, planChunk } from "./plan.ts";
+import { type ChunkPlan, type DecodedRecord, type PlanRouting, planChunk, withAppliedIds } from "./plan.ts";
 import { DuplicateTransferIdError, type PartitionRef, TokenElsewhereError, writeChunk } from "./write.ts";
 
 export type RawRecord = { offset: bigint; key: Buffer | null; value: Buffer | null; timestampMs: number };
@@ -100,7 +100,10 @@ export async function applyChunk(
   };
   let planned = planOnce();
   appliedIds = await findAppliedIds(shard.pool, planned.duplicateCandidates);
-  if (appliedIds.size > 0) planned = planOnce();
+  // A re-sent record is rejected by the rules first, then found applied: with 1 % re-sends nearly
+  // every chunk has some, and turning them into duplicates costs a pass over the rejections, not a
+  // second plan of every record.
+  if (appliedIds.size > 0) planned = withAppliedIds(planned, appliedIds) ?? planOnce();
   planned = await withDays(planned);
   const plannedMs = performance.now();
 

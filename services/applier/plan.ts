@@ -98,6 +98,43 @@ export function planChunk(
   return plan;
 }
 
+/**
+ * Reasons given only to records that got past the applied-id check (the token rules, and a day
+ * found detached after them): the only rejections a known applied id turns into a duplicate.
+ */
+const reasonsAfterIdCheck: ReadonlySet<RejectionReason> = new Set<RejectionReason>([
+  "token_exists",
+  "unknown_token",
+  "retired_token",
+  "state_conflict",
+  "wrong_owner",
+  "value_mismatch",
+  "archived_day",
+]);
+
+/**
+ * The plan `planChunk` gives when it also knows `moreAppliedIds` (lower-cased ids found applied
+ * before, e.g. among the plan's duplicate candidates), derived from `plan` without planning every
+ * record again; null when only planning again can tell. It holds when no record carrying such an
+ * id was applied in `plan`: then each one that reached the id check was rejected, which moved no
+ * token, no balance and no seen id, so planning again would differ only in those records, counted
+ * as duplicates instead. The plan property test checks this against planning again.
+ */
+export function withAppliedIds(plan: ChunkPlan, moreAppliedIds: ReadonlySet<string>): ChunkPlan | null {
+  if (moreAppliedIds.size === 0) return plan;
+  for (const row of plan.ledger) if (moreAppliedIds.has(row.event.transfer_id.toLowerCase())) return null;
+  const known = (id: string | null) => id !== null && moreAppliedIds.has(id.toLowerCase());
+  const rejections = plan.rejections.filter(
+    (r) => !(reasonsAfterIdCheck.has(r.reason) && known(r.transferId)),
+  );
+  return {
+    ...plan,
+    rejections,
+    duplicates: plan.duplicates + plan.rejections.length - rejections.length,
+    duplicateCandidates: plan.duplicateCandidates.filter((id) => !moreAppliedIds.has(id)),
+  };
+}
+
 function planRecord(
   plan: ChunkPlan,
   record: DecodedRecord,

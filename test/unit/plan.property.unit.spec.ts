@@ -8,7 +8,12 @@ import {
   rejectionReasons,
   type TokenState,
 } from "../../services/applier/decide.ts";
-import { type ChunkPlan, type DecodedRecord, planChunk } from "../../services/applier/plan.ts";
+import {
+  type ChunkPlan,
+  type DecodedRecord,
+  planChunk,
+  withAppliedIds,
+} from "../../services/applier/plan.ts";
 import { eventProblems, type TransferEvent } from "../../services/common/event.ts";
 import {
   type BatchInput,
@@ -243,6 +248,40 @@ describe("planChunk: properties over hostile batches", () => {
         }),
         { runs, file, name: "the balance deltas sum to minted" },
       );
+    },
+    timeout,
+  );
+
+  it(
+    "ids found applied after planning: withAppliedIds equals planning again, or says it cannot (null)",
+    async () => {
+      let derived = 0;
+      let refused = 0;
+      await checkProperty(
+        fc.property(batchInput, fc.array(fc.boolean(), { maxLength: 80 }), (input, mask) => {
+          const first = planOf(input);
+          // Mostly the plan's own candidates (what the applier looks up), sometimes a ledger id.
+          const pool = [
+            ...first.duplicateCandidates,
+            ...first.ledger.slice(0, 3).map((row) => row.event.transfer_id.toLowerCase()),
+          ];
+          const more = new Set(pool.filter((_, k) => mask[k] ?? false));
+          const derivedPlan = withAppliedIds(first, more);
+          const again = planOf({ ...input, appliedIds: new Set([...input.appliedIds, ...more]) });
+          if (derivedPlan === null) {
+            refused++;
+            const ledgerIds = new Set(first.ledger.map((row) => row.event.transfer_id.toLowerCase()));
+            expect([...more].some((id) => ledgerIds.has(id))).toBe(true);
+          } else {
+            if (more.size > 0) derived++;
+            expect(derivedPlan).toEqual(again);
+          }
+        }),
+        { runs, file, name: "withAppliedIds equals planning again" },
+      );
+      // Both paths were taken: a property never reached proves nothing.
+      expect(derived).toBeGreaterThan(0);
+      expect(refused).toBeGreaterThan(0);
     },
     timeout,
   );
