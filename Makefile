@@ -124,8 +124,12 @@ demo: setup up
 # SCALE=1e7 extends the scaling series (events/s and peak RSS per process against the input size)
 # to 10^7 events; SCALE=1e4,1e5 (any list) sets it. Not part of make test.
 comma := ,
+# PEER=1: then the peer (bench-peer) on the same events, merged into the same docs/bench/latest.*;
+# the jars are fetched first, so a failed download stops the run before the long part.
 bench: setup up
+	$(if $(PEER),@bash infra/peer/peer.sh fetch)
 	bin/tally-tools bench $(if $(SCALE),--scaling $(if $(filter 1e7,$(SCALE)),1e4$(comma)1e5$(comma)1e6$(comma)1e7,$(SCALE)))
+	$(if $(PEER),bin/tally-tools bench-peer)
 
 # The peer (Kafka Connect + Debezium's JDBC sink, ~100 MB of jars from Maven Central, fetched once)
 # on the events of `make bench`; merged into docs/bench/latest.* when those are of the same events.

@@ -40,7 +40,14 @@ describe("tally bench --quick", () => {
     for (const u of userTransfers) expect(u.visibleMs).toBeGreaterThan(0);
     expect(scaling.map((p) => p.events)).toEqual([1_000, 4_000]);
     expect(results.durability[0]).toMatchObject({ fsync: "on", synchronousCommit: "on" });
-    for (const ratio of ["tallyOverCeiling", "tallyOverNaive", "replayOverFresh", "hotOverUniform"] as const)
+    for (const ratio of [
+      "tallyOverCeiling",
+      "tallyOverLimit",
+      "tallyOverNaive",
+      "replayOverFresh",
+      "hotOverUniform",
+      "applyOverLimit",
+    ] as const)
       expect(results.ratios[ratio]).toBeGreaterThan(0);
   });
 
@@ -66,6 +73,32 @@ describe("tally bench --quick", () => {
     });
   });
 
+  it("given a quick run, when the limit case is read, then it wrote every row Tally writes for the load, and its CPU was measured", () => {
+    const { limit, tally, ceiling } = results.cases;
+    expect(limit).toBeDefined();
+    const l = limit!;
+    expect(l.events).toBe(tally.events);
+    expect(l.rows.transfers).toBe(tally.counted.applied);
+    expect(l.rows.transfer_ids).toBe(tally.counted.applied);
+    expect(l.rows.rejected_transfers).toBe(tally.counted.rejected);
+    expect(l.rows).toEqual(l.expectedRows);
+    expect(l.rowsMatch).toBe(true);
+    expect(ceiling.rows).toBe(l.rows.transfers);
+    // 3,000 events in chunks of up to 5,000 records: one chunk per partition, a writer per shard.
+    expect(l.chunkEventsMax).toBe(results.settings.batchEventsMax);
+    expect(l.chunks).toBe(results.settings.partitions);
+    expect(l.writers).toBe(results.settings.shards);
+    expect(l.rows.token_state).toBeGreaterThan(0);
+    expect(l.rows.balance_delta_entries).toBeGreaterThan(0);
+    expect(l.eventsPerSecond).toBeGreaterThan(0);
+    expect(l.runsEventsPerSecond).toEqual([l.eventsPerSecond]);
+    expect(Object.keys(l.cpuSeconds).sort()).toEqual(["limit", "postgres"]);
+    for (const cpu of Object.values(l.cpuSeconds)) expect(cpu).toBeGreaterThan(0);
+    expect(results.ratios.tallyOverLimit).toBe(
+      Math.round((tally.eventsPerSecond / l.eventsPerSecond) * 1000) / 1000,
+    );
+  });
+
   it("given a quick run, when written, then the JSON, the Markdown table and the SVG chart are there", async () => {
     expect(written.map((p) => p.slice(outDir.length + 1)).sort()).toEqual([
       "latest.json",
@@ -74,7 +107,11 @@ describe("tally bench --quick", () => {
     ]);
     const json = JSON.parse(await readFile(join(outDir, "latest.json"), "utf8")) as BenchResults;
     expect(json.cases.tally.eventsPerSecond).toBe(results.cases.tally.eventsPerSecond);
-    expect(await readFile(join(outDir, "latest.md"), "utf8")).toMatch(/\| Tally ÷ ceiling \|/);
+    const markdown = await readFile(join(outDir, "latest.md"), "utf8");
+    expect(markdown).toMatch(/\| Tally ÷ ceiling \|/);
+    expect(markdown).toMatch(/\| Tally ÷ limit \(its own writes alone\) \| \d/);
+    expect(markdown).toMatch(/\| limit: Tally's own writes alone \(no Kafka, Avro, rules\) \| 3,000 \|/);
+    expect(json.cases.limit?.eventsPerSecond).toBe(results.cases.limit?.eventsPerSecond);
     expect(await readFile(join(outDir, "latest.svg"), "utf8")).toMatch(/^<svg[\s\S]*<\/svg>$/);
   });
 });

@@ -9,10 +9,14 @@ import { describe, expect, it } from "vitest";
 import {
   connectorConfig,
   converterRegistryUrl,
+  expectedOf,
   jdbcOf,
   type PeerSetting,
   parseProperties,
+  peerDdlOf,
+  peerDefaultSettingNames,
   peerDir,
+  peerKeyedDdl,
   peerLedgerDdl,
   peerSettingsFor,
   peerVersions,
@@ -32,7 +36,12 @@ import {
 } from "../../tools/bench/peer-results.ts";
 import type { BenchResults } from "../../tools/bench/report.ts";
 
-const [twoTasks, perPartition, rewrite] = peerSettingsFor(6) as [PeerSetting, PeerSetting, PeerSetting];
+const [twoTasks, perPartition, rewrite, keyedTwoTasks] = peerSettingsFor(6) as [
+  PeerSetting,
+  PeerSetting,
+  PeerSetting,
+  PeerSetting,
+];
 
 describe("bench-peer configuration", () => {
   it("given templates, when rendered, then every placeholder is filled and an unknown one is refused", () => {
@@ -44,15 +53,33 @@ describe("bench-peer configuration", () => {
     expect(() => parseProperties("no equals sign")).toThrow(RangeError);
   });
 
-  it("given the settings, when listed and picked, then they are the three tunings and unknown names fail", () => {
+  it("given the settings, when listed and picked, then they are three tunings per shape, two per shape by default, and unknown names fail", () => {
     expect(peerSettingsFor(6).map((s) => s.name)).toEqual([
-      "tasks2-batch3000-unnest",
-      "tasks6-batch5000-unnest",
-      "tasks2-batch5000-rewrite",
+      "ledger-tasks2-batch3000-unnest",
+      "ledger-tasks6-batch5000-unnest",
+      "ledger-tasks2-batch5000-rewrite",
+      "keyed-upsert-tasks2-batch3000-unnest",
+      "keyed-upsert-tasks6-batch5000-unnest",
+      "keyed-upsert-tasks2-batch5000-rewrite",
     ]);
     for (const s of peerSettingsFor(6)) expect(s.maxPollRecords).toBe(s.batchSize);
-    expect(pickSettings(peerSettingsFor(6), ["tasks2-batch5000-rewrite"])).toEqual([rewrite]);
-    expect(pickSettings(peerSettingsFor(6), undefined)).toHaveLength(3);
+    expect(peerSettingsFor(6).map((s) => s.shape)).toEqual([
+      "ledger",
+      "ledger",
+      "ledger",
+      "keyed-upsert",
+      "keyed-upsert",
+      "keyed-upsert",
+    ]);
+    expect(pickSettings(peerSettingsFor(6), ["ledger-tasks2-batch5000-rewrite"])).toEqual([rewrite]);
+    expect(pickSettings(peerSettingsFor(6), undefined)).toHaveLength(6);
+    const defaults = pickSettings(peerSettingsFor(6), [], peerDefaultSettingNames(6));
+    expect(defaults.map((s) => s.name)).toEqual([
+      "ledger-tasks2-batch5000-rewrite",
+      "ledger-tasks2-batch3000-unnest",
+      "keyed-upsert-tasks2-batch3000-unnest",
+      "keyed-upsert-tasks6-batch5000-unnest",
+    ]);
     expect(() => pickSettings(peerSettingsFor(6), ["tasks9"])).toThrow(/unknown peer setting tasks9/);
   });
 
@@ -92,6 +119,17 @@ describe("bench-peer configuration", () => {
       "transforms.position.type": "org.apache.kafka.connect.transforms.InsertField$Value",
       "transforms.position.offset.field": "kafka_offset",
     });
+    expect(unnest["primary.key.mode"]).toBe("none");
+    expect(unnest["primary.key.fields"]).toBeUndefined();
+    const keyed = connectorConfig(keyedTwoTasks, "bench_peer_x", jdbcOf(url, "unnest"));
+    expect(keyed).toMatchObject({
+      "insert.mode": "upsert",
+      "primary.key.mode": "record_value",
+      "primary.key.fields": "transfer_id",
+      "use.reduction.buffer": "true",
+      "dialect.postgres.unnest.insert.enabled": "true",
+      "batch.size": "3000",
+    });
     const batched = connectorConfig(rewrite, "t", jdbcOf(url, "rewrite"));
     expect(batched["dialect.postgres.unnest.insert.enabled"]).toBe("false");
     expect(batched["connection.url"]).toBe(
@@ -108,6 +146,28 @@ describe("bench-peer configuration", () => {
     expect(ddl).toContain("inserted_at timestamptz NOT NULL DEFAULT clock_timestamp()");
     expect(ddl).toContain("PARTITION BY RANGE (occurred_at)");
     expect(ddl).toContain("amount numeric(38,0) NOT NULL");
+    expect(peerDdlOf("ledger")).toBe(ddl);
+  });
+
+  it("given the ledger's DDL, when the keyed table is derived, then transfer_id is its primary key and it has no day partitions", () => {
+    const ddl = peerKeyedDdl();
+    expect(ddl).toContain("transfer_id text PRIMARY KEY");
+    expect(ddl).not.toContain("PARTITION BY");
+    expect(ddl).toContain("inserted_at timestamptz NOT NULL DEFAULT clock_timestamp()");
+    expect(ddl).toContain("kafka_offset bigint NOT NULL");
+    expect(peerDdlOf("keyed-upsert")).toBe(ddl);
+  });
+
+  it("given what was produced, when each shape's expected rows are taken, then the ledger holds every event and the keyed table each id once", () => {
+    const produced = {
+      events: 1_000,
+      amountTotal: 50_000n,
+      distinctIds: 990,
+      distinctAmountTotal: 49_500n,
+      days: new Set([1]),
+    };
+    expect(expectedOf(produced, "ledger")).toEqual({ rows: 1_000, amountTotal: 50_000n });
+    expect(expectedOf(produced, "keyed-upsert")).toEqual({ rows: 990, amountTotal: 49_500n });
   });
 
   it("given the fetch script and poms, when read, then they fetch the versions the report names", () => {
@@ -141,14 +201,19 @@ function run(eventsPerSecond: number, steadyEventsPerSecond = eventsPerSecond * 
   };
 }
 
-function peerCase(eventsPerSecond: number, steady: number, seed = 7): PeerCase {
-  const { settings, best } = bestOf([{ ...twoTasks, runs: [run(eventsPerSecond, steady)] }]);
+/** The ledger shape at the given rates, and the keyed shape too when `keyed` gives its rates. */
+function peerCase(eventsPerSecond: number, steady: number, seed = 7, keyed?: [number, number]): PeerCase {
+  const { settings, best } = bestOf([
+    { ...twoTasks, runs: [run(eventsPerSecond, steady)] },
+    ...(keyed ? [{ ...keyedTwoTasks, runs: [{ ...run(...keyed), rows: 990, expectedRows: 990 }] }] : []),
+  ]);
+  const { runs: _, medianRun: __, ...setting } = best;
   return {
     ...best.medianRun,
     startedAt: "2026-11-22T06:00:00.000Z",
     command: "tally bench-peer",
     seed,
-    setting: twoTasks,
+    setting,
     runsEventsPerSecond: [eventsPerSecond],
     tried: settings,
     versions: { ...peerVersions },
@@ -191,14 +256,44 @@ describe("bench-peer results", () => {
     expect(withPeer(tallyRun(8), peerCase(20_000, 50_000))).toBeNull();
   });
 
+  it("given both shapes, when merged, then the headline divides by the faster one and each shape has its ratio from start and steady", () => {
+    const merged = withPeer(tallyRun(), peerCase(20_000, 50_000, 7, [24_000, 32_000]))!;
+    expect(merged.cases.peer?.setting.name).toBe("keyed-upsert-tasks2-batch3000-unnest");
+    expect(merged.ratios).toMatchObject({
+      tallyOverPeer: 1.25,
+      applyOverPeerSteady: 1.25,
+      tallyOverPeerLedger: 1.5,
+      applyOverPeerLedgerSteady: 0.8,
+      tallyOverPeerKeyed: 1.25,
+      applyOverPeerKeyedSteady: 1.25,
+    });
+    const text = peerMarkdown(merged);
+    expect(text).toContain(
+      "- into the ledger's shape (day-partitioned, every record inserted): best ledger-tasks2-batch3000-unnest, " +
+        "20,000 events/s from connector start, 50,000/s steady; Tally ÷ peer 1.50× from start (Tally end to end), 0.80× steady (Tally apply-only).",
+    );
+    expect(text).toContain(
+      "- into a plain table keyed by transfer_id (upsert, reduction buffer): best keyed-upsert-tasks2-batch3000-unnest, " +
+        "24,000 events/s from connector start, 32,000/s steady; Tally ÷ peer 1.25× from start",
+    );
+    expect(text).toContain("rows 990 of 990");
+    // A peer.json from before the keyed shape: its settings have no shape and count as the ledger's.
+    const old = peerCase(20_000, 50_000);
+    for (const t of old.tried) delete (t as Partial<PeerSetting>).shape;
+    expect(withPeer(tallyRun(), old)?.ratios).toMatchObject({
+      tallyOverPeerLedger: 1.5,
+      tallyOverPeerKeyed: null,
+    });
+  });
+
   it("given a merged run, when written as Markdown, then the best setting and every setting tried are listed", () => {
     const text = peerMarkdown(withPeer(tallyRun(), peerCase(20_000, 50_000))!);
     expect(text).toContain("## Peer: Kafka Connect with Debezium's JDBC sink");
     expect(text).toContain(
-      "Best: tasks.max 2, batch.size 3,000, max.poll.records 3,000, UNNEST writer: 20,000 events/s",
+      "Best: ledger: tasks.max 2, batch.size 3,000, max.poll.records 3,000, UNNEST writer: 20,000 events/s",
     );
     expect(text).toContain(
-      "| tasks.max 2, batch.size 3,000, max.poll.records 3,000, UNNEST writer | 20,000 | 50,000 | 40 | 20.00 | 1500 | 300 + 120 | 1.3 | best; runs 20,000 |",
+      "| ledger: tasks.max 2, batch.size 3,000, max.poll.records 3,000, UNNEST writer | 1,000 of 1,000 | 20,000 | 50,000 | 40 | 20.00 | 1500 | 300 + 120 | 1.3 | best; runs 20,000 |",
     );
     expect(text).toContain("CPU from connector start 300 + 120 µs per event");
     const { cpuSeconds: _, ...unmeasured } = run(1_000);

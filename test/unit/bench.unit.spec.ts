@@ -81,23 +81,35 @@ describe("bench report formatting", () => {
   it("given ratios, when tabled, then each row names the ratio, its value, the target and the verdict", () => {
     const rows = ratioRows({
       tallyOverCeiling: 0.62,
+      tallyOverLimit: 0.45,
       tallyOverNaive: 41,
       replayOverFresh: null,
       hotOverUniform: 0.95,
       applyOverCeiling: 0.8,
+      applyOverLimit: 0.6,
       tallyOverCopyOnly: 0.3,
       tallyOverPeer: 0.9,
       applyOverPeerSteady: null,
+      tallyOverPeerLedger: 1.2,
+      applyOverPeerLedgerSteady: 1.1,
+      tallyOverPeerKeyed: 0.9,
+      applyOverPeerKeyedSteady: null,
     });
     expect(rows).toEqual([
       ["Tally ÷ ceiling", "0.62×", "≥ 0.5", "met"],
+      ["Tally ÷ limit (its own writes alone)", "0.45×", "(for reference)", ""],
       ["Tally ÷ naive", "41×", "≥ 50", "missed"],
       ["replay ÷ fresh", "n/a", "≥ 0.8", ""],
       ["hot wallet ÷ uniform", "0.95×", "≥ 0.9", "met"],
       ["Tally apply-only ÷ ceiling", "0.80×", "(for reference)", ""],
+      ["Tally apply-only ÷ limit", "0.60×", "(for reference)", ""],
       ["Tally ÷ COPY alone (rows pre-encoded)", "0.30×", "(for reference)", ""],
-      ["Tally ÷ peer (Connect + JDBC sink, from connector start)", "0.90×", "≥ 1.0", "missed"],
-      ["Tally apply-only ÷ peer steady state", "n/a", "(for reference)", ""],
+      ["Tally ÷ peer at its best (Connect + JDBC sink, from connector start)", "0.90×", "≥ 1.0", "missed"],
+      ["Tally apply-only ÷ peer at its best, steady state", "n/a", "(for reference)", ""],
+      ["Tally ÷ peer into the ledger's shape, from connector start", "1.20×", "(for reference)", ""],
+      ["Tally apply-only ÷ peer into the ledger's shape, steady state", "1.10×", "(for reference)", ""],
+      ["Tally ÷ peer into a keyed table (upsert), from connector start", "0.90×", "(for reference)", ""],
+      ["Tally apply-only ÷ peer into a keyed table (upsert), steady state", "n/a", "(for reference)", ""],
     ]);
   });
 

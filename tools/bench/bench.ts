@@ -9,6 +9,7 @@ import { createPool } from "../../services/common/pg.ts";
 import { createLoad, type LoadOptions } from "../load/load.ts";
 import { type Cleanup, checkpoint, runCeiling, runNaive } from "./baseline.ts";
 import { renderChartSvg } from "./chart.ts";
+import { runLimit } from "./limit.ts";
 import { runLatency, runUserTransfers } from "./live.ts";
 import { benchLoad, benchRates, type Expected } from "./loads.ts";
 import { peerMarkdown, withPeerFile } from "./peer-results.ts";
@@ -36,7 +37,7 @@ export type BenchOptions = {
   userTransferMoves: number[];
   hotWalletShare: number;
   appliers: number;
-  /** runs of the ceiling, naive, Tally, replay and hot wallet cases; the median run is reported */
+  /** runs of the ceiling, limit, naive, Tally, replay and hot wallet cases; the median run is reported */
   repeat: number;
   seed: number;
   keep: boolean;
@@ -219,6 +220,16 @@ async function runBaselines({ base, options, step, cleanup }: Run, load: LoadOpt
     );
     return c;
   });
+  const limit = await repeated(options.repeat, async (label) => {
+    const l = await step(`limit: Tally's writes alone, ${options.events} events${label}`, () =>
+      runLimit(base, load, cleanup, options.log),
+    );
+    options.log(
+      `bench:   ${l.events} events in ${l.chunks} chunks by ${l.writers} writers: ${l.elapsedMs} ms, ` +
+        `${l.eventsPerSecond} events/s; rows ${l.rowsMatch ? "as planned" : "NOT as planned"}`,
+    );
+    return l;
+  });
   const naive = await repeated(options.repeat, async (label) => {
     const n = await step(`naive: one transaction per event, ${options.naiveEvents} events${label}`, () =>
       runNaive(base, load, options.naiveEvents, cleanup),
@@ -226,7 +237,7 @@ async function runBaselines({ base, options, step, cleanup }: Run, load: LoadOpt
     options.log(`bench:   ${n.events} events in ${n.elapsedMs} ms: ${n.eventsPerSecond} events/s`);
     return n;
   });
-  return { ceiling, naive };
+  return { ceiling, limit, naive };
 }
 
 /** Fresh, replay (same stack) and hot wallet (its own), `repeat` times interleaved; medians of each. */
@@ -332,7 +343,7 @@ export async function runBench(base: Config, options: BenchOptions): Promise<Ben
   const run: Run = {
     base,
     options,
-    step: stepper(options, 5 * options.repeat + 2 + options.scaling.length),
+    step: stepper(options, 6 * options.repeat + 2 + options.scaling.length),
     nowMs: startedAt.getTime(),
     cleanup: cleanups.add,
   };

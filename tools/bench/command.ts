@@ -109,7 +109,7 @@ export function registerBenchCommand(program: Command): Command {
       const r = results.ratios;
       console.log(
         `bench: Tally ${results.cases.tally.eventsPerSecond} events/s; ` +
-          `÷ ceiling ${formatRatio(r.tallyOverCeiling)}, ÷ naive ${formatRatio(r.tallyOverNaive)}, ` +
+          `÷ ceiling ${formatRatio(r.tallyOverCeiling)}, ÷ limit ${formatRatio(r.tallyOverLimit)}, ÷ naive ${formatRatio(r.tallyOverNaive)}, ` +
           `replay ÷ fresh ${formatRatio(r.replayOverFresh)}, hot ÷ uniform ${formatRatio(r.hotOverUniform)}; ` +
           `latency p99 ${results.cases.latency.latencyMsP99} ms; memory ${results.memoryFlat ? "flat" : "not flat"}`,
       );

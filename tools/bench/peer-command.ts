@@ -7,7 +7,7 @@ import { loadConfig } from "../../services/common/config.ts";
 import { defaultBenchOptions, writeResults } from "./bench.ts";
 import { benchOutDirDefault, positive } from "./command.ts";
 import { type PeerOptions, runPeerBench } from "./peer.ts";
-import { peerSettingsFor, pickSettings } from "./peer-config.ts";
+import { peerDefaultSettingNames, peerSettingsFor, pickSettings } from "./peer-config.ts";
 import { type PeerCase, peerFileName, withPeer } from "./peer-results.ts";
 import { type BenchResults, formatRatio } from "./report.ts";
 
@@ -63,7 +63,7 @@ async function writePeer(
 /** The settings named by --settings; an unknown name is a usage error (exit 2, one line). */
 function settingsOrUsageError(command: Command, partitions: number, names: string[] | undefined) {
   try {
-    return pickSettings(peerSettingsFor(partitions), names);
+    return pickSettings(peerSettingsFor(partitions), names, peerDefaultSettingNames(partitions));
   } catch (error) {
     return command.error(`error: --settings: ${(error as Error).message}`, { exitCode: 2 });
   }
@@ -79,7 +79,12 @@ export function registerBenchPeerCommand(program: Command): Command {
     .option("--events <n>", "events (default: those of latest.json, else 200000)", positive("--events"))
     .option("--seed <n>", "seed of the generated load (default: that of latest.json)", positive("--seed"))
     .option("--repeat <n>", "runs of each setting; medians compared", positive("--repeat"), peerRepeatDefault)
-    .option("--settings <names>", "comma-separated settings to try (default: all)", names)
+    .option(
+      "--settings <names>",
+      "comma-separated settings to try, <shape>-tasks<n>-batch<n>-<writer> with shape ledger or keyed-upsert " +
+        "(default: two per shape)",
+      names,
+    )
     .option("--keep", "keep the topic, databases, consumer groups and run folders")
     .option("--out <dir>", "where peer.json and latest.* are", benchOutDirDefault)
     .action(async (flags: PeerFlags, command: Command) => {
@@ -99,10 +104,12 @@ export function registerBenchPeerCommand(program: Command): Command {
       };
       const peer = await runPeerBench(config, options);
       const merged = await writePeer(peer, latest, flags.out, log);
+      const r = merged?.ratios;
       console.log(
         `bench-peer: best ${peer.setting.name}: ${peer.eventsPerSecond} events/s from connector start, ` +
           `${peer.steadyEventsPerSecond}/s steady, ${peer.wholeEventsPerSecond}/s with the worker's start; ` +
-          `Tally ÷ peer ${formatRatio(merged?.ratios.tallyOverPeer ?? null)}`,
+          `Tally ÷ peer ${formatRatio(r?.tallyOverPeer ?? null)} (steady ${formatRatio(r?.applyOverPeerSteady ?? null)}; ` +
+          `ledger shape ${formatRatio(r?.tallyOverPeerLedger ?? null)}, keyed ${formatRatio(r?.tallyOverPeerKeyed ?? null)})`,
       );
     });
 }

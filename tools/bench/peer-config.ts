@@ -14,9 +14,19 @@ export const peerVersions = { connect: "4.3.1", sink: "3.6.0.Final", converter: 
 /** What infra/peer/peer.sh gives the JVM unless PEER_HEAP_OPTS says otherwise. */
 export const peerHeapOptionsDefault = "-Xms256M -Xmx2G";
 
+/**
+ * The table the sink writes: Tally's ledger shape (day-partitioned, every record inserted), or the
+ * shape where the sink is fastest and does the most for itself: a plain table keyed by transfer_id,
+ * upserted (a duplicate overwrites its row instead of adding one).
+ */
+export type PeerShape = "ledger" | "keyed-upsert";
+export const peerShapes: readonly PeerShape[] = ["ledger", "keyed-upsert"];
+
 /** One way to tune the sink: the knobs its users turn (tasks, batch size, poll size, writer). */
 export type PeerSetting = {
   name: string;
+  /** absent in peer.json files written before the keyed shape existed: those are "ledger" */
+  shape: PeerShape;
   tasksMax: number;
   batchSize: number;
   /** the sink consumer's max.poll.records: one put() is at most this many records */
@@ -30,26 +40,52 @@ export const peerFetchMaxBytes = 24 * 1024 * 1024;
 export const peerPartitionFetchMaxBytes = 4 * 1024 * 1024;
 
 /**
- * The tunings tried, from what STACK.md verified (2 tasks, batches of 3,000) to a task per
- * partition with larger batches, and JDBC batching rewritten to multi-row INSERTs instead of UNNEST.
+ * The tunings tried on each shape, from what STACK.md verified (2 tasks, batches of 3,000) to a
+ * task per partition with larger batches, and JDBC batching rewritten to multi-row INSERTs instead
+ * of UNNEST; named `<shape>-tasks<n>-batch<n>-<writer>`.
  */
 export function peerSettingsFor(partitions: number): PeerSetting[] {
-  const setting = (tasksMax: number, batchSize: number, writer: PeerSetting["writer"]): PeerSetting => ({
-    name: `tasks${tasksMax}-batch${batchSize}-${writer}`,
+  const setting = (
+    shape: PeerShape,
+    tasksMax: number,
+    batchSize: number,
+    writer: PeerSetting["writer"],
+  ): PeerSetting => ({
+    name: `${shape}-tasks${tasksMax}-batch${batchSize}-${writer}`,
+    shape,
     tasksMax,
     batchSize,
     maxPollRecords: batchSize,
     writer,
   });
-  return [setting(2, 3_000, "unnest"), setting(partitions, 5_000, "unnest"), setting(2, 5_000, "rewrite")];
+  return peerShapes.flatMap((shape) => [
+    setting(shape, 2, 3_000, "unnest"),
+    setting(shape, partitions, 5_000, "unnest"),
+    setting(shape, 2, 5_000, "rewrite"),
+  ]);
 }
 
-/** The settings whose names are listed, in the order given; unknown names are an error. */
+/**
+ * What `bench-peer` tries without --settings: two tunings per shape, the two fastest into the
+ * ledger on 2026-11-22 (within 6 % of the third), and the UNNEST writer into the keyed table,
+ * which the sink documents as compatible with upsert (one statement per batch).
+ */
+export function peerDefaultSettingNames(partitions: number): string[] {
+  return [
+    "ledger-tasks2-batch5000-rewrite",
+    "ledger-tasks2-batch3000-unnest",
+    "keyed-upsert-tasks2-batch3000-unnest",
+    `keyed-upsert-tasks${partitions}-batch5000-unnest`,
+  ];
+}
+
+/** The settings whose names are listed, in the order given (none: `defaults`); unknown names are an error. */
 export function pickSettings(
   all: readonly PeerSetting[],
   names: readonly string[] | undefined,
+  defaults: readonly string[] = all.map((s) => s.name),
 ): PeerSetting[] {
-  if (names === undefined || names.length === 0) return [...all];
+  if (names === undefined || names.length === 0) return pickSettings(all, defaults);
   return names.map((name) => {
     const found = all.find((s) => s.name === name);
     if (!found)
@@ -126,6 +162,19 @@ export function workerProperties(setting: PeerSetting, values: WorkerValues): st
   });
 }
 
+/**
+ * The keyed shape's connector keys over the template's (insert, no key): upsert on transfer_id
+ * taken from the record's value, and the reduction buffer, which folds the records of a batch that
+ * share a key into one (an exact duplicate in the same batch would otherwise make PostgreSQL's
+ * ON CONFLICT DO UPDATE touch a row twice in one statement, an error).
+ */
+export const keyedUpsertProperties = {
+  "insert.mode": "upsert",
+  "primary.key.mode": "record_value",
+  "primary.key.fields": "transfer_id",
+  "use.reduction.buffer": "true",
+} as const;
+
 export function connectorConfig(setting: PeerSetting, topic: string, jdbc: Jdbc): Record<string, string> {
   const text = renderTemplate(templateOf("connector.properties"), {
     tasksMax: setting.tasksMax,
@@ -137,7 +186,8 @@ export function connectorConfig(setting: PeerSetting, topic: string, jdbc: Jdbc)
     batchSize: setting.batchSize,
     unnest: setting.writer === "unnest",
   });
-  return parseProperties(text);
+  const properties = parseProperties(text);
+  return setting.shape === "keyed-upsert" ? { ...properties, ...keyedUpsertProperties } : properties;
 }
 
 function replaced(text: string, from: string, to: string): string {
@@ -160,3 +210,37 @@ export function peerLedgerDdl(): string {
     "schema_id int NOT NULL DEFAULT 0,\n     inserted_at timestamptz NOT NULL DEFAULT clock_timestamp()",
   );
 }
+
+/**
+ * The keyed shape: the same columns in one plain table (no day partitions), transfer_id its
+ * primary key. inserted_at is set when a row is first inserted; an upsert of a duplicate leaves it.
+ */
+export function peerKeyedDdl(): string {
+  const ledger = peerLedgerDdl();
+  return replaced(
+    replaced(ledger, "transfer_id text NOT NULL", "transfer_id text PRIMARY KEY"),
+    " PARTITION BY RANGE (occurred_at)",
+    "",
+  );
+}
+
+/**
+ * What was produced: the peer must land exactly these rows, every event into the ledger shape, one
+ * per distinct transfer_id (exact duplicates share one) into the keyed shape.
+ */
+export type Produced = {
+  events: number;
+  amountTotal: bigint;
+  distinctIds: number;
+  distinctAmountTotal: bigint;
+  days: Set<number>;
+};
+
+/** The rows and the sum of their amounts the shape must end with. */
+export function expectedOf(produced: Produced, shape: PeerShape): { rows: number; amountTotal: bigint } {
+  return shape === "keyed-upsert"
+    ? { rows: produced.distinctIds, amountTotal: produced.distinctAmountTotal }
+    : { rows: produced.events, amountTotal: produced.amountTotal };
+}
+
+export const peerDdlOf = (shape: PeerShape) => (shape === "keyed-upsert" ? peerKeyedDdl() : peerLedgerDdl());

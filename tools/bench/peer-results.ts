@@ -3,9 +3,9 @@
 // Markdown section. Pure but for withPeerFile, which reads peer.json: unit tested.
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import type { PeerCase, PeerRun, PeerSettingResult } from "./peer-case.ts";
-import type { PeerSetting } from "./peer-config.ts";
-import { type BenchResults, markdownTable, ratiosOf, runsNote } from "./report.ts";
+import { bestOfShape, type PeerCase, type PeerRun, type PeerSettingResult, shapeOf } from "./peer-case.ts";
+import { type PeerSetting, type PeerShape, peerShapes } from "./peer-config.ts";
+import { type BenchResults, formatRatio, markdownTable, type Ratios, ratiosOf, runsNote } from "./report.ts";
 import { mebibytes, medianIndex } from "./stats.ts";
 
 export type { PeerCase, PeerRun, PeerSettingResult } from "./peer-case.ts";
@@ -57,9 +57,35 @@ export async function withPeerFile(results: BenchResults, outDir: string): Promi
 const thousands = (n: number) => Math.round(n).toLocaleString("en-US");
 const seconds = (ms: number) => (ms / 1000).toFixed(2);
 
+const shapeTexts: Record<PeerShape, string> = {
+  ledger: "into the ledger's shape (day-partitioned, every record inserted)",
+  "keyed-upsert": "into a plain table keyed by transfer_id (upsert, reduction buffer)",
+};
+
 function settingText(s: PeerSetting): string {
   const writer = s.writer === "unnest" ? "UNNEST writer" : "JDBC batching, reWriteBatchedInserts";
-  return `tasks.max ${s.tasksMax}, batch.size ${thousands(s.batchSize)}, max.poll.records ${thousands(s.maxPollRecords)}, ${writer}`;
+  return `${shapeOf(s)}: tasks.max ${s.tasksMax}, batch.size ${thousands(s.batchSize)}, max.poll.records ${thousands(s.maxPollRecords)}, ${writer}`;
+}
+
+/** Per shape: the ratios (report.ts) of Tally to its best setting, from start and steady. */
+const shapeRatioKeys = {
+  ledger: ["tallyOverPeerLedger", "applyOverPeerLedgerSteady"],
+  "keyed-upsert": ["tallyOverPeerKeyed", "applyOverPeerKeyedSteady"],
+} as const satisfies Record<PeerShape, readonly [keyof Ratios, keyof Ratios]>;
+
+/** Per shape tried: its best setting's figures and Tally's two ratios to it. */
+export function shapeLines(r: BenchResults, peer: PeerCase): string[] {
+  return peerShapes.flatMap((shape) => {
+    const best = bestOfShape(peer.tried, shape);
+    if (!best) return [];
+    const run = best.medianRun;
+    const [fromStart, steady] = shapeRatioKeys[shape];
+    return [
+      `- ${shapeTexts[shape]}: best ${best.name}, ${thousands(run.eventsPerSecond)} events/s from connector ` +
+        `start, ${thousands(run.steadyEventsPerSecond)}/s steady; Tally ÷ peer ${formatRatio(r.ratios[fromStart])} ` +
+        `from start (Tally end to end), ${formatRatio(r.ratios[steady])} steady (Tally apply-only).`,
+    ];
+  });
 }
 
 /** CPU µs per event from connector start: "JVM + PostgreSQL", "?" for a run that did not measure it. */
@@ -76,6 +102,7 @@ export function peerMarkdown(r: BenchResults): string {
   if (!peer) return "";
   const rows = peer.tried.map((t) => [
     settingText(t),
+    `${thousands(t.medianRun.rows)} of ${thousands(t.medianRun.expectedRows ?? t.medianRun.events)}`,
     thousands(t.medianRun.eventsPerSecond),
     thousands(t.medianRun.steadyEventsPerSecond),
     thousands(t.medianRun.wholeEventsPerSecond),
@@ -92,14 +119,20 @@ export function peerMarkdown(r: BenchResults): string {
     `\`${peer.command}\`, ${peer.startedAt}: Kafka Connect ${peer.versions.connect} standalone (${peer.heapOptions}), ` +
       `Debezium JDBC sink ${peer.versions.sink}, Apicurio converter ${peer.versions.converter}; the same generated ` +
       `events (seed ${peer.seed}, ${thousands(peer.events)} events) pre-filled in a topic of their own, inserted as they are ` +
-      `(no validation, state, exactly-once or balances) into a table shaped like Tally's ledger, same durability. ` +
+      `(no validation, state, exactly-once or balances), same durability, into two table shapes: Tally's ledger ` +
+      `(every record inserted, duplicates too) and a plain table keyed by transfer_id with insert.mode=upsert ` +
+      `(one row per transfer id; where the sink is fastest). ` +
       `Tally's figures above are of their own run: on shared cores the two runs may have seen different load. ` +
       `Each run: a fresh worker, connector and table. "from connector" = connector created → last row inserted ` +
-      `(the worker already running; the figure the ratio uses); "steady" = first row → last row; "whole" adds the JVM's start.`,
+      `(the worker already running; compared with Tally end to end); "steady" = first row → last row (compared with ` +
+      `Tally's apply-only, first batch → last commit); "whole" adds the JVM's start. The headline ratio is against the ` +
+      `best of every shape and setting.`,
+    "",
+    ...shapeLines(r, peer),
     "",
     `Best: ${settingText(peer.setting)}: ${thousands(peer.eventsPerSecond)} events/s from connector ` +
       `(${seconds(peer.connectorMs)} s${runsNote(peer.runsEventsPerSecond)}), ${thousands(peer.steadyEventsPerSecond)}/s steady, ` +
-      `${thousands(peer.wholeEventsPerSecond)}/s whole; rows ${thousands(peer.rows)} of ${thousands(peer.events)}, ` +
+      `${thousands(peer.wholeEventsPerSecond)}/s whole; rows ${thousands(peer.rows)} of ${thousands(peer.expectedRows ?? peer.events)}, ` +
       `${thousands(peer.distinctPositions)} distinct positions, amounts ${peer.amountsMatch ? "match" : "DO NOT match"}; ` +
       `Connect JVM peak RSS ${mebibytes(peer.peakRssBytes)} MiB; CPU from connector start ` +
       `${cpuPerEventText(peer)} µs per event (the Connect JVM + the PostgreSQL server, whose share ` +
@@ -108,6 +141,7 @@ export function peerMarkdown(r: BenchResults): string {
     markdownTable(
       [
         "setting (median run)",
+        "rows",
         "events/s from connector",
         "steady",
         "whole",

@@ -20,10 +20,13 @@ import { benchLoad } from "./loads.ts";
 import {
   connectorConfig,
   converterRegistryUrl,
+  expectedOf,
   jdbcOf,
   type PeerSetting,
+  type PeerShape,
+  type Produced,
+  peerDdlOf,
   peerHeapOptionsDefault,
-  peerLedgerDdl,
   peerTable,
   peerVersions,
   workerProperties,
@@ -55,9 +58,6 @@ const produceChunkEvents = 5_000;
 const rowsRateMin = 500;
 const rowsTimeoutBaseMs = 120_000;
 
-/** What was produced: the peer must land exactly these rows. */
-type Produced = { events: number; amountTotal: bigint; days: Set<number> };
-
 type Context = {
   base: Config;
   options: PeerOptions;
@@ -69,18 +69,29 @@ type Context = {
 /** Produces the load to the topic (not timed), summing amounts and collecting days as it goes. */
 async function prefill(config: Config, options: PeerOptions): Promise<Produced> {
   const run = createLoad(benchLoad(options.events, options.seed, Date.now()));
-  const produced: Produced = { events: 0, amountTotal: 0n, days: new Set() };
+  const produced: Produced = {
+    events: 0,
+    amountTotal: 0n,
+    distinctIds: 0,
+    distinctAmountTotal: 0n,
+    days: new Set(),
+  };
+  const ids = new Set<string>();
   function* tallied(): Generator<TransferEvent[]> {
     for (const chunk of run.chunks(produceChunkEvents)) {
       for (const event of chunk) {
         produced.amountTotal += event.amount;
         produced.days.add(dayOf(event.occurred_at));
+        if (ids.has(event.transfer_id)) continue;
+        ids.add(event.transfer_id);
+        produced.distinctAmountTotal += event.amount;
       }
       produced.events += chunk.length;
       yield chunk;
     }
   }
   const result = await produceChunks(config, tallied());
+  produced.distinctIds = ids.size;
   assert(result.sent === options.events, `every event was produced (${result.sent} of ${options.events})`);
   options.log(
     `bench-peer: produced ${result.sent} events in ${(result.elapsedMs / 1000).toFixed(1)} s (not timed)`,
@@ -88,14 +99,14 @@ async function prefill(config: Config, options: PeerOptions): Promise<Produced> 
   return produced;
 }
 
-/** A fresh database with the ledger-shaped table and the load's day partitions. */
-async function prepareTable(ctx: Context): Promise<{ url: string; pool: Pool }> {
+/** A fresh database with the shape's table (and the load's day partitions for the ledger's). */
+async function prepareTable(ctx: Context, shape: PeerShape): Promise<{ url: string; pool: Pool }> {
   const url = scratchDatabaseUrl(ctx.base, "peer");
   await ensureDatabase(ctx.base, url);
   ctx.cleanups.push({ what: `database ${databaseNameOf(url)}`, remove: () => dropDatabase(url) });
   const pool = createPool(ctx.base, url, "tally-bench-peer", 1);
-  await pool.query(peerLedgerDdl());
-  await ensureDayPartitions(pool, ctx.produced.days);
+  await pool.query(peerDdlOf(shape));
+  if (shape === "ledger") await ensureDayPartitions(pool, ctx.produced.days);
   await checkpoint(pool);
   return { url, pool };
 }
@@ -121,8 +132,7 @@ async function landed(pool: Pool): Promise<Landed> {
 }
 
 /** Polls the row count until every event landed; checks the connector's status every few polls. */
-async function waitForRows(ctx: Context, pool: Pool, check: () => Promise<void>): Promise<void> {
-  const expected = ctx.produced.events;
+async function waitForRows(pool: Pool, expected: number, check: () => Promise<void>): Promise<void> {
   const timeoutMs = rowsTimeoutBaseMs + (expected / rowsRateMin) * 1000;
   const deadlineMs = Date.now() + timeoutMs;
   for (let poll = 1; Date.now() < deadlineMs; poll++) {
@@ -141,7 +151,8 @@ async function runOnce(ctx: Context, setting: PeerSetting, label: string): Promi
   const name = `${topic}-${setting.name}-${label}`;
   const dir = `${runsDir}${name}/`;
   mkdirSync(dir, { recursive: true });
-  const { url, pool } = await prepareTable(ctx);
+  const { url, pool } = await prepareTable(ctx, setting.shape);
+  const expected = expectedOf(ctx.produced, setting.shape);
   ctx.cleanups.push({
     what: `consumer group connect-${name}`,
     remove: () => deleteGroup(base, `connect-${name}`),
@@ -154,7 +165,7 @@ async function runOnce(ctx: Context, setting: PeerSetting, label: string): Promi
     const config = connectorConfig(setting, topic, jdbcOf(url, setting.writer));
     const cpuBefore = { connect: worker.cpuSeconds(), postgres: await postgresCpuSeconds(pool) };
     const createdAtMs = await createConnector(worker, name, config);
-    await waitForRows(ctx, pool, () => checkConnector(worker, name));
+    await waitForRows(pool, expected.rows, () => checkConnector(worker, name));
     const cpuSeconds = cpuSince(cpuBefore, worker.cpuSeconds(), await postgresCpuSeconds(pool));
     const peakRssBytes = worker.peakRssBytes();
     await worker.stop();
@@ -163,8 +174,9 @@ async function runOnce(ctx: Context, setting: PeerSetting, label: string): Promi
     const run: PeerRun = {
       events: ctx.produced.events,
       rows: l.rows,
+      expectedRows: expected.rows,
       distinctPositions: l.distinctPositions,
-      amountsMatch: l.amountTotal === ctx.produced.amountTotal,
+      amountsMatch: l.amountTotal === expected.amountTotal,
       workerStartMs: restAtMs - worker.spawnedAtMs,
       firstRowMs: Math.round(l.firstMs - createdAtMs),
       connectorMs: Math.round(l.lastMs - createdAtMs),
@@ -219,7 +231,7 @@ function describeRun(run: PeerRun): string {
   return (
     `${run.eventsPerSecond} events/s from connector (${s(run.connectorMs)} s; first row after ${s(run.firstRowMs)} s), ` +
     `${run.steadyEventsPerSecond}/s steady, ${run.wholeEventsPerSecond}/s whole (worker start ${s(run.workerStartMs)} s); ` +
-    `rows ${run.rows}, distinct positions ${run.distinctPositions}, amounts ${run.amountsMatch ? "match" : "DO NOT match"}; ` +
+    `rows ${run.rows} of ${run.expectedRows}, distinct positions ${run.distinctPositions}, amounts ${run.amountsMatch ? "match" : "DO NOT match"}; ` +
     `JVM peak RSS ${Math.round(run.peakRssBytes / 2 ** 20)} MiB; CPU s from connector: JVM ${run.cpuSeconds?.connect}, ` +
     `PostgreSQL ${run.cpuSeconds?.postgres ?? "n/a"}; load average ${run.loadAverage1m}`
   );
@@ -251,13 +263,13 @@ export async function runPeerBench(base: Config, options: PeerOptions): Promise<
         runs.get(setting.name)!.push(run);
       }
     const { settings, best } = bestOf(options.settings.map((s) => ({ ...s, runs: runs.get(s.name)! })));
-    const { name, tasksMax, batchSize, maxPollRecords, writer, medianRun } = best;
+    const { name, shape, tasksMax, batchSize, maxPollRecords, writer, medianRun } = best;
     return {
       ...medianRun,
       startedAt: startedAt.toISOString(),
       command: options.command,
       seed: options.seed,
-      setting: { name, tasksMax, batchSize, maxPollRecords, writer },
+      setting: { name, shape, tasksMax, batchSize, maxPollRecords, writer },
       runsEventsPerSecond: best.runs.map((r) => r.eventsPerSecond),
       tried: settings,
       versions: { ...peerVersions },

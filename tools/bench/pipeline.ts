@@ -172,7 +172,8 @@ export function summarize(reports: ChildReport[], counted: Outcome, endToEndMs: 
   };
 }
 
-function sameServer(config: Config): boolean {
+/** Whether every shard and the views database are on one server: its CPU is then theirs together. */
+export function sameServer(config: Config): boolean {
   const hostOf = (url: string) => new URL(url).host;
   return new Set([...config.TALLY_PG_SHARDS, config.TALLY_PG_VIEWS].map(hostOf)).size === 1;
 }

@@ -2,9 +2,10 @@
 // issue's targets, and the Markdown report (docs/bench/latest.md). Pure: unit tested.
 import type { CeilingResult, NaiveResult } from "./baseline.ts";
 import type { Durability } from "./durability.ts";
+import type { LimitResult } from "./limit.ts";
 import type { LatencyResult, UserTransferResult } from "./live.ts";
 import type { Expected } from "./loads.ts";
-import type { PeerCase } from "./peer-case.ts";
+import { bestOfShape, type PeerCase } from "./peer-case.ts";
 import type { PipelineResult } from "./pipeline.ts";
 import { isFlat, mebibytes, ratioOf } from "./stats.ts";
 
@@ -31,6 +32,8 @@ export type BenchResults = {
   settings: Record<string, number | string | boolean>;
   cases: {
     ceiling: Repeated<CeilingResult>;
+    /** Tally's own writes alone (limit.ts); absent from runs before it existed */
+    limit?: Repeated<LimitResult>;
     naive: Repeated<NaiveResult>;
     tally: Repeated<TallyCase>;
     replay: Repeated<TallyCase>;
@@ -47,43 +50,84 @@ export type BenchResults = {
 
 export type Ratios = {
   tallyOverCeiling: number | null;
+  /** Tally end to end over its own writes alone: what the rest of the design costs */
+  tallyOverLimit: number | null;
   tallyOverNaive: number | null;
   replayOverFresh: number | null;
   hotOverUniform: number | null;
   /** the appliers' own rate (without process start and projection) over the ceiling */
   applyOverCeiling: number | null;
+  /** the appliers' own rate over the same writes without Kafka, decoding and rules */
+  applyOverLimit: number | null;
   /** Tally over the COPY alone (rows already encoded): the stricter yardstick */
   tallyOverCopyOnly: number | null;
-  /** Tally end to end over the tuned peer from connector start (its worker already running) */
+  /** Tally end to end over the peer at its best (fastest shape and tuning), from connector start */
   tallyOverPeer: number | null;
-  /** Tally apply-only over the peer's steady state (first row to last row): the write phases alone */
+  /** Tally apply-only over that best peer's steady state (first row to last row): the writes alone */
   applyOverPeerSteady: number | null;
+  /** the same two against the peer's best tuning into Tally's ledger shape */
+  tallyOverPeerLedger: number | null;
+  applyOverPeerLedgerSteady: number | null;
+  /** and against its best into a plain table keyed by transfer_id, upserted */
+  tallyOverPeerKeyed: number | null;
+  applyOverPeerKeyedSteady: number | null;
 };
 
 /** The issue's targets (part 4), each checked by `met`. */
 export const targets = {
   tallyOverCeiling: { text: "≥ 0.5", met: (v: number) => v >= 0.5 },
+  tallyOverLimit: { text: "(for reference)", met: (_: number) => true },
   tallyOverNaive: { text: "≥ 50", met: (v: number) => v >= 50 },
   replayOverFresh: { text: "≥ 0.8", met: (v: number) => v >= 0.8 },
   hotOverUniform: { text: "≥ 0.9", met: (v: number) => v >= 0.9 },
   applyOverCeiling: { text: "(for reference)", met: (_: number) => true },
+  applyOverLimit: { text: "(for reference)", met: (_: number) => true },
   tallyOverCopyOnly: { text: "(for reference)", met: (_: number) => true },
   tallyOverPeer: { text: "≥ 1.0", met: (v: number) => v >= 1 },
   applyOverPeerSteady: { text: "(for reference)", met: (_: number) => true },
+  tallyOverPeerLedger: { text: "(for reference)", met: (_: number) => true },
+  applyOverPeerLedgerSteady: { text: "(for reference)", met: (_: number) => true },
+  tallyOverPeerKeyed: { text: "(for reference)", met: (_: number) => true },
+  applyOverPeerKeyedSteady: { text: "(for reference)", met: (_: number) => true },
 } as const;
-const referenceOnly = new Set<keyof Ratios>(["applyOverCeiling", "tallyOverCopyOnly", "applyOverPeerSteady"]);
+const referenceOnly = new Set<keyof Ratios>([
+  "tallyOverLimit",
+  "applyOverCeiling",
+  "applyOverLimit",
+  "tallyOverCopyOnly",
+  "applyOverPeerSteady",
+  "tallyOverPeerLedger",
+  "applyOverPeerLedgerSteady",
+  "tallyOverPeerKeyed",
+  "applyOverPeerKeyedSteady",
+]);
 
 export function ratiosOf(cases: BenchResults["cases"]): Ratios {
-  const { ceiling, naive, tally, replay, hotWallet, peer } = cases;
+  const { ceiling, limit, naive, tally, replay, hotWallet, peer } = cases;
   return {
     tallyOverCeiling: ratioOf(tally.eventsPerSecond, ceiling.eventsPerSecond),
+    tallyOverLimit: ratioOf(tally.eventsPerSecond, limit?.eventsPerSecond),
     tallyOverNaive: ratioOf(tally.eventsPerSecond, naive.eventsPerSecond),
     replayOverFresh: ratioOf(replay.eventsPerSecond, tally.eventsPerSecond),
     hotOverUniform: ratioOf(hotWallet.eventsPerSecond, tally.eventsPerSecond),
     applyOverCeiling: ratioOf(tally.applyEventsPerSecond, ceiling.eventsPerSecond),
+    applyOverLimit: ratioOf(tally.applyEventsPerSecond, limit?.eventsPerSecond),
     tallyOverCopyOnly: ratioOf(tally.eventsPerSecond, ceiling.copyOnlyEventsPerSecond),
     tallyOverPeer: ratioOf(tally.eventsPerSecond, peer?.eventsPerSecond),
     applyOverPeerSteady: ratioOf(tally.applyEventsPerSecond, peer?.steadyEventsPerSecond),
+    ...peerShapeRatios(tally, peer),
+  };
+}
+
+/** Tally over the best run of each table shape, from connector start and steady. */
+function peerShapeRatios(tally: TallyCase, peer: PeerCase | undefined) {
+  const ledger = peer && bestOfShape(peer.tried, "ledger")?.medianRun;
+  const keyed = peer && bestOfShape(peer.tried, "keyed-upsert")?.medianRun;
+  return {
+    tallyOverPeerLedger: ratioOf(tally.eventsPerSecond, ledger?.eventsPerSecond),
+    applyOverPeerLedgerSteady: ratioOf(tally.applyEventsPerSecond, ledger?.steadyEventsPerSecond),
+    tallyOverPeerKeyed: ratioOf(tally.eventsPerSecond, keyed?.eventsPerSecond),
+    applyOverPeerKeyedSteady: ratioOf(tally.applyEventsPerSecond, keyed?.steadyEventsPerSecond),
   };
 }
 
@@ -95,13 +139,19 @@ export function memoryFlatOf(scaling: readonly ScalingPoint[]): boolean {
 
 const ratioLabels: Record<keyof Ratios, string> = {
   tallyOverCeiling: "Tally ÷ ceiling",
+  tallyOverLimit: "Tally ÷ limit (its own writes alone)",
   tallyOverNaive: "Tally ÷ naive",
   replayOverFresh: "replay ÷ fresh",
   hotOverUniform: "hot wallet ÷ uniform",
   applyOverCeiling: "Tally apply-only ÷ ceiling",
+  applyOverLimit: "Tally apply-only ÷ limit",
   tallyOverCopyOnly: "Tally ÷ COPY alone (rows pre-encoded)",
-  tallyOverPeer: "Tally ÷ peer (Connect + JDBC sink, from connector start)",
-  applyOverPeerSteady: "Tally apply-only ÷ peer steady state",
+  tallyOverPeer: "Tally ÷ peer at its best (Connect + JDBC sink, from connector start)",
+  applyOverPeerSteady: "Tally apply-only ÷ peer at its best, steady state",
+  tallyOverPeerLedger: "Tally ÷ peer into the ledger's shape, from connector start",
+  applyOverPeerLedgerSteady: "Tally apply-only ÷ peer into the ledger's shape, steady state",
+  tallyOverPeerKeyed: "Tally ÷ peer into a keyed table (upsert), from connector start",
+  applyOverPeerKeyedSteady: "Tally apply-only ÷ peer into a keyed table (upsert), steady state",
 };
 
 /** A ratio as the report prints it: two decimals below 10, whole above. */
@@ -134,8 +184,23 @@ export function runsNote(runs: readonly number[] | undefined): string {
   return runs && runs.length > 1 ? `; runs ${runs.map(thousands).join(" / ")}` : "";
 }
 
+/** The limit's row: its rate over all the load's records (Tally's basis), its CPU per event. */
+export function limitRow(limit: Repeated<LimitResult>): string[] {
+  const micros = (role: string) => perEventMicros(limit.cpuSeconds[role] ?? 0, limit.events);
+  const cpu = `CPU µs/event: this script ${micros("limit")}, PostgreSQL ${limit.cpuSeconds.postgres === undefined ? "?" : micros("postgres")}`;
+  return [
+    "limit: Tally's own writes alone (no Kafka, Avro, rules)",
+    thousands(limit.events),
+    seconds(limit.elapsedMs),
+    thousands(limit.eventsPerSecond),
+    `${thousands(limit.chunks)} chunks of ≤ ${thousands(limit.chunkEventsMax)} records, ${limit.writers} writers; ` +
+      `${thousands(limit.rows.transfers ?? 0)} ledger rows${limit.rowsMatch ? "" : " (NOT as planned)"}; ` +
+      `${cpu}${runsNote(limit.runsEventsPerSecond)}`,
+  ];
+}
+
 function caseRows(r: BenchResults): string[][] {
-  const { ceiling, naive, tally, replay, hotWallet } = r.cases;
+  const { ceiling, limit, naive, tally, replay, hotWallet } = r.cases;
   const pipeline = (name: string, c: Repeated<TallyCase>) => [
     name,
     thousands(c.events),
@@ -153,6 +218,7 @@ function caseRows(r: BenchResults): string[][] {
       `rows/s: encoding ${seconds(ceiling.encodeMs)} s + COPY ${seconds(ceiling.copyMs)} s ` +
         `(COPY alone ${thousands(ceiling.copyOnlyEventsPerSecond)} rows/s)${runsNote(ceiling.runsEventsPerSecond)}`,
     ],
+    ...(limit ? [limitRow(limit)] : []),
     [
       "naive: one transaction per event",
       thousands(naive.events),
