@@ -9,7 +9,7 @@ import { createPool } from "../../services/common/pg.ts";
 import { createLoad, type LoadOptions } from "../load/load.ts";
 import { type Cleanup, checkpoint, runCeiling, runNaive } from "./baseline.ts";
 import { renderChartSvg } from "./chart.ts";
-import { runLimit } from "./limit.ts";
+import { type LimitResult, runLimit } from "./limit.ts";
 import { runLatency, runUserTransfers } from "./live.ts";
 import { benchLoad, benchRates, type Expected } from "./loads.ts";
 import { peerMarkdown, withPeerFile } from "./peer-results.ts";
@@ -220,16 +220,6 @@ async function runBaselines({ base, options, step, cleanup }: Run, load: LoadOpt
     );
     return c;
   });
-  const limit = await repeated(options.repeat, async (label) => {
-    const l = await step(`limit: Tally's writes alone, ${options.events} events${label}`, () =>
-      runLimit(base, load, cleanup, options.log),
-    );
-    options.log(
-      `bench:   ${l.events} events in ${l.chunks} chunks by ${l.writers} writers: ${l.elapsedMs} ms, ` +
-        `${l.eventsPerSecond} events/s; rows ${l.rowsMatch ? "as planned" : "NOT as planned"}`,
-    );
-    return l;
-  });
   const naive = await repeated(options.repeat, async (label) => {
     const n = await step(`naive: one transaction per event, ${options.naiveEvents} events${label}`, () =>
       runNaive(base, load, options.naiveEvents, cleanup),
@@ -237,16 +227,20 @@ async function runBaselines({ base, options, step, cleanup }: Run, load: LoadOpt
     options.log(`bench:   ${n.events} events in ${n.elapsedMs} ms: ${n.eventsPerSecond} events/s`);
     return n;
   });
-  return { ceiling, limit, naive };
+  return { ceiling, naive };
 }
 
-/** Fresh, replay (same stack) and hot wallet (its own), `repeat` times interleaved; medians of each. */
+/**
+ * Fresh, replay (same stack), hot wallet (its own) and the limit, `repeat` times interleaved, so
+ * that Tally and the limit it is divided by see the same spread of noise; medians of each.
+ */
 async function runPipelines(run: Run, load: LoadOptions) {
   const { options, step, nowMs } = run;
   const hotLoad = benchLoad(options.events, options.seed, nowMs, options.hotWalletShare);
   const fresh: TallyCase[] = [];
   const replays: TallyCase[] = [];
   const hot: TallyCase[] = [];
+  const limits: LimitResult[] = [];
   for (let k = 1; k <= options.repeat; k++) {
     const label = options.repeat > 1 ? ` (run ${k} of ${options.repeat})` : "";
     await onStack(run, "tally", async (stack) => {
@@ -270,8 +264,18 @@ async function runPipelines(run: Run, load: LoadOptions) {
         onStack(run, "hot", (stack) => prefilledRun(stack, hotLoad, options)),
       ),
     );
+    limits.push(
+      await step(`limit: Tally's writes alone, ${options.events} events${label}`, () =>
+        runLimit(run.base, load, run.cleanup, options.log),
+      ),
+    );
   }
-  return { tally: medianOf(fresh), replay: medianOf(replays), hotWallet: medianOf(hot) };
+  return {
+    tally: medianOf(fresh),
+    replay: medianOf(replays),
+    hotWallet: medianOf(hot),
+    limit: medianOf(limits),
+  };
 }
 
 async function runLive(run: Run, tallyEventsPerSecond: number) {

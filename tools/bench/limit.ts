@@ -130,6 +130,10 @@ export async function runLimit(
     if (!rowsMatch)
       log(`bench:   WARNING rows ${JSON.stringify(rows)}, expected ${JSON.stringify(expectedRows)}`);
     const events = chunks.reduce((sum, c) => sum + Number(c.plan.nextOffset - c.expectedOffset), 0);
+    log(
+      `bench:   ${events} events in ${chunks.length} chunks by ${pools.length} writers: ${Math.round(elapsedMs)} ms, ` +
+        `${eventsPerSecondOf(events, elapsedMs)} events/s; rows ${rowsMatch ? "as planned" : "NOT as planned"}`,
+    );
     return {
       events,
       chunks: chunks.length,
