@@ -8,12 +8,14 @@ import type { Config } from "../../services/common/config.ts";
 import { createPool } from "../../services/common/pg.ts";
 import { createLoad, type LoadOptions } from "../load/load.ts";
 import { type Cleanup, checkpoint, runCeiling, runNaive } from "./baseline.ts";
+import { bundleLauncher } from "./bundle.ts";
 import { renderChartSvg } from "./chart.ts";
 import { type LimitResult, runLimit } from "./limit.ts";
 import { runLatency, runUserTransfers } from "./live.ts";
 import { benchLoad, benchRates, type Expected } from "./loads.ts";
 import { peerMarkdown, withPeerFile } from "./peer-results.ts";
 import { runUntilCaughtUp } from "./pipeline.ts";
+import { useLauncher } from "./processes.ts";
 import { produceChunks } from "./produce.ts";
 import {
   type BenchResults,
@@ -353,6 +355,9 @@ export async function runBench(base: Config, options: BenchOptions): Promise<Ben
   };
   const load = benchLoad(options.events, options.seed, run.nowMs);
   const durability = await checkDurability(base, options);
+  // Every case runs the artifact the image runs (bundle.ts says why), built before anything is timed.
+  useLauncher(bundleLauncher());
+  options.log("bench: Tally's processes run the bundle of infra/images/bundle.mjs (.local/bench-bundle)");
   let cases: BenchResults["cases"];
   try {
     const baselines = await runBaselines(run, load);

@@ -5,9 +5,16 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import type { ApplierSummary } from "../../services/applier/applier.ts";
 import { assert } from "../../services/common/assert.ts";
+import { sourceLauncher, type TallyLauncher } from "./bundle.ts";
 import { cpuSecondsOf } from "./cpu.ts";
 
-const binTally = new URL("../../bin/tally", import.meta.url).pathname;
+/** bin/tally until a run chooses otherwise (runBench starts the bundle: bundle.ts says why). */
+let launcher: TallyLauncher = sourceLauncher();
+
+/** How every later startTally starts its process. */
+export function useLauncher(chosen: TallyLauncher): void {
+  launcher = chosen;
+}
 const rssPollMs = 200;
 const stderrTailLines = 20;
 const batchPhases = ["decode_ms", "validate_ms", "write_ms", "commit_ms"] as const;
@@ -102,8 +109,8 @@ export function emptyReport(role: string, pid: number): ChildReport {
 
 /** Starts `bin/tally <args>` with the stack's settings and info-level JSON logs on stderr. */
 export function startTally(role: string, args: string[], env: Record<string, string>): Child {
-  const child = spawn(binTally, args, {
-    env: { ...process.env, ...env, TALLY_LOG_LEVEL: "info", TALLY_METRICS_PORT: "0" },
+  const child = spawn(launcher.command, [...launcher.prefixArgs, ...args], {
+    env: { ...process.env, ...launcher.env, ...env, TALLY_LOG_LEVEL: "info", TALLY_METRICS_PORT: "0" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   assert(child.pid !== undefined, `${role} started`);
