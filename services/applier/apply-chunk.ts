@@ -81,7 +81,9 @@ export async function applyChunk(
   const records: DecodedRecord[] = raw.map((r) => ({ ...r, decoded: decoder.decode(r.value) }));
   const decodedMs = performance.now();
 
-  const tokenIds = records.flatMap((r) => (r.decoded.ok ? [r.decoded.event.token_id] : []));
+  // A loop, not flatMap: flatMap's callback made an array per record.
+  const tokenIds: string[] = [];
+  for (const r of records) if (r.decoded.ok) tokenIds.push(r.decoded.event.token_id);
   await loadTokens(shard.pool, state, ref.partition, state.missing(tokenIds));
   let appliedIds = new Set<string>();
   let archivedDays: ReadonlySet<number> = new Set();
