@@ -64,6 +64,21 @@ export type PlanRouting = {
   archivedDays: ReadonlySet<number>;
 };
 
+/** A plan with nothing in it yet, ending at `nextOffset`: what planChunk (and the bench's limit) fill. */
+export function emptyChunkPlan(nextOffset: bigint): ChunkPlan {
+  return {
+    ledger: [],
+    rejections: [],
+    duplicates: 0,
+    tokenChanges: new Map(),
+    balanceDeltas: new Map(),
+    supplyDeltas: new Map(),
+    days: new Set(),
+    duplicateCandidates: [],
+    nextOffset,
+  };
+}
+
 /**
  * `stateOf` must answer for every token of the chunk as it stood before the chunk (undefined: never
  * minted). `appliedIds` holds the chunk's transfer ids known to be applied already (lower-cased).
@@ -77,17 +92,7 @@ export function planChunk(
   routing?: PlanRouting,
 ): ChunkPlan {
   assert(records.length > 0, "a chunk has records");
-  const plan: ChunkPlan = {
-    ledger: [],
-    rejections: [],
-    duplicates: 0,
-    tokenChanges: new Map(),
-    balanceDeltas: new Map(),
-    supplyDeltas: new Map(),
-    days: new Set(),
-    duplicateCandidates: [],
-    nextOffset: records[records.length - 1]!.offset + 1n,
-  };
+  const plan = emptyChunkPlan(records[records.length - 1]!.offset + 1n);
   const seenIds = new Set<string>(); // applied earlier in this chunk
   let previousOffset = -1n;
   for (const record of records) {

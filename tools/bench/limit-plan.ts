@@ -3,7 +3,7 @@
 // the applier's size, each turned into the ChunkPlan the applier would write for it. Which records
 // are applied, duplicates or double spends comes from the generator, not from rules. Pure: unit tested.
 
-import type { ChunkPlan } from "../../services/applier/plan.ts";
+import { type ChunkPlan, emptyChunkPlan } from "../../services/applier/plan.ts";
 import type { TransferEvent } from "../../services/common/event.ts";
 import { partitionOfKey } from "../../services/common/partitioner.ts";
 import { shardOf } from "../../services/common/shards.ts";
@@ -27,20 +27,6 @@ export function* loadRecords(load: LoadOptions): Generator<LoadRecord> {
     duplicates = outcome.duplicates;
     yield { event, kind };
   }
-}
-
-function emptyPlan(nextOffset: bigint): ChunkPlan {
-  return {
-    ledger: [],
-    rejections: [],
-    duplicates: 0,
-    tokenChanges: new Map(),
-    balanceDeltas: new Map(),
-    supplyDeltas: new Map(),
-    days: new Set(),
-    duplicateCandidates: [],
-    nextOffset,
-  };
 }
 
 /** An applied event's rows: its ledger row, its token's state (collapsed per chunk), its deltas. */
@@ -98,7 +84,7 @@ export function limitChunksOf(
     let current = open[partition];
     if (current === undefined || current.records === chunkEventsMax) {
       const expectedOffset = current?.chunk.plan.nextOffset ?? 0n;
-      current = { chunk: { partition, expectedOffset, plan: emptyPlan(expectedOffset) }, records: 0 };
+      current = { chunk: { partition, expectedOffset, plan: emptyChunkPlan(expectedOffset) }, records: 0 };
       open[partition] = current;
       perPartition[partition]!.push(current.chunk);
     }
