@@ -2,6 +2,7 @@
 // offsets compare-and-set first (the fence), then ledger and ids by COPY, token states, rejections,
 // balance deltas for the projector, and a NOTIFY. Everything or nothing.
 import type { Client, Pool } from "../common/pg.ts";
+import { encodeDeltaChunk } from "../storage/delta-chunks.ts";
 import { copyBinaryInto, copyBytea, copyField, copyInto, copyLine } from "./copy.ts";
 import { BinaryCopyWriter } from "./copy-binary.ts";
 import type { ChunkPlan, LedgerRow } from "./plan.ts";
@@ -230,34 +231,13 @@ async function copyRejections(client: Client, ref: PartitionRef, plan: ChunkPlan
   await copyInto(client, "rejected_transfers", rejectionColumns, rows);
 }
 
+/** The chunk's balance deltas as one row (storage/delta-chunks.ts); none when it moves no balance. */
 async function insertBalanceDeltas(client: Client, ref: PartitionRef, plan: ChunkPlan): Promise<void> {
-  const wallets: (string | null)[] = [];
-  const assets: string[] = [];
-  const deltas: string[] = [];
-  const minted: string[] = [];
-  const burned: string[] = [];
-  for (const [asset, perWallet] of plan.balanceDeltas) {
-    for (const [wallet, delta] of perWallet) {
-      if (delta === 0n) continue;
-      wallets.push(wallet);
-      assets.push(asset);
-      deltas.push(delta.toString());
-      minted.push("0");
-      burned.push("0");
-    }
-  }
-  for (const [asset, supply] of plan.supplyDeltas) {
-    wallets.push(null);
-    assets.push(asset);
-    deltas.push("0");
-    minted.push(supply.minted.toString());
-    burned.push(supply.burned.toString());
-  }
-  if (wallets.length === 0) return;
+  const chunk = encodeDeltaChunk(plan.balanceDeltas, plan.supplyDeltas);
+  if (chunk.entryCount === 0) return;
   await client.query(
-    `INSERT INTO balance_deltas (topic, kafka_partition, end_offset, wallet, asset, delta, minted, burned)
-     SELECT $1, $2, $3, u.wallet, u.asset, u.delta, u.minted, u.burned
-       FROM unnest($4::text[], $5::text[], $6::numeric[], $7::numeric[], $8::numeric[]) AS u(wallet, asset, delta, minted, burned)`,
-    [ref.topic, ref.partition, plan.nextOffset.toString(), wallets, assets, deltas, minted, burned],
+    `INSERT INTO balance_delta_chunks (topic, kafka_partition, end_offset, entry_count, entries)
+     VALUES ($1, $2, $3, $4, $5)`,
+    [ref.topic, ref.partition, plan.nextOffset.toString(), chunk.entryCount, chunk.entries],
   );
 }

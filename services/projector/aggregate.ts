@@ -1,6 +1,8 @@
-// The pure part of the projection: which delta rows a round takes, and what they add up to.
-// No I/O here, so the arithmetic and the batch bound are tested on their own.
+// The pure part of the projection: which pending deltas a round takes (legacy `balance_deltas`
+// rows and `balance_delta_chunks` rows of a partition, merged in end_offset order), and what they
+// add up to. No I/O here, so the arithmetic and the bound are tested on their own.
 import { assert } from "../common/assert.ts";
+import { decodeDeltaChunk } from "../storage/delta-chunks.ts";
 
 /** One `balance_deltas` row, numbers exact: offsets and amounts as bigint, never JS numbers. */
 export type DeltaRow = {
@@ -22,32 +24,114 @@ export type Projection = {
   balances: BalanceChange[];
   /** sorted by asset, for the same reason */
   supply: SupplyChange[];
+  /** delta entries summed: a legacy row is one, a chunk row holds entry_count */
   rows: number;
 };
 
 /**
- * The rows of one partition that a round takes, given up to `limit + 1` pending rows ordered by
- * end_offset. A batch (rows sharing an end_offset) is taken whole or not at all: a checkpoint
- * between two rows of one batch would count the first half twice after a restart.
+ * A pending `balance_delta_chunks` row: one committed chunk, indivisible. `entries` is null when
+ * the read left it out (it lay past what the round can take, see shard-read.ts); a taken chunk
+ * always has it.
+ */
+export type ChunkRow = { partition: number; endOffset: bigint; entryCount: number; entries: string | null };
+
+/**
+ * What a round takes of one partition. A batch (the legacy rows sharing an end_offset, or one
+ * chunk row) is taken whole or not at all: a checkpoint inside a batch would count its first half
+ * twice after a restart. "all": everything pending, so the checkpoint may move to the applier's
+ * offset; "prefix": up to `lastEndOffset`; "oversized": the first pending batch is a legacy batch
+ * larger than the bound, not read whole yet.
  */
 export type Take =
-  | { kind: "all"; rows: DeltaRow[] }
-  | { kind: "prefix"; rows: DeltaRow[]; lastEndOffset: bigint }
+  | { kind: "all"; rows: DeltaRow[]; chunks: ChunkRow[] }
+  | { kind: "prefix"; rows: DeltaRow[]; chunks: ChunkRow[]; lastEndOffset: bigint }
   | { kind: "oversized"; endOffset: bigint };
 
-export function takeWholeBatches(rows: DeltaRow[], limit: number): Take {
-  assert(Number.isInteger(limit) && limit >= 1, `the per-partition bound ${limit} is at least 1`);
-  for (let i = 1; i < rows.length; i++) {
-    assert(rows[i - 1]!.endOffset <= rows[i]!.endOffset, "pending deltas come ordered by end_offset");
-    assert(rows[i - 1]!.partition === rows[i]!.partition, "pending deltas come one partition at a time");
+function assertOrdered(items: { partition: number; endOffset: bigint }[], what: string): void {
+  for (let i = 1; i < items.length; i++) {
+    assert(items[i - 1]!.endOffset <= items[i]!.endOffset, `pending ${what} come ordered by end_offset`);
+    assert(items[i - 1]!.partition === items[i]!.partition, `pending ${what} come one partition at a time`);
   }
-  // At most `limit` rows came back: nothing more is pending, every batch is complete.
-  if (rows.length <= limit) return { kind: "all", rows };
-  // The row past the bound belongs to a batch that may continue beyond what was read: drop it whole.
-  const cut = rows[limit]!.endOffset;
-  const taken = rows.slice(0, limit).filter((row) => row.endOffset < cut);
-  if (taken.length === 0) return { kind: "oversized", endOffset: cut };
-  return { kind: "prefix", rows: taken, lastEndOffset: taken[taken.length - 1]!.endOffset };
+}
+
+type Batch = { endOffset: bigint; entries: number; rows: DeltaRow[]; chunk: ChunkRow | null };
+
+/**
+ * Legacy batches and chunks of one partition in end_offset order, as far as both reads are known
+ * complete: below the first row each read left unread (`limit + 1` came back: the last may be the
+ * start of a batch or a run of chunks that goes on past the read).
+ */
+function mergeKnown(rows: DeltaRow[], chunks: ChunkRow[], limit: number): Batch[] {
+  const rowsHorizon = rows.length > limit ? rows[limit]!.endOffset : null;
+  const chunksHorizon = chunks.length > limit ? chunks[limit]!.endOffset : null;
+  const horizon =
+    rowsHorizon === null
+      ? chunksHorizon
+      : chunksHorizon === null || rowsHorizon < chunksHorizon
+        ? rowsHorizon
+        : chunksHorizon;
+  const known = (endOffset: bigint) => horizon === null || endOffset < horizon;
+  const batches: Batch[] = [];
+  for (const row of rows) {
+    if (!known(row.endOffset)) break;
+    const last = batches[batches.length - 1];
+    if (last?.endOffset === row.endOffset) {
+      last.rows.push(row);
+      last.entries++;
+    } else batches.push({ endOffset: row.endOffset, entries: 1, rows: [row], chunk: null });
+  }
+  for (const chunk of chunks) {
+    if (!known(chunk.endOffset)) break;
+    batches.push({ endOffset: chunk.endOffset, entries: chunk.entryCount, rows: [], chunk });
+  }
+  batches.sort((a, b) => (a.endOffset < b.endOffset ? -1 : a.endOffset > b.endOffset ? 1 : 0));
+  for (let i = 1; i < batches.length; i++) {
+    // The applier's offsets compare-and-set lets one writer commit a range, in one of the two forms.
+    assert(
+      batches[i - 1]!.endOffset < batches[i]!.endOffset,
+      `end_offset ${batches[i]!.endOffset} is one batch`,
+    );
+  }
+  return batches;
+}
+
+/**
+ * The batches of one partition a round takes, given up to `limit + 1` pending legacy rows and up
+ * to `limit + 1` pending chunks, each ordered by end_offset: whole batches in end_offset order
+ * while their entries add up to at most `limit`; a first batch above the bound alone. Nothing
+ * past a batch not taken is ever taken, so the checkpoint never passes anything unread.
+ */
+export function takePending(rows: DeltaRow[], chunks: ChunkRow[], limit: number): Take {
+  assert(Number.isInteger(limit) && limit >= 1, `the per-partition bound ${limit} is at least 1`);
+  assertOrdered(rows, "deltas");
+  assertOrdered(chunks, "chunks");
+  const batches = mergeKnown(rows, chunks, limit);
+  const taken: Batch[] = [];
+  let entries = 0;
+  for (const batch of batches) {
+    if (taken.length > 0 && entries + batch.entries > limit) break;
+    taken.push(batch);
+    entries += batch.entries;
+  }
+  const pending = rows.length + chunks.length;
+  if (taken.length === 0 && pending > 0) {
+    // Only a legacy batch can be unknown yet first: every chunk read is whole.
+    assert(
+      rows.length > limit && rows[0]!.endOffset === rows[limit]!.endOffset,
+      "an oversized first batch is a legacy one, read in part",
+    );
+    return { kind: "oversized", endOffset: rows[0]!.endOffset };
+  }
+  const takenRows = taken.flatMap((batch) => batch.rows);
+  const takenChunks = taken.flatMap((batch) => (batch.chunk === null ? [] : [batch.chunk]));
+  if (takenRows.length === rows.length && takenChunks.length === chunks.length)
+    return { kind: "all", rows: takenRows, chunks: takenChunks };
+  return {
+    kind: "prefix",
+    rows: takenRows,
+    chunks: takenChunks,
+    lastEndOffset: taken[taken.length - 1]!.endOffset,
+  };
 }
 
 /** Rows read per partition in one round, so that a shard's round stays within `deltasMax`. */
@@ -56,41 +140,67 @@ export function perPartitionLimit(deltasMax: number, partitionCount: number): nu
   return Math.max(1, Math.floor(deltasMax / partitionCount));
 }
 
-const keyOf = (wallet: string, asset: string) => JSON.stringify([wallet, asset]);
-
 const compareText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
+/** Sums per (wallet, asset) and per asset; nested maps, so no composite key can collide. */
+class Sums {
+  private readonly balances = new Map<string, Map<string, bigint>>();
+  private readonly supply = new Map<string, SupplyChange>();
+  entries = 0;
+
+  addBalance(wallet: string, asset: string, delta: bigint): void {
+    let perAsset = this.balances.get(wallet);
+    if (perAsset === undefined) {
+      perAsset = new Map();
+      this.balances.set(wallet, perAsset);
+    }
+    perAsset.set(asset, (perAsset.get(asset) ?? 0n) + delta);
+    this.entries++;
+  }
+
+  addSupply(asset: string, minted: bigint, burned: bigint): void {
+    const sum = this.supply.get(asset) ?? { asset, minted: 0n, burned: 0n };
+    sum.minted += minted;
+    sum.burned += burned;
+    this.supply.set(asset, sum);
+    this.entries++;
+  }
+
+  /** A (wallet, asset) whose sum is zero is left out: the views hold no zero balance (views-write.ts). */
+  projection(): Projection {
+    const balances: BalanceChange[] = [];
+    for (const [wallet, perAsset] of this.balances)
+      for (const [asset, delta] of perAsset) if (delta !== 0n) balances.push({ wallet, asset, delta });
+    return {
+      balances: balances.sort((a, b) => compareText(a.wallet, b.wallet) || compareText(a.asset, b.asset)),
+      supply: [...this.supply.values()].sort((a, b) => compareText(a.asset, b.asset)),
+      rows: this.entries,
+    };
+  }
+}
+
 /**
- * Sums delta rows per (wallet, asset) and per asset. A (wallet, asset) whose sum is zero is left
- * out: it changes nothing, and the views hold no zero balance (see views-write.ts, addBalances).
+ * Sums legacy delta rows and chunk entries per (wallet, asset) and per asset, exactly. `rows` of
+ * the result counts entries: a legacy row is one, a chunk row holds `entry_count`.
  */
-export function aggregateDeltas(rows: Iterable<DeltaRow>): Projection {
-  const balances = new Map<string, BalanceChange>();
-  const supply = new Map<string, SupplyChange>();
-  let count = 0;
+export function aggregateDeltas(rows: Iterable<DeltaRow>, chunks: Iterable<ChunkRow> = []): Projection {
+  const sums = new Sums();
   for (const row of rows) {
-    count++;
     if (row.wallet === null) {
       assert(row.delta === 0n, `the asset row of ${row.asset} carries no wallet delta`);
-      const sum = supply.get(row.asset) ?? { asset: row.asset, minted: 0n, burned: 0n };
-      sum.minted += row.minted;
-      sum.burned += row.burned;
-      supply.set(row.asset, sum);
+      sums.addSupply(row.asset, row.minted, row.burned);
     } else {
       assert(row.minted === 0n && row.burned === 0n, `the wallet row of ${row.wallet} carries no supply`);
-      const key = keyOf(row.wallet, row.asset);
-      const sum = balances.get(key) ?? { wallet: row.wallet, asset: row.asset, delta: 0n };
-      sum.delta += row.delta;
-      balances.set(key, sum);
+      sums.addBalance(row.wallet, row.asset, row.delta);
     }
   }
-  return {
-    balances: [...balances.values()]
-      .filter((change) => change.delta !== 0n)
-      .sort((a, b) => compareText(a.wallet, b.wallet) || compareText(a.asset, b.asset)),
-    supply: [...supply.values()].sort((a, b) => compareText(a.asset, b.asset)),
-    rows: count,
-  };
+  for (const chunk of chunks) {
+    assert(chunk.entries !== null, `chunk ${chunk.partition}/${chunk.endOffset} is taken with its entries`);
+    const { balances, supply } = decodeDeltaChunk(chunk.entries, chunk.entryCount);
+    for (const b of balances) sums.addBalance(b.wallet, b.asset, b.delta);
+    for (const s of supply) sums.addSupply(s.asset, s.minted, s.burned);
+  }
+  return sums.projection();
 }
 
 /** Pending rows of one partition as read from a shard, and the applier's offset in the same snapshot. */
@@ -112,13 +222,16 @@ export function checkpointAfter(read: PartitionRead): bigint {
   assert(take.kind !== "oversized", `partition ${read.partition}: an oversized batch is read whole first`);
   if (take.kind === "prefix") return take.lastEndOffset;
   if (appliedUpTo === null) {
-    assert(take.rows.length === 0, `partition ${read.partition}: deltas without an applier offset`);
+    assert(
+      take.rows.length === 0 && take.chunks.length === 0,
+      `partition ${read.partition}: deltas without an applier offset`,
+    );
     return checkpoint;
   }
-  for (const row of take.rows) {
+  for (const { endOffset } of [...take.rows, ...take.chunks]) {
     assert(
-      row.endOffset > checkpoint && row.endOffset <= appliedUpTo,
-      `partition ${read.partition}: delta end_offset ${row.endOffset} within (${checkpoint}, ${appliedUpTo}]`,
+      endOffset > checkpoint && endOffset <= appliedUpTo,
+      `partition ${read.partition}: delta end_offset ${endOffset} within (${checkpoint}, ${appliedUpTo}]`,
     );
   }
   // A checkpoint past the ledger means the views came from another ledger: only a rebuild fixes that.

@@ -1,6 +1,6 @@
 // The projector's public surface, for the demo, tally/testing and the tests. The commands
 // (commands.ts) are not part of it: the CLI imports them from there.
-export { aggregateDeltas, type DeltaRow, takeWholeBatches } from "./aggregate.ts";
+export { aggregateDeltas, type ChunkRow, type DeltaRow, takePending } from "./aggregate.ts";
 export { formatBalances, readBalances, type WalletBalance } from "./balances.ts";
 export {
   type ProjectorOptions,

@@ -25,7 +25,7 @@ export const projectorLag = new client.Gauge({
 });
 export const projectorRowsTotal = new client.Counter({
   name: "tally_projector_rows_total",
-  help: "Balance-delta rows projected into the views",
+  help: "Balance-delta entries projected into the views (a chunk row holds entry_count, a legacy row is one)",
   registers: [metricsRegistry],
 });
 export const projectorRoundsTotal = new client.Counter({

@@ -1,4 +1,5 @@
-// One round on one shard: checkpoints from the views, pending deltas from the shard, the sums,
+// One round on one shard: checkpoints from the views, pending deltas from the shard (chunk rows
+// and legacy rows), the sums,
 // and the views transaction. Idempotent as a whole, so a transient failure retries it from the top.
 import type { Config } from "../common/config.ts";
 import type { Pool } from "../common/pg.ts";
@@ -20,7 +21,7 @@ export type RoundProgress = {
 
 export type ShardRound = {
   shard: number;
-  /** delta rows projected (0 when nothing was pending or another projector won the race) */
+  /** delta entries projected, a legacy row counting one (0 when nothing was pending or another projector won the race) */
   rows: number;
   /** every pending row was taken: the shard's checkpoints equal the applier's offsets */
   level: boolean;
@@ -75,7 +76,11 @@ export async function projectShardOnce(context: ShardContext): Promise<ShardRoun
   if (moves.length === 0) return { ...result, rows: 0, conflict: false, checkpoints };
 
   const writeStartMs = performance.now();
-  const projection = aggregateDeltas(reads.flatMap((r) => (r.take.kind === "oversized" ? [] : r.take.rows)));
+  const takes = reads.flatMap((r) => (r.take.kind === "oversized" ? [] : [r.take]));
+  const projection = aggregateDeltas(
+    takes.flatMap((take) => take.rows),
+    takes.flatMap((take) => take.chunks),
+  );
   const outcome = await commitProjection(context.viewsPool, topic, moves, projection);
   const writeMs = performance.now() - writeStartMs;
   if (outcome === "conflict") {

@@ -77,8 +77,23 @@ export const shardDdl = [
   "ALTER TABLE applier_offsets ADD COLUMN IF NOT EXISTS topic_id text",
   // Records an operator chose to pass over (`tally offsets reset`), so consumed still adds up.
   "ALTER TABLE applier_offsets ADD COLUMN IF NOT EXISTS skipped_count bigint NOT NULL DEFAULT 0",
-  // One row per (wallet, asset) per batch, or per asset with wallet NULL for minted/burned.
-  // end_offset is the batch's next offset: per partition, batches commit in offset order.
+  // The projector's input: one row per committed chunk, its (wallet, asset, delta) and (asset,
+  // minted, burned) entries as text (storage/delta-chunks.ts). end_offset is the chunk's next
+  // offset: per partition, chunks commit in offset order. entry_count bounds a projector round.
+  // Rows live seconds (pruned once projected): no compression to pay for on every insert and read.
+  `CREATE TABLE IF NOT EXISTS balance_delta_chunks (
+     topic text NOT NULL,
+     kafka_partition int NOT NULL,
+     end_offset bigint NOT NULL,
+     entry_count int NOT NULL CHECK (entry_count > 0),
+     entries text NOT NULL,
+     PRIMARY KEY (topic, kafka_partition, end_offset)
+   )`,
+  "ALTER TABLE balance_delta_chunks ALTER COLUMN entries SET STORAGE EXTERNAL",
+  // Legacy (before balance_delta_chunks): one row per (wallet, asset) per batch, or per asset with
+  // wallet NULL for minted/burned. No longer written; kept because an upgraded deployment may still
+  // hold unprojected rows, or an applier of the previous version may still write them during a
+  // rolling upgrade. The projector reads and prunes both tables.
   `CREATE TABLE IF NOT EXISTS balance_deltas (
      topic text NOT NULL,
      kafka_partition int NOT NULL,

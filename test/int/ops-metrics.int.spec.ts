@@ -155,11 +155,11 @@ describe("metrics and health of apply and project", { timeout: 300_000 }, () => 
     );
     for (const value of Object.values(retries)) expect(value).toBeGreaterThanOrEqual(0);
 
-    // The projector starts once the ledger is complete: the balance-delta rows it must project are
-    // counted in the shards first (it prunes them once they are in the views).
-    const deltaRows = [
-      ...(await shardCounts(s, "SELECT 'all' k, count(*)::int n FROM balance_deltas")).values(),
-    ][0]!;
+    // The projector starts once the ledger is complete: the balance-delta entries it must project
+    // are counted in the shards first (it prunes them once they are in the views).
+    const entriesSql = `SELECT 'all' k, ((SELECT coalesce(sum(entry_count), 0) FROM balance_delta_chunks)
+                                         + (SELECT count(*) FROM balance_deltas))::int n`;
+    const deltaRows = [...(await shardCounts(s, entriesSql)).values()][0]!;
     expect(deltaRows).toBeGreaterThan(0);
     const projectPort = await freePort();
     const project = startProjector(s, [], { TALLY_METRICS_PORT: String(projectPort) });

@@ -4,6 +4,7 @@ import { runProjector } from "../../services/projector/projector.ts";
 import { rebuildViews } from "../../services/projector/rebuild.ts";
 import {
   createTestDatabases,
+  type DeltaForm,
   dropTestDatabases,
   LedgerModel,
   readViews,
@@ -16,10 +17,22 @@ import { waitUntil } from "../support/wait.ts";
 const logger = createLogger("silent", "test");
 const opened: TestDatabases[] = [];
 
-async function setUp(extra: Record<string, string> = {}, shardCount = 2) {
+async function setUp(extra: Record<string, string> = {}, shardCount = 2, form: DeltaForm = "chunks") {
   const dbs = await createTestDatabases(testEnv("p", shardCount, extra));
   opened.push(dbs);
-  return { dbs, model: new LedgerModel(dbs) };
+  return { dbs, model: new LedgerModel(dbs, form) };
+}
+
+/** Rows left in the shards' delta tables (both forms): none once the projector has pruned. */
+async function deltaRowsLeft(dbs: TestDatabases): Promise<number> {
+  let rows = 0;
+  for (const pool of dbs.shardPools) {
+    const left = await pool.query<{ n: number }>(
+      `SELECT (SELECT count(*) FROM balance_deltas)::int + (SELECT count(*) FROM balance_delta_chunks)::int AS n`,
+    );
+    rows += left.rows[0]!.n;
+  }
+  return rows;
 }
 
 afterEach(async () => {
@@ -29,9 +42,11 @@ afterEach(async () => {
 const offsetsOf = (model: LedgerModel, partitions = 4) =>
   Array.from({ length: partitions }, (_, p) => `${p}:${model.nextOffsets.get(p) ?? -1n}`).sort();
 
-describe("projector", () => {
+// Every case for the deltas the applier writes today (chunk rows), and again for the legacy rows
+// an applier before issue #13 wrote, which an upgraded projector must read all the same.
+describe.each<DeltaForm>(["chunks", "legacy"])("projector, deltas as %s", (form) => {
   it("given batches on every partition, when projected until caught up, then the views equal the balances computed in the test", async () => {
-    const { dbs, model } = await setUp();
+    const { dbs, model } = await setUp({}, 2, form);
     await writeWorkload(model, 4, 40, 1);
 
     const summary = await runProjector(dbs.config, { untilCaughtUp: true, logger });
@@ -45,7 +60,7 @@ describe("projector", () => {
   });
 
   it("given a projector stopped after its first round, when started again, then the views equal an uninterrupted run", async () => {
-    const { dbs, model } = await setUp({ TALLY_PROJECT_DELTAS_MAX: "100" });
+    const { dbs, model } = await setUp({ TALLY_PROJECT_DELTAS_MAX: "100" }, 2, form);
     await writeWorkload(model, 4, 120, 2);
     const stop = new AbortController();
 
@@ -67,7 +82,7 @@ describe("projector", () => {
   });
 
   it("given one batch larger than the round bound, when projected, then it is taken whole", async () => {
-    const { dbs, model } = await setUp({ TALLY_PROJECT_DELTAS_MAX: "100" });
+    const { dbs, model } = await setUp({ TALLY_PROJECT_DELTAS_MAX: "100" }, 2, form);
     const steps = Array.from({ length: 150 }, (_, i) => ({
       kind: "mint" as const,
       token: `big-${i}`,
@@ -84,7 +99,7 @@ describe("projector", () => {
   });
 
   it("given projected views, when rebuilt from the ledger, then the rows are identical", async () => {
-    const { dbs, model } = await setUp({}, 3);
+    const { dbs, model } = await setUp({}, 3, form);
     await writeWorkload(model, 4, 60, 3);
     await runProjector(dbs.config, { untilCaughtUp: true, logger });
     const incremental = await readViews(dbs);
@@ -97,7 +112,7 @@ describe("projector", () => {
   });
 
   it("given a rebuild in the middle, when the projector goes on, then it continues from the rebuilt checkpoints", async () => {
-    const { dbs, model } = await setUp();
+    const { dbs, model } = await setUp({}, 2, form);
     await writeWorkload(model, 4, 30, 4);
     await rebuildViews(dbs.config, { logger });
     await writeWorkload(model, 4, 30, 5);
@@ -110,7 +125,7 @@ describe("projector", () => {
   });
 
   it("given two projectors racing, when both run until caught up, then nothing is counted twice", async () => {
-    const { dbs, model } = await setUp({ TALLY_PROJECT_DELTAS_MAX: "100" });
+    const { dbs, model } = await setUp({ TALLY_PROJECT_DELTAS_MAX: "100" }, 2, form);
     await writeWorkload(model, 4, 150, 6);
 
     const [a, b] = await Promise.all([
@@ -119,7 +134,7 @@ describe("projector", () => {
     ]);
 
     expect(a.caughtUp && b.caughtUp).toBe(true);
-    expect(a.rowsProjected + b.rowsProjected).toBe(model.deltaRowsWritten);
+    expect(a.rowsProjected + b.rowsProjected).toBe(model.deltaEntriesWritten);
     const views = await readViews(dbs);
     expect(views.balances).toEqual(model.expectedBalances());
     expect(views.supply).toEqual(model.expectedSupply());
@@ -127,7 +142,7 @@ describe("projector", () => {
 
   it("given a running projector with a long poll, when a batch commits, then its NOTIFY wakes it before the poll would", async () => {
     const pollMs = 60_000; // the longest TALLY_PROJECT_POLL_MS allowed
-    const { dbs, model } = await setUp({ TALLY_PROJECT_POLL_MS: String(pollMs) });
+    const { dbs, model } = await setUp({ TALLY_PROJECT_POLL_MS: String(pollMs) }, 2, form);
     const stop = new AbortController();
     const rounds: { startMs: number; endMs: number; rows: number; level: boolean }[] = [];
     const running = runProjector(dbs.config, {
@@ -153,20 +168,60 @@ describe("projector", () => {
     expect(woke).toBeGreaterThanOrEqual(idleRounds);
     expect(rounds[woke - 1]!.level).toBe(true);
     expect(rounds[woke]!.startMs - rounds[woke - 1]!.endMs).toBeLessThan(pollMs);
-    expect(rounds[woke]!.rows).toBe(model.deltaRowsWritten);
+    expect(rounds[woke]!.rows).toBe(model.deltaEntriesWritten);
     stop.abort();
     expect((await running).reason).toBe("stopped");
   });
 
   it("given projected deltas, when the projector has run, then the shards no longer hold what the views cover", async () => {
-    const { dbs, model } = await setUp();
+    const { dbs, model } = await setUp({}, 2, form);
     await writeWorkload(model, 4, 20, 7);
 
     await runProjector(dbs.config, { untilCaughtUp: true, logger });
 
-    for (const pool of dbs.shardPools) {
-      const left = await pool.query("SELECT count(*)::int AS n FROM balance_deltas");
-      expect(left.rows[0].n).toBe(0);
-    }
+    expect(await deltaRowsLeft(dbs)).toBe(0);
+  });
+});
+
+describe("projector during an upgrade to balance_delta_chunks", () => {
+  it("given legacy rows and then chunk rows of the same partitions pending together, when projected in bounded rounds, then the views are exact", async () => {
+    const { dbs, model } = await setUp({ TALLY_PROJECT_DELTAS_MAX: "100" }, 2, "legacy");
+    await writeWorkload(model, 4, 120, 8);
+    model.deltaForm = "chunks";
+    await writeWorkload(model, 4, 120, 9);
+    const rounds: number[] = [];
+
+    const summary = await runProjector(dbs.config, {
+      untilCaughtUp: true,
+      logger,
+      onProgress: (p) => p.rows > 0 && rounds.push(p.rows),
+    });
+
+    expect(summary.caughtUp).toBe(true);
+    expect(summary.rowsProjected).toBe(model.deltaEntriesWritten);
+    expect(rounds.length).toBeGreaterThan(1);
+    const views = await readViews(dbs);
+    expect(views.balances).toEqual(model.expectedBalances());
+    expect(views.supply).toEqual(model.expectedSupply());
+    expect(views.checkpoints).toEqual(offsetsOf(model));
+  });
+
+  it("given old and new appliers taking turns on a partition, when two projectors race in bounded rounds, then nothing is counted twice or skipped", async () => {
+    const { dbs, model } = await setUp({ TALLY_PROJECT_DELTAS_MAX: "100" });
+    await writeWorkload(model, 4, 150, 10, ["chunks", "legacy"]);
+    const stop = new AbortController();
+    const running = runProjector(dbs.config, { signal: stop.signal, logger });
+    await writeWorkload(model, 4, 60, 11, ["legacy", "chunks"]);
+
+    const other = await runProjector(dbs.config, { untilCaughtUp: true, logger });
+    stop.abort();
+    const first = await running;
+
+    expect(other.caughtUp).toBe(true);
+    expect(first.rowsProjected + other.rowsProjected).toBe(model.deltaEntriesWritten);
+    const views = await readViews(dbs);
+    expect(views.balances).toEqual(model.expectedBalances());
+    expect(views.supply).toEqual(model.expectedSupply());
+    expect(views.checkpoints).toEqual(offsetsOf(model));
   });
 });

@@ -1,12 +1,15 @@
 // Test support for the projector and verify integration tests: per-test databases, and a ledger
 // model that writes batches the way the applier does (ledger rows, token state, rejections,
 // offsets compare-and-set, balance deltas, NOTIFY, in one shard transaction), while computing
-// the expected balances on its own, independently of any SQL.
+// the expected balances on its own, independently of any SQL. Balance deltas go either as one
+// balance_delta_chunks row per batch (the applier today) or as legacy balance_deltas rows (an
+// applier before issue #13, whose rows an upgraded projector must still read).
 import { randomUUID } from "node:crypto";
 import { type Config, loadConfig } from "../../services/common/config.ts";
 import { type Client, createPool, type Pool } from "../../services/common/pg.ts";
 import { shardOf } from "../../services/common/shards.ts";
 import { migrate } from "../../services/storage/migrate.ts";
+import { type DeltaForm, insertDeltas } from "./projector-deltas.ts";
 import { dropDatabases, testStack } from "./stack.ts";
 
 export type TestDatabases = { config: Config; env: NodeJS.ProcessEnv; shardPools: Pool[]; viewsPool: Pool };
@@ -66,7 +69,9 @@ type LedgerRow = {
   offset: bigint;
 };
 
-export type BatchExtras = { duplicates?: number; rejected?: number };
+export type { DeltaForm } from "./projector-deltas.ts";
+
+export type BatchExtras = { duplicates?: number; rejected?: number; deltas?: DeltaForm };
 
 /** The applier, as far as the projector and verify can tell; and the truth the tests compare with. */
 export class LedgerModel {
@@ -74,13 +79,16 @@ export class LedgerModel {
   readonly balances = new Map<string, bigint>();
   readonly supply = new Map<string, { minted: bigint; burned: bigint }>();
   readonly nextOffsets = new Map<number, bigint>();
-  /** balance_deltas rows written so far: what all projectors together must read exactly once */
-  deltaRowsWritten = 0;
+  /** delta entries written so far (a legacy row is one): what all projectors together must read exactly once */
+  deltaEntriesWritten = 0;
+  /** the form of a batch's deltas unless BatchExtras.deltas says otherwise */
+  deltaForm: DeltaForm;
 
   private readonly dbs: TestDatabases;
 
-  constructor(dbs: TestDatabases) {
+  constructor(dbs: TestDatabases, deltaForm: DeltaForm = "chunks") {
     this.dbs = dbs;
+    this.deltaForm = deltaForm;
   }
 
   /** Applies the steps as one batch of `partition`, then the extras (duplicates, rejections). */
@@ -94,7 +102,7 @@ export class LedgerModel {
     const rejectedOffsets = Array.from({ length: extras.rejected ?? 0 }, () => offset++);
     const pool = this.dbs.shardPools[shardOf(partition, config.TALLY_PG_SHARDS.length)]!;
     const client = await pool.connect();
-    let deltaRows = 0;
+    let deltaEntries = 0;
     try {
       await client.query("BEGIN");
       await client.query(
@@ -127,7 +135,8 @@ export class LedgerModel {
           [config.TALLY_TOPIC, partition, rejectedOffset],
         );
       }
-      deltaRows = await insertDeltas(client, config.TALLY_TOPIC, partition, offset, ledger);
+      const at = { topic: config.TALLY_TOPIC, partition, endOffset: offset };
+      deltaEntries = await insertDeltas(client, at, ledger, extras.deltas ?? this.deltaForm);
       await client.query("NOTIFY tally_applied");
       await client.query("COMMIT");
     } catch (error) {
@@ -137,7 +146,7 @@ export class LedgerModel {
       client.release();
     }
     this.nextOffsets.set(partition, offset);
-    this.deltaRowsWritten += deltaRows;
+    this.deltaEntriesWritten += deltaEntries;
     return offset;
   }
 
@@ -244,53 +253,6 @@ async function insertLedger(client: Client, partition: number, ledger: LedgerRow
   }
 }
 
-/** As the applier: one row per (wallet, asset) with a non-zero net, one per asset minted or burned. */
-async function insertDeltas(
-  client: Client,
-  topic: string,
-  partition: number,
-  endOffset: bigint,
-  ledger: LedgerRow[],
-): Promise<number> {
-  let rows = 0;
-  const wallets = new Map<string, bigint>();
-  const assets = new Map<string, { minted: bigint; burned: bigint }>();
-  for (const r of ledger) {
-    if (r.to !== null)
-      wallets.set(`${r.to}\u0000${r.asset}`, (wallets.get(`${r.to}\u0000${r.asset}`) ?? 0n) + r.amount);
-    if (r.from !== null)
-      wallets.set(`${r.from}\u0000${r.asset}`, (wallets.get(`${r.from}\u0000${r.asset}`) ?? 0n) - r.amount);
-    if (r.from === null || r.to === null) {
-      const s = assets.get(r.asset) ?? { minted: 0n, burned: 0n };
-      if (r.from === null) s.minted += r.amount;
-      else s.burned += r.amount;
-      assets.set(r.asset, s);
-    }
-  }
-  const insert = `INSERT INTO balance_deltas (topic, kafka_partition, end_offset, wallet, asset, delta, minted, burned)
-                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`;
-  for (const [key, delta] of wallets) {
-    if (delta === 0n) continue;
-    const [wallet, asset] = key.split("\u0000");
-    await client.query(insert, [topic, partition, endOffset, wallet, asset, delta.toString(), "0", "0"]);
-    rows++;
-  }
-  for (const [asset, s] of assets) {
-    await client.query(insert, [
-      topic,
-      partition,
-      endOffset,
-      null,
-      asset,
-      "0",
-      s.minted.toString(),
-      s.burned.toString(),
-    ]);
-    rows++;
-  }
-  return rows;
-}
-
 /** The views as sorted text lines, to compare with the model or with another run. */
 export async function readViews(
   dbs: TestDatabases,
@@ -326,13 +288,16 @@ export function seededRandom(seed: number): () => number {
 
 /**
  * A workload: `batches` batches over every partition, each a few mints, moves and burns, some
- * with duplicates and rejections, one batch of only duplicates (it writes no delta at all).
+ * with duplicates and rejections, one batch of only duplicates (it writes no delta at all). Each
+ * batch's deltas take one of `deltaForms` at random (a rolling upgrade: old and new appliers
+ * taking turns on a partition), the model's own form by default.
  */
 export async function writeWorkload(
   model: LedgerModel,
   partitions: number,
   batches: number,
   seed: number,
+  deltaForms: DeltaForm[] = [model.deltaForm],
 ): Promise<void> {
   const random = seededRandom(seed);
   const pick = <T>(items: T[]) => items[Math.floor(random() * items.length)]!;
@@ -373,6 +338,8 @@ export async function writeWorkload(
     await model.batch(partition, onlyDuplicates ? [] : steps, {
       duplicates: onlyDuplicates ? 3 : random() < 0.3 ? 1 : 0,
       rejected: random() < 0.3 ? 1 : 0,
+      // One form draws nothing, so the seeds give the batches they gave before forms existed.
+      deltas: deltaForms.length > 1 ? pick(deltaForms) : deltaForms[0],
     });
   }
 }
