@@ -11,10 +11,16 @@ const bundleScript = join(root, "infra/images/bundle.mjs");
 /** Beside the project's Node; removed and rebuilt by every bench run (sources may have changed). */
 export const benchBundleDir = join(root, ".local/bench-bundle");
 
-/** How a bench child process is started: Node, its flags and the entry point before the arguments. */
-export type TallyLauncher = { command: string; prefixArgs: string[]; env: Record<string, string> };
+/** How a bench child process is started: the program, its arguments for a tally command line, env. */
+export type TallyLauncher = {
+  command: string;
+  argsOf: (tallyArgs: readonly string[]) => string[];
+  env: Record<string, string>;
+};
 
 const nodeFlags = ["--no-warnings=ExperimentalWarning", "--disable-warning=TimeoutNegativeWarning"];
+/** What bin/tally gives an applier (see its comment and docs/benchmarks.md, memory); the image too. */
+export const applierHeapFlags = ["--max-semi-space-size=16"];
 
 /** Builds the bundle (about a second) and says how to start it, as bin/tally would start the sources. */
 export function bundleLauncher(): TallyLauncher {
@@ -23,7 +29,12 @@ export function bundleLauncher(): TallyLauncher {
   if (!existsSync(entry)) throw new Error(`bench: the bundle was not written to ${entry}`);
   return {
     command: process.execPath,
-    prefixArgs: [...nodeFlags, entry],
+    argsOf: (tallyArgs) => [
+      ...(tallyArgs[0] === "apply" ? applierHeapFlags : []),
+      ...nodeFlags,
+      entry,
+      ...tallyArgs,
+    ],
     env: {
       KAFKAJS_NO_PARTITIONER_WARNING: "1",
       // The same cache bin/tally uses: compiled code is reused from the second process on.
@@ -34,5 +45,5 @@ export function bundleLauncher(): TallyLauncher {
 
 /** bin/tally over the TypeScript sources: what the bench ran before, and what tests and the demo run. */
 export function sourceLauncher(): TallyLauncher {
-  return { command: join(root, "bin/tally"), prefixArgs: [], env: {} };
+  return { command: join(root, "bin/tally"), argsOf: (tallyArgs) => [...tallyArgs], env: {} };
 }

@@ -109,7 +109,7 @@ export function emptyReport(role: string, pid: number): ChildReport {
 
 /** Starts `bin/tally <args>` with the stack's settings and info-level JSON logs on stderr. */
 export function startTally(role: string, args: string[], env: Record<string, string>): Child {
-  const child = spawn(launcher.command, [...launcher.prefixArgs, ...args], {
+  const child = spawn(launcher.command, launcher.argsOf(args), {
     env: { ...process.env, ...launcher.env, ...env, TALLY_LOG_LEVEL: "info", TALLY_METRICS_PORT: "0" },
     stdio: ["ignore", "pipe", "pipe"],
   });
