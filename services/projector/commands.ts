@@ -42,7 +42,7 @@ export function registerProjectCommand(program: Command): Command {
           logger: log,
         });
         console.log(
-          `project: ${summary.reason}; ${summary.rowsProjected} delta rows in ${summary.rounds} rounds; ` +
+          `project: ${summary.reason}; ${summary.rowsProjected} delta entries in ${summary.rounds} rounds; ` +
             `lag ${summary.lagRecords} records`,
         );
       } finally {
