@@ -176,6 +176,13 @@ async function loop(
   let levelRounds = 0;
   let lastPruneMs = Number.NEGATIVE_INFINITY; // the first prune right after the first round
   while (!signal.aborted) {
+    // Asked before the round that may end the run, never after it: that round then holds all the
+    // applier had committed when it said it was done. Asked after, a chunk committed between the
+    // round's read and the answer was left unprojected (the run ended "caught up" but behind).
+    const applierDone =
+      options.untilCaughtUp && levelRounds + 1 >= levelRoundsForCaughtUp
+        ? !options.applierCaughtUp || (await options.applierCaughtUp())
+        : false;
     const startMs = performance.now();
     const shards = await projectRound(resources, log, signal);
     const progress: RoundProgress = {
@@ -201,12 +208,10 @@ async function loop(
       lastPruneMs = performance.now();
     }
     levelRounds = progress.level ? levelRounds + 1 : 0;
-    if (options.untilCaughtUp && levelRounds >= levelRoundsForCaughtUp) {
-      if (!options.applierCaughtUp || (await options.applierCaughtUp())) {
-        summary.caughtUp = true;
-        summary.reason = "caught-up";
-        return;
-      }
+    if (applierDone && levelRounds >= levelRoundsForCaughtUp) {
+      summary.caughtUp = true;
+      summary.reason = "caught-up";
+      return;
     }
     // More is pending (a bounded round, or a lost race): go on at once; else sleep until woken.
     if (progress.level) await waker.wait(config.TALLY_PROJECT_POLL_MS, signal);

@@ -183,6 +183,35 @@ describe.each<DeltaForm>(["chunks", "legacy"])("projector, deltas as %s", (form)
   });
 });
 
+describe("projector until caught up, with the applier still committing", () => {
+  it("given the applier's last chunk commits just as the projector asks whether the applier is done, when projected until caught up, then it does not exit behind", async () => {
+    // Found by runs with the appliers going (/tmp/ab.sh CONC=1): verify said "projector behind" by
+    // 653 to 4,785 records. The projector asked after its second level round; a commit between
+    // that round's read and the answer "done" was never projected.
+    const { dbs, model } = await setUp();
+    await writeWorkload(model, 4, 12, 14);
+    let questions = 0;
+
+    const summary = await runProjector(dbs.config, {
+      untilCaughtUp: true,
+      logger,
+      applierCaughtUp: async () => {
+        questions++;
+        // The first time it is asked, the applier commits its last chunk, then is done.
+        if (questions === 1) await writeWorkload(model, 2, 2, 15);
+        return true;
+      },
+    });
+
+    expect(questions).toBeGreaterThan(0);
+    expect(summary).toMatchObject({ caughtUp: true, reason: "caught-up", lagRecords: 0n });
+    const views = await readViews(dbs);
+    expect(views.checkpoints).toEqual(offsetsOf(model));
+    expect(views.balances).toEqual(model.expectedBalances());
+    expect(views.supply).toEqual(model.expectedSupply());
+  });
+});
+
 describe("projector during an upgrade to balance_delta_chunks", () => {
   it("given legacy rows and then chunk rows of the same partitions pending together, when projected in bounded rounds, then the views are exact", async () => {
     const { dbs, model } = await setUp({ TALLY_PROJECT_DELTAS_MAX: "100" }, 2, "legacy");
