@@ -6,7 +6,7 @@ import type { ChunkResult, RawRecord } from "../../../services/applier/apply-chu
 import { incarnationProblem, type LogWindow } from "../../../services/applier/incarnation.ts";
 import { ApplierMember } from "../../../services/applier/member.ts";
 import type { PartitionState } from "../../../services/applier/partition-state.ts";
-import type { ChunkPlan } from "../../../services/applier/plan.ts";
+import { type ChunkPlan, emptyChunkPlan } from "../../../services/applier/plan.ts";
 import type { LogInspector, PartitionStore } from "../../../services/applier/store.ts";
 import { OffsetFenceError } from "../../../services/applier/write.ts";
 import {
@@ -61,17 +61,7 @@ export class ScriptedStore implements PartitionStore {
 }
 
 function duplicatesPlan(duplicates: number, nextOffset: bigint): ChunkPlan {
-  return {
-    ledger: [],
-    rejections: [],
-    duplicates,
-    tokenChanges: new Map(),
-    balanceDeltas: new Map(),
-    supplyDeltas: new Map(),
-    days: new Set(),
-    duplicateCandidates: [],
-    nextOffset,
-  };
+  return { ...emptyChunkPlan(nextOffset), duplicates };
 }
 
 export class ScriptedLog implements LogInspector {
