@@ -2,9 +2,9 @@
 // offsets compare-and-set first (the fence), then ledger and ids by COPY, token states, rejections,
 // balance deltas for the projector, and a NOTIFY. Everything or nothing.
 import type { Client, Pool } from "../common/pg.ts";
-import { encodeDeltaChunk } from "../storage/delta-chunks.ts";
 import { copyBinaryInto, copyBytea, copyField, copyInto, copyLine } from "./copy.ts";
 import { BinaryCopyWriter } from "./copy-binary.ts";
+import { writeBalanceDeltas } from "./delta-rows.ts";
 import type { ChunkPlan, LedgerRow } from "./plan.ts";
 
 export type PartitionRef = { group: string; topic: string; partition: number };
@@ -78,7 +78,7 @@ export async function writeChunk(
     await copyLedger(client, ref, plan);
     await writeTokenStates(client, ref, plan);
     await copyRejections(client, ref, plan);
-    await insertBalanceDeltas(client, ref, plan);
+    await writeBalanceDeltas(pool, client, ref, plan);
     await client.query("NOTIFY tally_applied");
     const commitStartedMs = performance.now();
     await client.query("COMMIT");
@@ -232,12 +232,3 @@ async function copyRejections(client: Client, ref: PartitionRef, plan: ChunkPlan
 }
 
 /** The chunk's balance deltas as one row (storage/delta-chunks.ts); none when it moves no balance. */
-async function insertBalanceDeltas(client: Client, ref: PartitionRef, plan: ChunkPlan): Promise<void> {
-  const chunk = encodeDeltaChunk(plan.balanceDeltas, plan.supplyDeltas);
-  if (chunk.entryCount === 0) return;
-  await client.query(
-    `INSERT INTO balance_delta_chunks (topic, kafka_partition, end_offset, entry_count, entries)
-     VALUES ($1, $2, $3, $4, $5)`,
-    [ref.topic, ref.partition, plan.nextOffset.toString(), chunk.entryCount, chunk.entries],
-  );
-}

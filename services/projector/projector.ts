@@ -6,6 +6,7 @@ import { createLogger, type Logger } from "../common/log.ts";
 import { metricsHostOf, retriesTotal, retryCauseOf, serveMetrics } from "../common/metrics.ts";
 import { createPool, type Pool } from "../common/pg.ts";
 import { RetriesExhaustedError, withRetry } from "../common/retry.ts";
+import { declareChunkReader } from "../storage/delta-readers.ts";
 import { loadCheckpoints } from "../storage/projector-checkpoints.ts";
 import { initProjectorMetrics, observeRound, refreshVerifyMetrics } from "./metrics.ts";
 import {
@@ -144,9 +145,11 @@ export async function runProjector(
   const stopListening = listenAll(resources.listenPools, waker, log, signal);
   try {
     const allPartitions = resources.contexts.flatMap((c) => c.partitions);
-    await withRetry("projector start", retryPolicyOf(config), () =>
-      ensureCheckpoints(resources.viewsPool, config.TALLY_TOPIC, allPartitions),
-    );
+    await withRetry("projector start", retryPolicyOf(config), async () => {
+      await ensureCheckpoints(resources.viewsPool, config.TALLY_TOPIC, allPartitions);
+      // From here on the appliers may write chunk rows to these shards: this projector reads them.
+      for (const context of resources.contexts) await declareChunkReader(context.shardPool);
+    });
     await loop(config, resources, waker, log, signal, options, summary);
   } catch (error) {
     // Retries cut short by a stop request leave nothing half-written: a clean stop.

@@ -105,6 +105,12 @@ export const shardDdl = [
      burned numeric NOT NULL DEFAULT 0
    )`,
   "CREATE INDEX IF NOT EXISTS balance_deltas_progress ON balance_deltas (topic, kafka_partition, end_offset)",
+  // The balance-delta formats this shard's projectors read (storage/delta-readers.ts): an applier
+  // writes balance_delta_chunks rows only once that format is declared here.
+  `CREATE TABLE IF NOT EXISTS delta_readers (
+     format text PRIMARY KEY,
+     declared_at timestamptz NOT NULL DEFAULT now()
+   )`,
   // The dead-letter relay (services/dlq): per source partition, the offset below which every
   // rejection is on the dead-letter topic, advanced only after Kafka acknowledged them. Rejections
   // of a partition commit in offset order, so one offset per partition says all that was sent.

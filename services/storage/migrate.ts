@@ -2,6 +2,7 @@
 import type { Config } from "../common/config.ts";
 import { createPool, ensureDatabase, inTransaction, type Pool } from "../common/pg.ts";
 import { migrateLockKey, shardDdl, viewsDdl } from "./ddl.ts";
+import { declareChunkReader } from "./delta-readers.ts";
 import { dayOf, ensureDayPartitions } from "./partitions.ts";
 
 export type MigrateReport = { databasesCreated: string[]; partitionsCreated: number };
@@ -10,6 +11,22 @@ function applyDdl(pool: Pool, statements: string[]): Promise<void> {
   return inTransaction(pool, async (client) => {
     await client.query("SELECT pg_advisory_xact_lock($1)", [migrateLockKey]);
     for (const statement of statements) await client.query(statement);
+  });
+}
+
+/**
+ * The shard's tables; on a shard no applier ever wrote to, also the declaration that its
+ * projectors read chunk rows (storage/delta-readers.ts): no projector of an older release can
+ * have read it. An upgraded shard waits for its first new projector to declare it.
+ */
+function migrateShard(pool: Pool): Promise<void> {
+  return inTransaction(pool, async (client) => {
+    await client.query("SELECT pg_advisory_xact_lock($1)", [migrateLockKey]);
+    const before = await client.query<{ fresh: boolean }>(
+      "SELECT to_regclass('applier_offsets') IS NULL AS fresh",
+    );
+    for (const statement of shardDdl) await client.query(statement);
+    if (before.rows[0]!.fresh) await declareChunkReader(client);
   });
 }
 
@@ -29,7 +46,7 @@ export async function migrate(config: Config): Promise<MigrateReport> {
   for (const url of config.TALLY_PG_SHARDS) {
     const pool = createPool(config, url, "tally-migrate", 1);
     try {
-      await applyDdl(pool, shardDdl);
+      await migrateShard(pool);
       report.partitionsCreated += (await ensureDayPartitions(pool, daysToPrepare(config))).length;
     } finally {
       await pool.end();
