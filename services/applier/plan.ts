@@ -4,6 +4,7 @@
 import { assert } from "../common/assert.ts";
 import type { TransferEvent } from "../common/event.ts";
 import { eventProblems } from "../common/event.ts";
+import { tokenRuleReasons } from "../common/rejection-reasons.ts";
 import { dayMax, dayOf } from "../storage/partitions.ts";
 import {
   type Decision,
@@ -108,12 +109,7 @@ export function planChunk(
  * found detached after them): the only rejections a known applied id turns into a duplicate.
  */
 const reasonsAfterIdCheck: ReadonlySet<RejectionReason> = new Set<RejectionReason>([
-  "token_exists",
-  "unknown_token",
-  "retired_token",
-  "state_conflict",
-  "wrong_owner",
-  "value_mismatch",
+  ...tokenRuleReasons,
   "archived_day",
 ]);
 
@@ -245,7 +241,8 @@ function beyondNamedDays(occurredAtMs: number): string | null {
   return `occurred_at ${occurredAtMs} ms is after 9999-12-31`;
 }
 
-function addBalanceDeltas(plan: ChunkPlan, event: TransferEvent): void {
+/** An applied event's balance and supply changes, added to the chunk's (the bench's limit plans with it too). */
+export function addBalanceDeltas(plan: ChunkPlan, event: TransferEvent): void {
   let perWallet = plan.balanceDeltas.get(event.asset);
   if (perWallet === undefined) {
     perWallet = new Map();

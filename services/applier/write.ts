@@ -230,5 +230,3 @@ async function copyRejections(client: Client, ref: PartitionRef, plan: ChunkPlan
   }
   await copyInto(client, "rejected_transfers", rejectionColumns, rows);
 }
-
-/** The chunk's balance deltas as one row (storage/delta-chunks.ts); none when it moves no balance. */

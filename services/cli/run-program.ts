@@ -4,6 +4,7 @@
 import { type Command, CommanderError, InvalidArgumentError } from "commander";
 import { IncarnationError } from "../applier/incarnation.ts";
 import { ConfigError } from "../common/config.ts";
+import { isUnreachable } from "../common/retry.ts";
 
 export function positiveInteger(flag: string, value: string): number {
   const n = Number(value);
@@ -30,7 +31,7 @@ export async function runProgram(program: Command, argv: string[]): Promise<numb
       return 1;
     }
     // A dependency that stayed unreachable through the retries: one line, no stack trace to read.
-    if ((error as Error).name === "TransientError" || (error as Error).name === "RetriesExhaustedError") {
+    if (isUnreachable(error)) {
       console.error(
         `${name}: ${(error as Error).message} (a dependency did not answer through the retries; run it again)`,
       );

@@ -47,8 +47,9 @@ export function framedSchemaId(value: Buffer | null): number | null {
 
 /** null when the bytes are not Confluent-framed at all. */
 export function unframe(value: Buffer | null): Unframed | null {
-  if (value === null || value.length < frameHeaderBytes || value.readUInt8(0) !== magicByte) return null;
-  return { schemaId: value.readUInt32BE(1), body: value.subarray(frameHeaderBytes) };
+  const schemaId = framedSchemaId(value);
+  if (schemaId === null) return null;
+  return { schemaId, body: value!.subarray(frameHeaderBytes) };
 }
 
 /** Decoded records are class instances; the rest of Tally wants plain data. */

@@ -70,7 +70,7 @@ function withProblem(
 }
 
 /** ^[A-Z0-9]{1,16}$ as a loop: a regular expression test per record showed in the profile. */
-function isAsset(value: unknown): boolean {
+export function isAsset(value: unknown): value is string {
   if (typeof value !== "string" || value.length === 0 || value.length > 16) return false;
   for (let k = 0; k < value.length; k++) {
     const code = value.charCodeAt(k);

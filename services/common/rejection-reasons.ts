@@ -19,3 +19,13 @@ export const rejectionReasons = [
   "value_mismatch",
 ] as const;
 export type RejectionReason = (typeof rejectionReasons)[number];
+
+/** The reasons the token rules give (applier/decide.ts); the others belong to decoding, shape and routing. */
+export const tokenRuleReasons = [
+  "unknown_token",
+  "token_exists",
+  "retired_token",
+  "state_conflict",
+  "wrong_owner",
+  "value_mismatch",
+] as const satisfies readonly RejectionReason[];

@@ -52,6 +52,15 @@ export class RetriesExhaustedError extends Error {
 }
 
 /**
+ * A dependency that did not answer: a TransientError, or retries that ran out on one. Not an
+ * answer about the request; the caller may say "run it again" rather than judge what it asked.
+ */
+export function isUnreachable(error: unknown): boolean {
+  const name = (error as Error | null)?.name;
+  return name === "TransientError" || name === "RetriesExhaustedError";
+}
+
+/**
  * Runs `attempt` until it succeeds, retrying only transient errors, at most `attemptsMax` times.
  * Exhaustion is an error for the process (the supervisor restarts it), never a skipped record.
  */

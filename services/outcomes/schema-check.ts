@@ -10,7 +10,7 @@ import {
   type WriterSchemaSource,
   writerTypeOf,
 } from "../common/registry.ts";
-import { withRetry } from "../common/retry.ts";
+import { isUnreachable, withRetry } from "../common/retry.ts";
 import type { Precheck } from "./redrive-plan.ts";
 
 /** A registry that stays unreachable this long stops the run: reprocess is a command, not a daemon. */
@@ -47,8 +47,7 @@ export class SchemaCheck {
       if (error instanceof IncompatibleSchemaError)
         return { decodes: false, reason: "incompatible_schema", detail: error.message };
       // Not an answer about the schema: the registry was not reachable (through the retries).
-      const name = (error as Error).name;
-      if (name === "TransientError" || name === "RetriesExhaustedError") throw error;
+      if (isUnreachable(error)) throw error;
       // avsc refuses a resolver: the writer cannot be read as a TransferEvent
       const detail = `schema id ${schemaId} cannot be read as Tally's TransferEvent: ${(error as Error).message}`;
       return { decodes: false, reason: "incompatible_schema", detail };

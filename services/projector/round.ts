@@ -1,6 +1,6 @@
 // One round on one shard: checkpoints from the views, pending deltas from the shard (chunk rows
-// and legacy rows), the sums,
-// and the views transaction. Idempotent as a whole, so a transient failure retries it from the top.
+// and legacy rows), the sums, and the views transaction. Idempotent as a whole, so a transient
+// failure retries it from the top.
 import type { Config } from "../common/config.ts";
 import type { Pool } from "../common/pg.ts";
 import { partitionsOfShard } from "../common/shards.ts";

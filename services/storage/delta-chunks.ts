@@ -9,13 +9,15 @@
 // isText) and assets match ^[A-Z0-9]{1,16}$; the encoder asserts both rather than trust the caller.
 // Amounts are canonical decimal integers, exact both ways (bigint, never a JS number).
 import { assert } from "../common/assert.ts";
+import { isAsset } from "../common/event.ts";
 
 export type ChunkBalance = { wallet: string; asset: string; delta: bigint };
 export type ChunkSupply = { asset: string; minted: bigint; burned: bigint };
 export type ChunkEntries = { balances: ChunkBalance[]; supply: ChunkSupply[] };
 export type EncodedChunk = { entryCount: number; entries: string };
 
-const assetPattern = /^[A-Z0-9]{1,16}$/;
+/** The rule common/event.ts isAsset checks, for the messages. */
+const assetRule = "^[A-Z0-9]{1,16}$";
 
 // The checks below run per entry: each message is built only when the check fails.
 
@@ -27,11 +29,8 @@ function assertWallet(wallet: string): void {
 }
 
 function assertAsset(asset: string | undefined, line: string): asserts asset is string {
-  if (asset === undefined || !assetPattern.test(asset))
-    assert(
-      false,
-      `entry ${JSON.stringify(line)}: asset ${JSON.stringify(asset)} matches ${assetPattern.source}`,
-    );
+  if (!isAsset(asset))
+    assert(false, `entry ${JSON.stringify(line)}: asset ${JSON.stringify(asset)} matches ${assetRule}`);
 }
 
 /**

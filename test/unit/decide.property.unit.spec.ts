@@ -9,6 +9,7 @@ import {
   type TokenState,
 } from "../../services/applier/decide.ts";
 import { eventProblems, kindOf, type TransferEvent } from "../../services/common/event.ts";
+import { tokenRuleReasons } from "../../services/common/rejection-reasons.ts";
 import {
   amount,
   asset,
@@ -28,16 +29,6 @@ import {
 const file = "test/unit/decide.property.unit.spec.ts";
 const runs = fuzzRuns(1_000);
 const timeout = fuzzTimeoutMs(runs, 1);
-
-/** The reasons the token rules give; the others belong to decoding, shape and routing. */
-const tokenRuleReasons: readonly RejectionReason[] = [
-  "unknown_token",
-  "token_exists",
-  "retired_token",
-  "state_conflict",
-  "wrong_owner",
-  "value_mismatch",
-];
 
 const mostlyTrue = fc.oneof(
   { weight: 3, arbitrary: fc.constant(true) },

@@ -3,7 +3,7 @@
 // the applier's size, each turned into the ChunkPlan the applier would write for it. Which records
 // are applied, duplicates or double spends comes from the generator, not from rules. Pure: unit tested.
 
-import { type ChunkPlan, emptyChunkPlan } from "../../services/applier/plan.ts";
+import { addBalanceDeltas, type ChunkPlan, emptyChunkPlan } from "../../services/applier/plan.ts";
 import type { TransferEvent } from "../../services/common/event.ts";
 import { partitionOfKey } from "../../services/common/partitioner.ts";
 import { shardOf } from "../../services/common/shards.ts";
@@ -33,24 +33,12 @@ export function* loadRecords(load: LoadOptions): Generator<LoadRecord> {
 function addApplied(plan: ChunkPlan, event: TransferEvent, offset: bigint, minted: Set<string>): void {
   plan.ledger.push({ event, offset, schemaId: 1 });
   plan.days.add(dayOf(event.occurred_at));
-  const { token_id: tokenId, asset, amount, from_wallet: from, to_wallet: to } = event;
+  const { token_id: tokenId, asset, amount, to_wallet: to } = event;
   // existedBefore: minted in an earlier chunk, so the applier would UPDATE rather than INSERT it.
   const existedBefore = plan.tokenChanges.get(tokenId)?.existedBefore ?? minted.has(tokenId);
   const state = { asset, amount, owner: to, state: event.next_state, retired: to === null };
   plan.tokenChanges.set(tokenId, { tokenId, state, existedBefore, lastOffset: offset });
-  let perWallet = plan.balanceDeltas.get(asset);
-  if (perWallet === undefined) {
-    perWallet = new Map();
-    plan.balanceDeltas.set(asset, perWallet);
-  }
-  if (to !== null) perWallet.set(to, (perWallet.get(to) ?? 0n) + amount);
-  if (from !== null) perWallet.set(from, (perWallet.get(from) ?? 0n) - amount);
-  if (from === null || to === null) {
-    const supply = plan.supplyDeltas.get(asset) ?? { minted: 0n, burned: 0n };
-    if (from === null) supply.minted += amount;
-    else supply.burned += amount;
-    plan.supplyDeltas.set(asset, supply);
-  }
+  addBalanceDeltas(plan, event);
 }
 
 /** A double spend as the applier records it; the raw bytes are the key alone (no Avro here). */

@@ -51,16 +51,16 @@ const countOf = async (pool: Pool, sql: string) => (await pool.query<{ n: number
 
 /**
  * Balance delta entries (a wallet's net change in an asset, or an asset's supply change, per
- * chunk): a row each in balance_deltas, or entries of the chunk's one row in balance_delta_chunks
- * where the schema has that table. Both are counted, so the check holds whichever the applier writes.
+ * chunk): a row each in balance_deltas, or entries of the chunk's one row in balance_delta_chunks.
+ * Both are counted, so the check holds whichever the applier writes (services/applier/delta-rows.ts).
  */
 async function deltaEntriesOf(pool: Pool): Promise<number> {
   const rows = await countOf(pool, "SELECT count(*)::int n FROM balance_deltas");
-  const chunked = await countOf(pool, "SELECT (to_regclass('balance_delta_chunks') IS NOT NULL)::int n");
-  if (chunked === 0) return rows;
-  return (
-    rows + (await countOf(pool, "SELECT coalesce(sum(entry_count), 0)::int n FROM balance_delta_chunks"))
+  const entries = await countOf(
+    pool,
+    "SELECT coalesce(sum(entry_count), 0)::int n FROM balance_delta_chunks",
   );
+  return rows + entries;
 }
 
 async function countRows(pools: Pool[]): Promise<Record<string, number>> {
