@@ -13,7 +13,13 @@ import { RetriesExhaustedError, type RetryPolicy } from "../common/retry.ts";
 import type { ChunkResult, RawRecord } from "./apply-chunk.ts";
 import { Membership } from "./assignment.ts";
 import { BatchChecks, topicIdProblem } from "./batch-checks.ts";
-import { Deferrals, PartitionDeferred, type RetryReporter, retryReporter } from "./deferrals.ts";
+import {
+  Deferrals,
+  PartitionDeferred,
+  type PauseControl,
+  type RetryReporter,
+  retryReporter,
+} from "./deferrals.ts";
 import { countChunk, emptyTotals, type MemberTotals } from "./member-totals.ts";
 import type { PartitionState } from "./partition-state.ts";
 import { PartitionViews } from "./partition-views.ts";
@@ -61,14 +67,7 @@ export class ApplierMember {
     this.logger = logger;
     const topic = settings.topic;
     const stopController = new AbortController();
-    this.deferrals = new Deferrals(
-      settings.retry,
-      {
-        pause: (partition) => consumer.pause([{ topic, partitions: [partition] }]),
-        resume: (partition) => consumer.resume([{ topic, partitions: [partition] }]),
-      },
-      stopController.signal,
-    );
+    this.deferrals = new Deferrals(settings.retry, pauseControlOf(consumer, topic), stopController.signal);
     const seek = (partition: number, offset: bigint) =>
       consumer.seek({ topic, partition, offset: offset.toString() });
     const deferrals = this.deferrals;
@@ -237,5 +236,28 @@ function toRawRecord(message: KafkaMessage): RawRecord {
     key: message.key,
     value: message.value,
     timestampMs: Number(message.timestamp),
+  };
+}
+
+/**
+ * Pause and resume of one partition, from the deferrals' timers and handlers. While kafkajs
+ * restarts a crashed consumer (a broker gone for longer than its retries: it disconnects, then
+ * starts again after a delay) the consumer has no group, and pause and resume throw "Consumer group
+ * was not initialized". Nothing is left to pause or resume then: the restarted consumer's new
+ * group starts with every partition unpaused, and its assignment starts the member's views and
+ * counts again. Thrown from a resume timer, that error ended the process (found by the cluster's
+ * leader-broker fault test).
+ */
+export function pauseControlOf(consumer: Pick<Consumer, "pause" | "resume">, topic: string): PauseControl {
+  const unlessRestarting = (act: () => void) => {
+    try {
+      act();
+    } catch (error) {
+      if (!/^Consumer group was not initialized/.test((error as Error).message ?? "")) throw error;
+    }
+  };
+  return {
+    pause: (partition) => unlessRestarting(() => consumer.pause([{ topic, partitions: [partition] }])),
+    resume: (partition) => unlessRestarting(() => consumer.resume([{ topic, partitions: [partition] }])),
   };
 }
