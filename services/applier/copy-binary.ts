@@ -32,6 +32,10 @@ function hexValue(code: number): number {
   throw new Error(`not a hex digit: ${String.fromCharCode(code)}`);
 }
 
+/** Base-10000 digits of one numeric: 250 cover PostgreSQL's 1000 decimal digits of a NUMERIC. */
+const numericDigitsMax = 250;
+const numericDigits = new Uint16Array(numericDigitsMax);
+
 export class BinaryCopyWriter {
   private buffer: Buffer;
   private length = 0;
@@ -142,23 +146,30 @@ export class BinaryCopyWriter {
   numeric(value: bigint): this {
     const negative = value < 0n;
     const magnitude = negative ? -value : value;
-    const digits: number[] = [];
+    // Base-10000 digits, least significant first, into a scratch array (no array per value).
+    const digits = numericDigits;
+    let count = 0;
     if (magnitude <= maxSafe) {
       // Most amounts fit a double exactly: base-10000 digits by Number arithmetic, no BigInt division.
       for (let rest = Number(magnitude); rest > 0; rest = Math.floor(rest / 10_000))
-        digits.push(rest % 10_000);
+        digits[count++] = rest % 10_000;
     } else {
-      for (let rest = magnitude; rest > 0n; rest /= 10_000n) digits.push(Number(rest % 10_000n));
+      for (let rest = magnitude; rest > 0n; rest /= 10_000n) {
+        assert(count < numericDigitsMax, "a numeric of at most 1000 decimal digits");
+        digits[count++] = Number(rest % 10_000n);
+      }
     }
-    digits.reverse();
-    const weight = digits.length - 1;
-    while (digits.length > 0 && digits[digits.length - 1] === 0) digits.pop();
-    const at = this.field(8 + 2 * digits.length);
-    this.buffer.writeInt16BE(digits.length, at);
-    this.buffer.writeInt16BE(digits.length === 0 ? 0 : weight, at + 2);
+    const weight = count - 1;
+    // Trailing zero digits (the least significant ones) are dropped; the weight keeps the scale.
+    let low = 0;
+    while (low < count && digits[low] === 0) low++;
+    const kept = count - low;
+    const at = this.field(8 + 2 * kept);
+    this.buffer.writeInt16BE(kept, at);
+    this.buffer.writeInt16BE(kept === 0 ? 0 : weight, at + 2);
     this.buffer.writeUInt16BE(negative ? 0x4000 : 0, at + 4);
     this.buffer.writeInt16BE(0, at + 6); // display scale
-    for (let k = 0; k < digits.length; k++) this.buffer.writeInt16BE(digits[k]!, at + 8 + 2 * k);
+    for (let k = 0; k < kept; k++) this.buffer.writeInt16BE(digits[count - 1 - k]!, at + 8 + 2 * k);
     return this;
   }
 

@@ -3,6 +3,7 @@
 // is rejected wrong_partition), so no other writer changes them while the member holds the partition;
 // if one did, the offsets compare-and-set fails and this view is dropped.
 import { inTransaction, type Pool } from "../common/pg.ts";
+import { arrayLiteral } from "../common/pg-arrays.ts";
 import { type StoredPosition, storedPosition } from "../storage/applier-offsets.ts";
 import type { TokenState } from "./decide.ts";
 import { incarnationProblem, type LogWindow } from "./incarnation.ts";
@@ -208,7 +209,7 @@ export async function loadTokens(
   const result = await pool.query<TokenRow>(
     `SELECT token_id, kafka_partition, asset, amount::text, owner, state, retired
        FROM token_state WHERE token_id = ANY($1::text[])`,
-    [tokenIds],
+    [arrayLiteral(tokenIds)],
   );
   for (const id of tokenIds) state.remember(id, null);
   for (const row of result.rows) {
@@ -222,7 +223,7 @@ export async function findAppliedIds(pool: Pool, transferIds: readonly string[])
   if (transferIds.length === 0) return new Set();
   const result = await pool.query<{ transfer_id: string }>(
     "SELECT transfer_id::text FROM transfer_ids WHERE transfer_id = ANY($1::uuid[])",
-    [transferIds],
+    [arrayLiteral(transferIds)],
   );
   return new Set(result.rows.map((r) => r.transfer_id.toLowerCase()));
 }

@@ -2,6 +2,7 @@
 // offsets compare-and-set first (the fence), then ledger and ids by COPY, token states, rejections,
 // balance deltas for the projector, and a NOTIFY. Everything or nothing.
 import type { Client, Pool } from "../common/pg.ts";
+import { arrayLiteral, boolArrayLiteral } from "../common/pg-arrays.ts";
 import { copyBinaryInto, copyBytea, copyField, copyInto, copyLine } from "./copy.ts";
 import { BinaryCopyWriter } from "./copy-binary.ts";
 import { writeBalanceDeltas } from "./delta-rows.ts";
@@ -178,7 +179,13 @@ async function writeTokenStates(client: Client, ref: PartitionRef, plan: ChunkPl
       `UPDATE token_state t SET owner = u.owner, state = u.state, retired = u.retired, last_offset = u.last_offset
          FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::bigint[]) AS u(token_id, owner, state, retired, last_offset)
         WHERE t.token_id = u.token_id`,
-      [updates.id, updates.owner, updates.state, updates.retired, updates.offset],
+      [
+        arrayLiteral(updates.id),
+        arrayLiteral(updates.owner),
+        arrayLiteral(updates.state),
+        boolArrayLiteral(updates.retired),
+        arrayLiteral(updates.offset),
+      ],
     );
     if (result.rowCount !== updates.id.length)
       throw new OffsetFenceError("token states differ from what this member holds");
@@ -193,13 +200,13 @@ async function writeTokenStates(client: Client, ref: PartitionRef, plan: ChunkPl
            AS u(token_id, asset, amount, owner, state, retired, last_offset)
        ON CONFLICT (token_id) DO NOTHING RETURNING token_id`,
       [
-        inserts.id,
-        inserts.asset,
-        inserts.amount,
-        inserts.owner,
-        inserts.state,
-        inserts.retired,
-        inserts.offset,
+        arrayLiteral(inserts.id),
+        arrayLiteral(inserts.asset),
+        arrayLiteral(inserts.amount),
+        arrayLiteral(inserts.owner),
+        arrayLiteral(inserts.state),
+        boolArrayLiteral(inserts.retired),
+        arrayLiteral(inserts.offset),
         ref.partition,
       ],
     );

@@ -43,6 +43,9 @@ export function twosComplementToBigint(buffer: Buffer, significantBytesMax = Inf
       `a decimal of ${significantBytes} significant bytes is beyond its precision (at most ${significantBytesMax})`,
     );
   }
+  // Up to 6 bytes (amounts below 2^47) a signed integer read in place is exact: no hex string, no
+  // parse (issue #13: this was an allocation per record).
+  if (significantBytes <= 6) return BigInt(buffer.readIntBE(start, significantBytes));
   const significant = buffer.subarray(start);
   const unsigned = BigInt(`0x${significant.toString("hex")}`);
   const negative = (significant[0]! & 0x80) !== 0;

@@ -2,6 +2,7 @@
 // update is a compare-and-set, so two projectors racing cannot count the same batch twice.
 import { assert } from "../common/assert.ts";
 import type { Client, Pool } from "../common/pg.ts";
+import { arrayLiteral } from "../common/pg-arrays.ts";
 import type { BalanceChange, Projection, SupplyChange } from "./aggregate.ts";
 
 /** Rows per statement: bounds the size of one parameter array and of one statement's work. */
@@ -57,14 +58,14 @@ export async function addBalances(client: Client, changes: BalanceChange[]): Pro
            SET balance = wallet_balances.balance + EXCLUDED.balance, updated_at = now()
          RETURNING wallet, asset, balance)
        SELECT wallet, asset FROM upserted WHERE balance = 0`,
-      columns,
+      columns.map(arrayLiteral),
     );
     if (emptied.rows.length === 0) continue;
     // A separate statement: within one, the DELETE would not see the rows the INSERT wrote.
     await client.query(
       `DELETE FROM wallet_balances b USING unnest($1::text[], $2::text[]) AS u(w, a)
         WHERE b.wallet = u.w AND b.asset = u.a AND b.balance = 0`,
-      [emptied.rows.map((r) => r.wallet), emptied.rows.map((r) => r.asset)],
+      [arrayLiteral(emptied.rows.map((r) => r.wallet)), arrayLiteral(emptied.rows.map((r) => r.asset))],
     );
   }
 }
@@ -87,7 +88,7 @@ export async function addSupply(client: Client, changes: SupplyChange[]): Promis
              burned = asset_supply.burned + EXCLUDED.burned,
              supply = (asset_supply.minted + EXCLUDED.minted) - (asset_supply.burned + EXCLUDED.burned),
              updated_at = now()`,
-      columns,
+      columns.map(arrayLiteral),
     );
   }
 }
