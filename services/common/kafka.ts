@@ -11,6 +11,8 @@ import {
 } from "kafkajs";
 import { ConfigError, type KafkaSettings } from "./connection-settings.ts";
 import { partitionOfKey } from "./partitioner.ts";
+// Installs a cheaper reader of record timestamps on kafkajs' decoder (see the module).
+import "./kafka-varlong.ts";
 
 /**
  * kafkajs' partitioner interface over partitionOfKey: a keyed message goes where the Java client
