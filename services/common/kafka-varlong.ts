@@ -5,16 +5,22 @@
 // bytes (49 bits, exact as a double) in number arithmetic and returns one Long; anything longer,
 // and any byte past the buffer, goes to kafkajs' method unchanged. Installed once, on import, by
 // common/kafka.ts; kafka-varlong.unit checks it against kafkajs' method over the whole 64-bit range.
-import Decoder from "kafkajs/src/protocol/decoder.js";
-import Long from "kafkajs/src/utils/long.js";
+// kafkajs ships no types for its internals; the two used here are typed where they are used.
+// @ts-expect-error TS7016: no declaration file for a kafkajs internal
+import DecoderModule from "kafkajs/src/protocol/decoder.js";
+// @ts-expect-error TS7016: no declaration file for a kafkajs internal
+import LongModule from "kafkajs/src/utils/long.js";
 
 /** Bytes read on the number path: 7 × 7 = 49 bits stay below 2^53. */
 const fastBytesMax = 7;
 
 type DecoderLike = { buffer: Buffer; offset: number };
+type ReadVarLong = (this: DecoderLike) => unknown;
+const Decoder = DecoderModule as { prototype: { readVarLong: ReadVarLong } };
+const Long = LongModule as { fromNumber(value: number): unknown };
 
 /** kafkajs' own method, kept for long values and for the property test. */
-export const kafkajsReadVarLong: (this: DecoderLike) => unknown = Decoder.prototype.readVarLong;
+export const kafkajsReadVarLong: ReadVarLong = Decoder.prototype.readVarLong;
 
 export function readVarLong(this: DecoderLike): unknown {
   const buffer = this.buffer;
