@@ -1,5 +1,6 @@
 // The decimal codec on fixed byte vectors (Java's BigInteger.toByteArray is the reference), on
 // hostile sizes, and through the Avro types the applier decodes with.
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { avroTypeOf, transferEventSchemaText, transferEventType } from "../../services/common/avro.ts";
 import {
@@ -43,6 +44,20 @@ describe("decoding two's complement bytes", () => {
     ["ffffffff", -1n],
   ])("given %s, when decoded, then %s", (bytes, expected) => {
     expect(twosComplementToBigint(hex(bytes))).toBe(expected);
+  });
+
+  it("given any value, around the 6-byte read in place too, with sign-extension bytes before it, when decoded, then the value", () => {
+    const edges = [2n ** 47n - 1n, -(2n ** 47n), 2n ** 47n, -(2n ** 47n) - 1n, 2n ** 39n, -(2n ** 39n) - 1n];
+    const value = fc.oneof(fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }), fc.constantFrom(...edges));
+    fc.assert(
+      fc.property(value, fc.nat(3), (v, extension) => {
+        const minimal = bigintToTwosComplement(v);
+        const sign = v < 0n ? 0xff : 0x00;
+        const bytes = Buffer.concat([Buffer.alloc(extension, sign), minimal]);
+        expect(twosComplementToBigint(bytes)).toBe(v);
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   it("given no bytes at all, when decoded, then a DecimalRangeError (Java's BigInteger refuses them too)", () => {
