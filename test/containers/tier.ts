@@ -8,7 +8,11 @@ export const excludedIntSuites: Record<string, string> = {
     "needs the SASL_SSL + SCRAM broker of `infra/stack.sh up-secure`; the containers provider runs a plaintext one",
   "test/int/bench.int.spec.ts":
     "a benchmark run: it measures the machine, not the provider, and runs once on the local stack",
-  "test/int/poison.int.spec.ts":
+  "test/int/poison-routing.int.spec.ts":
+    "the applier's answers to hostile records are the same SQL and plan whichever way the servers run; once keeps the tier within its time",
+  "test/int/poison-archive.int.spec.ts":
+    "the applier's answers to hostile records are the same SQL and plan whichever way the servers run; once keeps the tier within its time",
+  "test/int/poison-days.int.spec.ts":
     "the applier's answers to hostile records are the same SQL and plan whichever way the servers run; once keeps the tier within its time",
   "test/int/member-race.int.spec.ts":
     "a scripted consumer on one PostgreSQL database: no Kafka or registry of the provider is involved",

@@ -15,14 +15,8 @@ import {
   withAppliedIds,
 } from "../../services/applier/plan.ts";
 import { eventProblems, type TransferEvent } from "../../services/common/event.ts";
-import {
-  type BatchInput,
-  batchInput,
-  checkProperty,
-  fc,
-  fuzzRuns,
-  fuzzTimeoutMs,
-} from "../support/arbitraries.ts";
+import { checkProperty, fc, fuzzRuns, fuzzTimeoutMs } from "../support/arbitraries.ts";
+import { type BatchInput, batchInput } from "../support/batch-input.ts";
 
 const file = "test/unit/plan.property.unit.spec.ts";
 const runs = fuzzRuns(200);
