@@ -2,18 +2,18 @@
 // (TALLY_TEST_STACK=containers), plus the tests of tally/testing written the way a user would.
 // vitest.config.ts defines the project from this when TALLY_TEST_STACK=containers.
 
+const hostileRecordsOnce =
+  "the applier's answers to hostile records are the same SQL and plan whichever way the servers run; once keeps the tier within its time";
+
 /** Integration suites the containers provider cannot run, and why (the test summary lists them). */
 export const excludedIntSuites: Record<string, string> = {
   "test/int/secure-kafka.int.spec.ts":
     "needs the SASL_SSL + SCRAM broker of `infra/stack.sh up-secure`; the containers provider runs a plaintext one",
   "test/int/bench.int.spec.ts":
     "a benchmark run: it measures the machine, not the provider, and runs once on the local stack",
-  "test/int/poison-routing.int.spec.ts":
-    "the applier's answers to hostile records are the same SQL and plan whichever way the servers run; once keeps the tier within its time",
-  "test/int/poison-archive.int.spec.ts":
-    "the applier's answers to hostile records are the same SQL and plan whichever way the servers run; once keeps the tier within its time",
-  "test/int/poison-days.int.spec.ts":
-    "the applier's answers to hostile records are the same SQL and plan whichever way the servers run; once keeps the tier within its time",
+  "test/int/poison-routing.int.spec.ts": hostileRecordsOnce,
+  "test/int/poison-archive.int.spec.ts": hostileRecordsOnce,
+  "test/int/poison-days.int.spec.ts": hostileRecordsOnce,
   "test/int/member-race.int.spec.ts":
     "a scripted consumer on one PostgreSQL database: no Kafka or registry of the provider is involved",
   "test/int/write-guard.int.spec.ts":
