@@ -3,10 +3,10 @@
 // TALLY_SHUTDOWN_MS_MAX=5000 and the process exits 1 past its own bound, so exit 0 proves the bound;
 // and each shows the stored offsets exact afterwards. Every signal is sent on a state the process
 // or the group shows (a log line, /health/ready, the group's state), never after a sleep.
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runProjector } from "../../services/projector/index.ts";
 import { migrate } from "../../services/storage/migrate.ts";
-import { endOfTest, groupState, offsetsRows } from "../support/applier-process.ts";
+import { endedAfterEach, groupState, offsetsRows } from "../support/applier-process.ts";
 import { httpStatus } from "../support/metrics.ts";
 import { expectExactCounts, storedPartitions } from "../support/offsets.ts";
 import {
@@ -18,7 +18,7 @@ import {
 } from "../support/pipeline.ts";
 import { freePort } from "../support/ports.ts";
 import type { LogLine, TallyProcess } from "../support/process.ts";
-import { stackCtl, type TestStack, testStack } from "../support/stack.ts";
+import { stackCtl, testStack } from "../support/stack.ts";
 import { waitUntil } from "../support/wait.ts";
 
 const bounded = { TALLY_SHUTDOWN_MS_MAX: "5000" };
@@ -26,23 +26,13 @@ const waitingForTopic = "waiting for the topic to be created (`tally topics`); n
 const assigned = "partitions assigned; sought to stored offsets";
 const stopped = "applier stopped";
 
-let stack: TestStack | null = null;
-const started: TallyProcess[] = [];
-afterEach(async () => {
-  await endOfTest(started.splice(0), stack);
-  stack = null;
-});
-
-function track(p: TallyProcess): TallyProcess {
-  started.push(p);
-  return p;
-}
+const { track, use } = endedAfterEach();
 
 const count = (p: TallyProcess, msg: string) => p.lines.filter((l: LogLine) => l.msg === msg).length;
 
 describe("SIGTERM in every state exits 0 within TALLY_SHUTDOWN_MS_MAX=5000, offsets exact", () => {
   it("given apply started before its topic exists, then one waiting line, /health/ready 503, and SIGTERM exits 0 with nothing stored", async () => {
-    stack = testStack("dtopic", bounded);
+    const stack = use(testStack("dtopic", bounded));
     await migrate(stack.config);
     const port = await freePort();
     const applier = track(startApplier(stack, [], { TALLY_METRICS_PORT: String(port) }));
@@ -70,7 +60,7 @@ describe("SIGTERM in every state exits 0 within TALLY_SHUTDOWN_MS_MAX=5000, offs
   });
 
   it("given apply waiting for its topic, when the topic is created and loaded, then it joins and applies, and SIGTERM exits 0 with the state exact", async () => {
-    stack = testStack("dtopicnew", bounded);
+    const stack = use(testStack("dtopicnew", bounded));
     await migrate(stack.config);
     const applier = track(startApplier(stack));
     await applier.waitForLine("the waiting line", (l) => l.msg === waitingForTopic);
@@ -88,7 +78,7 @@ describe("SIGTERM in every state exits 0 within TALLY_SHUTDOWN_MS_MAX=5000, offs
   });
 
   it("given a member joining a group that still lists a SIGKILLed member, when SIGTERM before its assignment, then exit 0 and nothing moved", async () => {
-    stack = testStack("djoin", { ...bounded, TALLY_KAFKA_SESSION_TIMEOUT_MS: "30000" });
+    const stack = use(testStack("djoin", { ...bounded, TALLY_KAFKA_SESSION_TIMEOUT_MS: "30000" }));
     await produceLoad(stack, 4_000, 42);
     const first = track(startApplier(stack));
     await first.waitForLine(
@@ -107,7 +97,7 @@ describe("SIGTERM in every state exits 0 within TALLY_SHUTDOWN_MS_MAX=5000, offs
     // Its JoinGroup starts a rebalance that waits for the killed member: joining, not assigned.
     await waitUntil(
       "the second member's join under way",
-      async () => (await groupState(stack!)).state === "PreparingRebalance",
+      async () => (await groupState(stack)).state === "PreparingRebalance",
     );
     expect(count(second, assigned)).toBe(0);
 
@@ -123,7 +113,7 @@ describe("SIGTERM in every state exits 0 within TALLY_SHUTDOWN_MS_MAX=5000, offs
   });
 
   it("given the registry stopped while records wait, when SIGTERM on a retry, then exit 0 and nothing applied past the record; the state is exact after", async () => {
-    stack = testStack("dretry", bounded);
+    const stack = use(testStack("dretry", bounded));
     const load = await produceLoad(stack, 1_000, 43);
     await stackCtl("stop", "registry");
     try {
@@ -159,7 +149,7 @@ describe("SIGTERM in every state exits 0 within TALLY_SHUTDOWN_MS_MAX=5000, offs
   });
 
   it("given one shard unreachable so its partitions are paused while the others apply, when SIGTERM, then exit 0 and the reachable shard exact", async () => {
-    stack = testStack("dpause", bounded);
+    const stack = use(testStack("dpause", bounded));
     await produceLoad(stack, 2_000, 44);
     const [reachable] = stack.config.TALLY_PG_SHARDS;
     const unreachable = `postgres://postgres@127.0.0.1:1/${stack.name}_unreachable_1`; // nothing listens on port 1

@@ -2,12 +2,12 @@
 // re-created, records deleted before they were applied, a row from before topic ids were kept, a
 // topic re-created under a running applier: the applier never skips silently; it stops with exit 1
 // naming the topic, the partition and the stored offset, and `tally offsets` shows and decides.
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { migrate } from "../../services/storage/migrate.ts";
 import { ensureTopic } from "../../services/topics/topics.ts";
 import {
   deleteRecordsBelow,
-  endOfTest,
+  endedAfterEach,
   logRanges,
   type OffsetsRow,
   offsetsRows,
@@ -20,15 +20,9 @@ import {
 } from "../support/applier-process.ts";
 import { mintOf } from "../support/events.ts";
 import { startApplier, waitForApplied } from "../support/pipeline.ts";
-import type { TallyProcess } from "../support/process.ts";
 import { type TestStack, testStack } from "../support/stack.ts";
 
-let stack: TestStack | null = null;
-const started: TallyProcess[] = [];
-afterEach(async () => {
-  await endOfTest(started.splice(0), stack);
-  stack = null;
-});
+const { track, use } = endedAfterEach();
 
 const partitionsOf = (s: TestStack) => [...Array(s.config.TALLY_PARTITIONS).keys()];
 
@@ -46,7 +40,7 @@ async function produceMints(s: TestStack, perPartition: number, prefix: string):
 
 /** The topic with `perPartition` mints on every partition, all applied by `tally apply --until-caught-up`. */
 async function appliedStack(label: string, perPartition: number): Promise<TestStack> {
-  stack = testStack(label);
+  const stack = use(testStack(label));
   await migrate(stack.config);
   await ensureTopic(stack.config);
   await produceMints(stack, perPartition, "old");
@@ -209,7 +203,7 @@ describe("offsets bound to the topic's incarnation", { timeout: 400_000 }, () =>
   it("given the topic re-created under a running applier with a log already past the stored offsets, then the periodic check stops it with exit 1 and nothing of the new log is applied", async () => {
     const s = await appliedStack("incrun", 5);
     const applier = startApplier(s);
-    started.push(applier);
+    track(applier);
     await applier.waitForLine(
       "every partition assigned",
       (l) =>

@@ -3,6 +3,7 @@
 // partition, rows read across the shards, the topic deleted and re-created under its name, the
 // consumer group's state, and the topic's Kafka id.
 import { execFile } from "node:child_process";
+import { afterEach } from "vitest";
 import type { TransferEvent } from "../../services/common/event.ts";
 import { createKafka } from "../../services/common/kafka.ts";
 import { keyPartitioner } from "../../services/common/partitioner.ts";
@@ -256,4 +257,30 @@ export async function endOfTest(processes: TallyProcess[], stack: TestStack | nu
     await p.exited;
   }
   if (stack) await dropTestStack(stack);
+}
+
+/**
+ * Registers, in the calling spec file, endOfTest after every case: the processes given to `track`
+ * killed, the stack given to `use` dropped. Both return what they were given.
+ */
+export function endedAfterEach(): {
+  track: (p: TallyProcess) => TallyProcess;
+  use: (s: TestStack) => TestStack;
+} {
+  let stack: TestStack | null = null;
+  const started: TallyProcess[] = [];
+  afterEach(async () => {
+    await endOfTest(started.splice(0), stack);
+    stack = null;
+  });
+  return {
+    track: (p) => {
+      started.push(p);
+      return p;
+    },
+    use: (s) => {
+      stack = s;
+      return s;
+    },
+  };
 }

@@ -7,6 +7,7 @@ import type { DecodedRecord, PlanRouting } from "../../services/applier/plan.ts"
 import type { TransferEvent } from "../../services/common/event.ts";
 import { reachableTokenState, tokenId } from "./arbitraries.ts";
 import { type KeyMode, type OccurredMode, op } from "./batch-ops.ts";
+import { mintOf } from "./events.ts";
 
 export type BatchInput = {
   records: DecodedRecord[];
@@ -127,7 +128,7 @@ export const batchInput: fc.Arbitrary<BatchInput> = fc
       } else if (o.t === "replay") {
         const earlier = sent[sent.length - 1 - (o.back % Math.max(1, sent.length))];
         if (earlier === undefined) {
-          event = mintOfPool(id, occurred_at);
+          event = mintOf({ transfer_id: id, occurred_at }); // a replay with nothing to replay yet
         } else {
           event = o.sameId ? { ...earlier } : { ...earlier, transfer_id: id };
         }
@@ -191,22 +192,6 @@ export const batchInput: fc.Arbitrary<BatchInput> = fc
     const appliedIds = new Set(pool.filter((_, k) => appliedMask[k]).map((id) => id.toLowerCase()));
     return { records, initial: initialStates, appliedIds, window, routing: routingOf(routing, records) };
   });
-
-/** A replay with nothing to replay yet: a mint of tok-1. */
-function mintOfPool(id: string, occurred_at: number): TransferEvent {
-  return {
-    transfer_id: id,
-    batch_id: null,
-    token_id: "tok-1",
-    asset: "USD",
-    amount: 1_000n,
-    from_wallet: null,
-    to_wallet: "alice",
-    prev_state: null,
-    next_state: "s0",
-    occurred_at,
-  };
-}
 
 type RoutingChoice = {
   partition: number;

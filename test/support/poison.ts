@@ -1,10 +1,10 @@
 // What the poison-record integration tests (test/int/poison-*.int.spec.ts) share: a fresh topic and
 // shards per case, processes ended after each, and the rejections, ledger and token state they read.
-import { afterEach, expect } from "vitest";
+import { expect } from "vitest";
 import type { TransferEvent } from "../../services/common/event.ts";
 import { migrate } from "../../services/storage/migrate.ts";
 import { ensureTopic } from "../../services/topics/topics.ts";
-import { endOfTest, offsetsRows, shardRows } from "./applier-process.ts";
+import { endedAfterEach, offsetsRows, shardRows } from "./applier-process.ts";
 import { expectExactCounts, storedPartitions } from "./offsets.ts";
 import type { TallyProcess } from "./process.ts";
 import { type TestStack, tally, testStack } from "./stack.ts";
@@ -17,21 +17,11 @@ export const dayMs = 86_400_000;
  * Returns freshStack, a fresh topic and shards for one case, and track, for a process to be ended.
  */
 export function poisonCases() {
-  let stack: TestStack | null = null;
-  const started: TallyProcess[] = [];
-  afterEach(async () => {
-    await endOfTest(started.splice(0), stack);
-    stack = null;
-  });
-
-  function track(p: TallyProcess): TallyProcess {
-    started.push(p);
-    return p;
-  }
+  const { track, use } = endedAfterEach();
 
   /** A fresh topic and shards for one case. */
   async function freshStack(label: string, overrides: Record<string, string> = {}): Promise<TestStack> {
-    stack = testStack(label, overrides);
+    const stack = use(testStack(label, overrides));
     await migrate(stack.config);
     await ensureTopic(stack.config);
     return stack;

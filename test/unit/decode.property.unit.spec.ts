@@ -14,6 +14,7 @@ import {
   newDecoder,
   twosComplement,
 } from "../support/decoder-checks.ts";
+import { mintOf } from "../support/events.ts";
 import {
   encodableEvent,
   encodeEvent,
@@ -170,18 +171,7 @@ describe("EventDecoder: properties over hostile bytes", () => {
   it(
     "the schema cache never drops an id a chunk still needs: a chunk of up to 12,000 distinct schema ids (the bound is 10,000) decodes whole, its known-id events included",
     async () => {
-      const event: TransferEvent = {
-        transfer_id: "00000000-0000-4000-8000-000000000000",
-        batch_id: null,
-        token_id: "tok-1",
-        asset: "USD",
-        amount: 1_000n,
-        from_wallet: null,
-        to_wallet: "alice",
-        prev_state: null,
-        next_state: "s0",
-        occurred_at: 1_000,
-      };
+      const event = mintOf({ transfer_id: "00000000-0000-4000-8000-000000000000", occurred_at: 1_000 });
       const good = frameOf(0, knownId, encodeEvent(event));
       await checkProperty(
         fc.asyncProperty(
