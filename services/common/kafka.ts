@@ -11,7 +11,8 @@ import {
 } from "kafkajs";
 import { ConfigError, type KafkaSettings } from "./connection-settings.ts";
 import { partitionOfKey } from "./partitioner.ts";
-// Installs a cheaper reader of record timestamps on kafkajs' decoder (see the module).
+// Install cheaper readers of record offsets and timestamps on kafkajs' decoding (see each module).
+import "./kafka-long-memo.ts";
 import "./kafka-varlong.ts";
 
 /**
