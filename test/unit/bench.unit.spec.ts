@@ -156,10 +156,39 @@ describe("CPU accounting", () => {
   it("given CPU seconds per process, when tabled, then each gets µs per event and a total row follows", () => {
     const run = { events: 200_000, cpuSeconds: { "applier-1": 4.5, projector: 1.1, postgres: 2.4 } };
     expect(cpuRows(run as unknown as TallyCase)).toEqual([
-      ["applier-1", "4.50", "22.5"],
-      ["projector", "1.10", "5.5"],
-      ["postgres", "2.40", "12.0"],
-      ["all of the above", "8.00", "40.0"],
+      ["applier-1", "4.50", "22.5", "-", "-"],
+      ["projector", "1.10", "5.5", "-", "-"],
+      ["postgres", "2.40", "12.0", "-", "-"],
+      ["all of the above", "8.00", "40.0", "-", "-"],
+    ]);
+  });
+
+  it("given the same processes' CPU on the caught-up topic, when tabled, then it is shown and taken off per event", () => {
+    const run = {
+      events: 200_000,
+      cpuSeconds: { "applier-1": 4.5, projector: 1.1, postgres: 2.4 },
+      startupCpuSeconds: { "applier-1": 0.6, projector: 0.7, postgres: 0.3 },
+    };
+    expect(cpuRows(run as unknown as TallyCase)).toEqual([
+      ["applier-1", "4.50", "22.5", "0.60", "19.5"],
+      ["projector", "1.10", "5.5", "0.70", "2.0"],
+      ["postgres", "2.40", "12.0", "0.30", "10.5"],
+      ["all of the above", "8.00", "40.0", "1.60", "32.0"],
+    ]);
+  });
+
+  it("given start-up CPU missing for one process, when tabled, then the total row does not take any off", () => {
+    const run = {
+      events: 100,
+      cpuSeconds: { "applier-1": 1, postgres: 1 },
+      startupCpuSeconds: { "applier-1": 0.5 },
+    };
+    expect(cpuRows(run as unknown as TallyCase).at(-1)).toEqual([
+      "all of the above",
+      "2.00",
+      "20000.0",
+      "-",
+      "-",
     ]);
   });
 

@@ -14,7 +14,7 @@ import { type LimitResult, runLimit } from "./limit.ts";
 import { runLatency, runUserTransfers } from "./live.ts";
 import { benchLoad, benchRates, type Expected } from "./loads.ts";
 import { peerMarkdown, withPeerFile } from "./peer-results.ts";
-import { runUntilCaughtUp } from "./pipeline.ts";
+import { measureStartup, runUntilCaughtUp } from "./pipeline.ts";
 import { useLauncher } from "./processes.ts";
 import { produceChunks } from "./produce.ts";
 import {
@@ -246,11 +246,13 @@ async function runPipelines(run: Run, load: LoadOptions) {
   for (let k = 1; k <= options.repeat; k++) {
     const label = options.repeat > 1 ? ` (run ${k} of ${options.repeat})` : "";
     await onStack(run, "tally", async (stack) => {
-      fresh.push(
-        await step(`Tally end to end, ${options.events} events${label}`, () =>
-          prefilledRun(stack, load, options),
-        ),
+      const once = await step(`Tally end to end, ${options.events} events${label}`, () =>
+        prefilledRun(stack, load, options),
       );
+      once.startupCpuSeconds = await step(`the same processes on the caught-up topic${label}`, () =>
+        measureStartup(stack, options.appliers),
+      );
+      fresh.push(once);
       replays.push(
         await step(`replay: the same events again${label}`, () =>
           prefilledRun(stack, load, options, (e) => ({

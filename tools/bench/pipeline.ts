@@ -44,6 +44,8 @@ export type PipelineResult = {
   peakRssBytes: Record<string, number>;
   /** user + system CPU seconds per process, and "postgres" for the server when it is on this machine */
   cpuSeconds: Record<string, number>;
+  /** the same, for the same processes run again once the topic is caught up (measureStartup) */
+  startupCpuSeconds?: Record<string, number>;
 };
 
 export const appliersDefault = 2;
@@ -106,6 +108,21 @@ export async function runUntilCaughtUp(
   if (postgresCpuBefore !== null && postgresCpuAfter !== null && sameServer(stack.config))
     result.cpuSeconds.postgres = hundredths(postgresCpuAfter - postgresCpuBefore);
   return result;
+}
+
+/**
+ * The CPU of the same processes started again on the same topic once it is caught up: loading the
+ * program, connecting, joining the group, finding nothing to do and stopping. A deployment pays it
+ * once per process start, a bench run once per case: the report shows the CPU per event with and
+ * without it (what a short run costs, and what each further event costs a running deployment).
+ */
+export async function measureStartup(
+  stack: BenchStack,
+  appliers: number = appliersDefault,
+): Promise<Record<string, number>> {
+  const idle = await runUntilCaughtUp(stack, appliers);
+  if (idle.events !== 0) throw new Error(`bench: ${idle.events} events were applied on a caught-up topic`);
+  return idle.cpuSeconds;
 }
 
 export type RunningPipeline = { stop: () => Promise<ChildReport[]>; children: Child[] };

@@ -242,14 +242,38 @@ function phaseRows(c: TallyCase): string[][] {
   ]);
 }
 
-/** CPU per process over the end to end run: the 2 cores' budget, and who spends it per event. */
+/**
+ * CPU per process over the end to end run: the 2 cores' budget, and who spends it per event, with
+ * and without what the same processes spent on the caught-up topic (start-up: once per process).
+ */
 export function cpuRows(c: TallyCase): string[][] {
   const entries = Object.entries(c.cpuSeconds ?? {});
-  const total = entries.reduce((sum, [, s]) => sum + s, 0);
-  const rows = entries.map(([role, s]) => [role, s.toFixed(2), perEventMicros(s, c.events)]);
-  if (entries.length > 0) rows.push(["all of the above", total.toFixed(2), perEventMicros(total, c.events)]);
+  const startup = c.startupCpuSeconds;
+  const row = (role: string, s: number, idle: number | undefined) => [
+    role,
+    s.toFixed(2),
+    perEventMicros(s, c.events),
+    idle === undefined ? "-" : idle.toFixed(2),
+    idle === undefined ? "-" : perEventMicros(Math.max(0, s - idle), c.events),
+  ];
+  const rows = entries.map(([role, s]) => row(role, s, startup?.[role]));
+  const sum = (values: (number | undefined)[]) => values.reduce<number>((t, v) => t + (v ?? 0), 0);
+  if (entries.length > 0) {
+    const idle = startup && entries.every(([role]) => startup[role] !== undefined);
+    const total = sum(entries.map(([, s]) => s));
+    rows.push(row("all of the above", total, idle ? sum(entries.map(([role]) => startup[role])) : undefined));
+  }
   return rows;
 }
+
+/** The headers of cpuRows' columns. */
+export const cpuColumns = [
+  "process",
+  "CPU seconds",
+  "CPU µs per event",
+  "of it, start-up (the same processes, caught up)",
+  "CPU µs per event, start-up taken off",
+];
 
 const perEventMicros = (cpuSeconds: number, events: number) =>
   events > 0 ? ((cpuSeconds * 1e6) / events).toFixed(1) : "-";
@@ -300,7 +324,7 @@ export function formatMarkdown(r: BenchResults): string {
     `CPU of the end to end run (${r.machine.cpus} cores × ${seconds(tally.endToEndMs)} s = ` +
       `${((r.machine.cpus * tally.endToEndMs) / 1000).toFixed(2)} CPU s available; the Kafka broker and the bench process not counted):`,
     "",
-    markdownTable(["process", "CPU seconds", "CPU µs per event"], cpuRows(tally)),
+    markdownTable(cpuColumns, cpuRows(tally)),
     "",
     `Produce to balance visible at a steady ${thousands(latency.rateEventsPerSecond)} events/s ` +
       `(achieved ${thousands(latency.achievedEventsPerSecond)}/s for ${seconds(latency.durationMs)} s, ${latency.latencyMs.count} samples): ` +
