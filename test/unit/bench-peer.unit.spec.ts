@@ -34,6 +34,7 @@ import {
   withPeer,
   withPeerFile,
 } from "../../tools/bench/peer-results.ts";
+import { writePeer } from "../../tools/bench/peer-command.ts";
 import type { BenchResults } from "../../tools/bench/report.ts";
 
 const [twoTasks, perPartition, rewrite, keyedTwoTasks] = peerSettingsFor(6) as [
@@ -311,6 +312,19 @@ describe("bench-peer results", () => {
       expect(merged.cases.peer?.eventsPerSecond).toBe(15_000);
       expect(merged.ratios.tallyOverPeer).toBe(2);
       expect((await withPeerFile(tallyRun(9), dir)).cases.peer).toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("given an --out folder that does not exist yet, when the peer is written, then it is made and peer.json is in it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "tally-peer-"));
+    const out = join(dir, "new", "folder/");
+    try {
+      const lines: string[] = [];
+      expect(await writePeer(peerCase(15_000, 60_000), null, out, (l) => lines.push(l))).toBeNull();
+      expect(JSON.parse(readFileSync(join(out, peerFileName), "utf8")).eventsPerSecond).toBe(15_000);
+      expect(lines[0]).toBe(`bench-peer: wrote ${join(out, peerFileName)}`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -1,6 +1,6 @@
 // `tally bench-peer`: the command line over runPeerBench. It writes peer.json and, when the output
 // folder holds a `tally bench` run of the same events, merges the peer into latest.{json,md,svg}.
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { loadConfig } from "../../services/common/config.ts";
@@ -38,12 +38,14 @@ async function readLatest(outDir: string): Promise<BenchResults | null> {
 }
 
 /** peer.json, then latest.* with the peer merged in when they are of the same events. */
-async function writePeer(
+export async function writePeer(
   peer: PeerCase,
   latest: BenchResults | null,
   outDir: string,
   log: (l: string) => void,
 ) {
+  // A new --out folder: a run of ten minutes must not end in ENOENT.
+  await mkdir(outDir, { recursive: true });
   const path = join(outDir, peerFileName);
   await writeFile(path, `${JSON.stringify(peer, null, 2)}\n`);
   log(`bench-peer: wrote ${path}`);
