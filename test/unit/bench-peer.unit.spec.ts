@@ -6,6 +6,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { writePeer } from "../../tools/bench/peer-command.ts";
 import {
   connectorConfig,
   converterRegistryUrl,
@@ -34,7 +35,6 @@ import {
   withPeer,
   withPeerFile,
 } from "../../tools/bench/peer-results.ts";
-import { writePeer } from "../../tools/bench/peer-command.ts";
 import type { BenchResults } from "../../tools/bench/report.ts";
 
 const [twoTasks, perPartition, rewrite, keyedTwoTasks] = peerSettingsFor(6) as [
