@@ -5,6 +5,7 @@ import { positiveInteger, runProgram } from "../services/cli/run-program.ts";
 import { loadConfig } from "../services/common/config.ts";
 import { tallyVersion } from "../services/common/version.ts";
 import { registerBenchCommand } from "./bench/command.ts";
+import { registerBenchPathCommand } from "./bench/path-command.ts";
 import { registerBenchPeerCommand } from "./bench/peer-command.ts";
 import { demo } from "./demo/demo.ts";
 import { registerProduceCommand } from "./load/produce-command.ts";
@@ -18,6 +19,7 @@ const program = new Command("tally-tools")
 registerProduceCommand(program);
 registerBenchCommand(program);
 registerBenchPeerCommand(program);
+registerBenchPathCommand(program);
 
 program
   .command("demo")
