@@ -2,7 +2,7 @@
 // the partition's tokens. Tokens never cross partitions (a record on another partition than its key's
 // is rejected wrong_partition), so no other writer changes them while the member holds the partition;
 // if one did, the offsets compare-and-set fails and this view is dropped.
-import { inTransaction, type Pool } from "../common/pg.ts";
+import { beginKeyLookups, inTransaction, type Pool } from "../common/pg.ts";
 import { arrayLiteral } from "../common/pg-arrays.ts";
 import { type StoredPosition, storedPosition } from "../storage/applier-offsets.ts";
 import type { TokenState } from "./decide.ts";
@@ -206,10 +206,16 @@ export async function loadTokens(
   tokenIds: readonly string[],
 ): Promise<void> {
   if (tokenIds.length === 0) return;
-  const result = await pool.query<TokenRow>(
-    `SELECT token_id, kafka_partition, asset, amount::text, owner, state, retired
-       FROM token_state WHERE token_id = ANY($1::text[])`,
-    [arrayLiteral(tokenIds)],
+  // By the primary key however large token_state grows (beginKeyLookups says why).
+  const result = await inTransaction(
+    pool,
+    (client) =>
+      client.query<TokenRow>(
+        `SELECT token_id, kafka_partition, asset, amount::text, owner, state, retired
+           FROM token_state WHERE token_id = ANY($1::text[])`,
+        [arrayLiteral(tokenIds)],
+      ),
+    beginKeyLookups,
   );
   for (const id of tokenIds) state.remember(id, null);
   for (const row of result.rows) {

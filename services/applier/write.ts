@@ -1,7 +1,7 @@
 // THE WRITE PATH. One chunk of one partition becomes one transaction on the partition's shard:
 // offsets compare-and-set first (the fence), then ledger and ids by COPY, token states, rejections,
 // balance deltas for the projector, and a NOTIFY. Everything or nothing.
-import type { Client, Pool } from "../common/pg.ts";
+import { beginKeyLookups, type Client, type Pool } from "../common/pg.ts";
 import { arrayLiteral, boolArrayLiteral } from "../common/pg-arrays.ts";
 import { copyBinaryInto, copyBytea, copyField, copyInto, copyLine } from "./copy.ts";
 import { BinaryCopyWriter } from "./copy-binary.ts";
@@ -74,7 +74,7 @@ export async function writeChunk(
   const client = await pool.connect();
   const startedMs = performance.now();
   try {
-    await client.query("BEGIN");
+    await client.query(beginKeyLookups);
     await advanceOffsets(client, ref, expectedOffset, plan);
     await copyLedger(client, ref, plan);
     await writeTokenStates(client, ref, plan);

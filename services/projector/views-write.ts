@@ -1,7 +1,7 @@
 // Writing the views: balances, supply and checkpoints move in one transaction, and the checkpoint
 // update is a compare-and-set, so two projectors racing cannot count the same batch twice.
 import { assert } from "../common/assert.ts";
-import type { Client, Pool } from "../common/pg.ts";
+import { beginKeyLookups, type Client, type Pool } from "../common/pg.ts";
 import { arrayLiteral } from "../common/pg-arrays.ts";
 import type { BalanceChange, Projection, SupplyChange } from "./aggregate.ts";
 
@@ -131,7 +131,8 @@ export async function commitProjection(
   assert(moves.length > 0, "a commit moves at least one checkpoint");
   const client = await pool.connect();
   try {
-    await client.query("BEGIN");
+    // The emptied balances' DELETE joins a round's wallets to wallet_balances: by its key.
+    await client.query(beginKeyLookups);
     if (!(await compareAndSetCheckpoints(client, topic, moves))) {
       await client.query("ROLLBACK");
       return "conflict";

@@ -18,6 +18,8 @@ export const excludedIntSuites: Record<string, string> = {
     "a scripted consumer on one PostgreSQL database: no Kafka or registry of the provider is involved",
   "test/int/write-guard.int.spec.ts":
     "the write path's guards on one PostgreSQL database: no provider involved",
+  "test/int/key-lookups.int.spec.ts":
+    "the plans of the applier's and the projector's key look-ups on one PostgreSQL database: no provider involved",
   "test/int/demo.int.spec.ts":
     "`make demo` is the local stack's main job; the tier runs the pipeline suites instead",
   "test/int/stack-0700.int.spec.ts":
