@@ -65,6 +65,15 @@ export type ChunkContext = {
 /** How often a chunk may be re-planned on what the write found: each re-plan learns more, so a few suffice. */
 const replansMax = 4;
 
+/** A chunk's records with their values decoded (the decode phase; the bench's path runs it too). */
+export async function decodeChunk(
+  decoder: EventDecoder,
+  raw: readonly RawRecord[],
+): Promise<DecodedRecord[]> {
+  await decoder.prepare(raw.map((r) => r.value));
+  return raw.map((r) => ({ ...r, decoded: decoder.decode(r.value) }));
+}
+
 export async function applyChunk(
   context: ChunkContext,
   state: PartitionState,
@@ -77,8 +86,7 @@ export async function applyChunk(
   // the stored offset back. The member never passes one; this is the last line before the write.
   assert(raw.length > 0 && raw[0]!.offset >= expectedOffset, "a chunk starts at or above its view's offset");
   const startedMs = performance.now();
-  await decoder.prepare(raw.map((r) => r.value));
-  const records: DecodedRecord[] = raw.map((r) => ({ ...r, decoded: decoder.decode(r.value) }));
+  const records = await decodeChunk(decoder, raw);
   const decodedMs = performance.now();
 
   // A loop, not flatMap: flatMap's callback made an array per record.

@@ -230,7 +230,10 @@ export class ApplierMember {
   }
 }
 
-function toRawRecord(message: KafkaMessage): RawRecord {
+/** kafkajs' message (offset and timestamp as decimal strings) as the applier's record. */
+export function toRawRecord(
+  message: Pick<KafkaMessage, "offset" | "timestamp" | "key" | "value">,
+): RawRecord {
   return {
     offset: BigInt(message.offset),
     key: message.key,

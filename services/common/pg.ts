@@ -87,7 +87,6 @@ export async function ensureDatabase(config: Config, url: string): Promise<boole
   }
 }
 
-/** Runs `work` in one transaction on a pooled client: committed if it returns, rolled back if it throws. */
 /**
  * BEGIN for a transaction whose statements are batches of key look-ups (a chunk's tokens, its
  * wallets): thousands of keys joined to a table of any size. At its default costs PostgreSQL
@@ -101,6 +100,7 @@ export async function ensureDatabase(config: Config, url: string): Promise<boole
 export const beginKeyLookups =
   "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off";
 
+/** Runs `work` in one transaction on a pooled client: committed if it returns, rolled back if it throws. */
 export async function inTransaction<T>(
   pool: Pool,
   work: (client: Client) => Promise<T>,

@@ -6,9 +6,11 @@
 // End-to-end CPU mixes these with Kafka, PostgreSQL, start-up and a shared machine's noise; this
 // is what an A/B of a change to decode, plan or encode should be measured with.
 
+import { decodeChunk } from "../../services/applier/apply-chunk.ts";
 import type { TokenState } from "../../services/applier/decide.ts";
 import { EventDecoder } from "../../services/applier/decode.ts";
-import { type DecodedRecord, planChunk, withAppliedIds } from "../../services/applier/plan.ts";
+import { toRawRecord } from "../../services/applier/member.ts";
+import { planChunk, withAppliedIds } from "../../services/applier/plan.ts";
 import { encodeLedger } from "../../services/applier/write.ts";
 import { frame, transferEventType } from "../../services/common/avro.ts";
 import { partitionOfKey } from "../../services/common/partitioner.ts";
@@ -76,15 +78,9 @@ async function onePass(perPartition: Message[][], options: PathOptions, phases: 
         phases[phase] += nowUs - startedUs;
         startedUs = nowUs;
       };
-      const raw = chunk.map((m) => ({
-        offset: BigInt(m.offset),
-        key: m.key,
-        value: m.value,
-        timestampMs: Number(m.timestamp),
-      }));
+      const raw = chunk.map(toRawRecord);
       lap("records");
-      await decoder.prepare(raw.map((r) => r.value));
-      const records: DecodedRecord[] = raw.map((r) => ({ ...r, decoded: decoder.decode(r.value) }));
+      const records = await decodeChunk(decoder, raw);
       lap("decode");
       let plan = planChunk(records, (id) => states.get(id), new Set(), window, routing);
       const found = new Set(plan.duplicateCandidates.filter((id) => applied.has(id)));
