@@ -7,6 +7,7 @@ import { arrayLiteral } from "../common/pg-arrays.ts";
 import { type StoredPosition, storedPosition } from "../storage/applier-offsets.ts";
 import type { TokenState } from "./decide.ts";
 import { incarnationProblem, type LogWindow } from "./incarnation.ts";
+import { TokenCache } from "./token-cache.ts";
 import type { PartitionRef } from "./write.ts";
 
 /**
@@ -56,7 +57,7 @@ export class PartitionState {
    * then a token not in the map was never minted and needs no query.
    */
   complete = false;
-  private readonly tokens = new Map<string, CachedToken>();
+  private readonly tokens = new TokenCache<CachedToken>();
   /** Tokens of this chunk whose row belongs to another partition (minted there before the check). */
   private readonly foreign = new Map<string, number>();
   /** This partition's share of the process's token bound (token-budget.ts), asked when evicting. */
@@ -100,8 +101,6 @@ export class PartitionState {
   }
 
   remember(tokenId: string, state: TokenState | null): void {
-    // Map keeps insertion order: re-inserting marks the token recent, so eviction drops the oldest.
-    this.tokens.delete(tokenId);
     this.tokens.set(tokenId, state === null ? null : (packToken(state) ?? state));
   }
 
@@ -109,12 +108,7 @@ export class PartitionState {
   evictOver(keepIds: ReadonlySet<string>): void {
     const tokensMax = this.tokensMax();
     if (this.foreign.size > tokensMax) this.foreign.clear(); // loaded again when they next appear
-    if (this.tokens.size <= tokensMax) return;
-    this.complete = false;
-    for (const id of this.tokens.keys()) {
-      if (this.tokens.size <= tokensMax) break;
-      if (!keepIds.has(id)) this.tokens.delete(id);
-    }
+    if (this.tokens.trim(tokensMax, keepIds)) this.complete = false;
   }
 }
 

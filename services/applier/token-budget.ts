@@ -1,9 +1,9 @@
 // The bound on the token states one applier process keeps in memory: one number per process
 // (TALLY_TOKEN_CACHE_MAX), shared out evenly among the partitions the process owns at the time. A
 // partition whose tokens fit its share is loaded whole (no query per chunk for tokens it knows);
-// above it, the oldest tokens are evicted and loaded again when they next appear. Without a process
-// bound, memory grew with the number of tokens ever seen: tokens are a twentieth of the events in a
-// typical load, so an applier's heap followed the input size.
+// above it, tokens unused for a generation are dropped (token-cache.ts) and loaded again when they
+// next appear. Without a process bound, memory grew with the number of tokens ever seen: tokens are
+// a twentieth of the events in a typical load, so an applier's heap followed the input size.
 import client from "prom-client";
 import { assert } from "../common/assert.ts";
 import { metricsRegistry } from "../common/metrics.ts";

@@ -19,7 +19,7 @@ import {
 } from "../../services/common/registry.ts";
 import { TransientError } from "../../services/common/retry.ts";
 
-type Answer = { status: number; body: string; contentType?: string } | "hang";
+type Answer = { status: number; body: string; contentType?: string } | "hang" | "stall-body" | "cut-body";
 const answers = new Map<string, Answer>();
 const seen: IncomingMessage[] = [];
 let server: Server;
@@ -31,6 +31,13 @@ beforeAll(async () => {
     const answer = answers.get(`${request.method} ${request.url}`) ??
       answers.get(request.url ?? "") ?? { status: 500, body: "no answer scripted" };
     if (answer === "hang") return; // never answers: the caller's timeout must end the wait
+    if (answer === "stall-body" || answer === "cut-body") {
+      // The head and a part of the body, then nothing more, or the connection closed under it.
+      response.writeHead(200, { "content-type": "application/json", "content-length": "100" });
+      response.write('{"schema": "');
+      if (answer === "cut-body") setTimeout(() => response.socket?.destroy(), 20);
+      return;
+    }
     response.writeHead(answer.status, { "content-type": answer.contentType ?? "application/json" });
     response.end(answer.body);
   });
@@ -113,6 +120,25 @@ describe("the answer to GET <base>/schemas/ids/<id>", () => {
     const error = await schemaById(endpoint, 9).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TransientError);
     expect((error as TransientError).source).toBe("registry");
+    expect(performance.now() - startedMs).toBeLessThan(2_000);
+    expect((error as Error).message).toContain("no answer within 200 ms");
+  });
+
+  it("given a registry that sends the head and stalls in the body, when fetched with a 200 ms timeout, then transient within it", async () => {
+    answers.set("/apis/ccompat/v7/schemas/ids/10", "stall-body");
+    const endpoint = { ...registryEndpointOf(configFor(baseUrl)), timeoutMs: 200 };
+    const startedMs = performance.now();
+    const error = await schemaById(endpoint, 10).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TransientError);
+    expect(performance.now() - startedMs).toBeLessThan(2_000);
+  });
+
+  it("given a registry that closes the connection in the middle of the body, when fetched, then transient", async () => {
+    answers.set("/apis/ccompat/v7/schemas/ids/11", "cut-body");
+    const endpoint = { ...registryEndpointOf(configFor(baseUrl)), timeoutMs: 5_000 };
+    const startedMs = performance.now();
+    const error = await schemaById(endpoint, 11).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TransientError);
     expect(performance.now() - startedMs).toBeLessThan(2_000);
   });
 });
