@@ -27,19 +27,36 @@ describe("TokenBudget", () => {
     budget.setPartitionsOwned(2);
     const views = [viewHolding(budget, 900), viewHolding(budget, 700)];
     for (const view of views) view.evictOver(new Set());
-    expect(views.map((v) => v.tokenCount)).toEqual([500, 500]);
+    // Each view's one generation was over three quarters of its share: cut to its newest half.
+    expect(views.map((v) => v.tokenCount)).toEqual([250, 250]);
     expect(views.every((v) => !v.complete)).toBe(true);
   });
 
   it("given a chunk's own tokens, when evicting, then they are kept and the oldest others go first", () => {
     const budget = new TokenBudget(1000);
-    budget.setPartitionsOwned(500); // a share of 2 tokens
-    const view = viewHolding(budget, 5); // t0 (oldest) .. t4
+    budget.setPartitionsOwned(250); // a share of 4 tokens
+    const view = viewHolding(budget, 8); // t0 (oldest) .. t7
     view.evictOver(new Set(["t0"]));
-    expect(view.tokenCount).toBe(2);
+    expect(view.tokenCount).toBe(2); // half the share: t0 (kept) and the newest
     expect(view.stateOf("t0")).toEqual(state);
-    expect(view.stateOf("t4")).toEqual(state);
+    expect(view.stateOf("t7")).toEqual(state);
     expect(() => view.stateOf("t1")).toThrow(/not loaded/);
+  });
+
+  it("given a view within its share, when it evicts, then it stays complete", () => {
+    const budget = new TokenBudget(1000);
+    budget.setPartitionsOwned(2);
+    const view = viewHolding(budget, 500);
+    view.complete = true; // loaded whole
+    for (let round = 0; round < 5; round++) {
+      // A chunk using 300 of the 500 tokens: more than half the share, a different window each time.
+      const used = Array.from({ length: 300 }, (_, k) => `t${(round * 100 + k) % 500}`);
+      for (const id of used) expect(view.stateOf(id)).toEqual(state);
+      view.evictOver(new Set(used));
+    }
+    expect(view.tokenCount).toBe(500);
+    expect(view.complete).toBe(true);
+    expect(view.stateOf("never-minted")).toBeUndefined();
   });
 
   it("given fewer partitions after a rebalance, when the view evicts, then it keeps its larger share", () => {
