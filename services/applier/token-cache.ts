@@ -49,8 +49,7 @@ export class TokenCache<V> {
   trim(capacity: number, keep: ReadonlySet<string>): boolean {
     assert(Number.isSafeInteger(capacity) && capacity >= 1, "a token cache capacity is a positive integer");
     if (this.size <= capacity) return false;
-    for (const id of keep)
-      if (!this.recent.has(id) && this.older.has(id)) this.setRecent(id, this.older.get(id) as V);
+    for (const id of keep) this.get(id); // copies a kept id forward if only the older generation holds it
     this.older = this.recent;
     this.recent = new Map();
     this.shadowed = 0;

@@ -69,6 +69,19 @@ async function outcomeOf(id: number, answer: Answer, url = baseUrl): Promise<str
   }
 }
 
+/** schemaById of schema `id` answered as scripted, with a timeout: what it threw and how long it took. */
+async function fetchScripted(
+  id: number,
+  answer: Answer,
+  timeoutMs: number,
+): Promise<{ error: unknown; elapsedMs: number }> {
+  answers.set(`/apis/ccompat/v7/schemas/ids/${id}`, answer);
+  const endpoint = { ...registryEndpointOf(configFor(baseUrl)), timeoutMs };
+  const startedMs = performance.now();
+  const error = await schemaById(endpoint, id).catch((e: unknown) => e);
+  return { error, elapsedMs: performance.now() - startedMs };
+}
+
 describe("the answer to GET <base>/schemas/ids/<id>", () => {
   it("given 200 with Tally's schema, when fetched, then the writer type", async () => {
     expect(await outcomeOf(1, schemaAnswer(transferEventSchemaText))).toBe("schema");
@@ -114,32 +127,23 @@ describe("the answer to GET <base>/schemas/ids/<id>", () => {
   });
 
   it("given a registry that never answers, when fetched with a 200 ms timeout, then transient within it", async () => {
-    answers.set("/apis/ccompat/v7/schemas/ids/9", "hang");
-    const endpoint = { ...registryEndpointOf(configFor(baseUrl)), timeoutMs: 200 };
-    const startedMs = performance.now();
-    const error = await schemaById(endpoint, 9).catch((e: unknown) => e);
+    const { error, elapsedMs } = await fetchScripted(9, "hang", 200);
     expect(error).toBeInstanceOf(TransientError);
     expect((error as TransientError).source).toBe("registry");
-    expect(performance.now() - startedMs).toBeLessThan(2_000);
+    expect(elapsedMs).toBeLessThan(2_000);
     expect((error as Error).message).toContain("no answer within 200 ms");
   });
 
   it("given a registry that sends the head and stalls in the body, when fetched with a 200 ms timeout, then transient within it", async () => {
-    answers.set("/apis/ccompat/v7/schemas/ids/10", "stall-body");
-    const endpoint = { ...registryEndpointOf(configFor(baseUrl)), timeoutMs: 200 };
-    const startedMs = performance.now();
-    const error = await schemaById(endpoint, 10).catch((e: unknown) => e);
+    const { error, elapsedMs } = await fetchScripted(10, "stall-body", 200);
     expect(error).toBeInstanceOf(TransientError);
-    expect(performance.now() - startedMs).toBeLessThan(2_000);
+    expect(elapsedMs).toBeLessThan(2_000);
   });
 
   it("given a registry that closes the connection in the middle of the body, when fetched, then transient", async () => {
-    answers.set("/apis/ccompat/v7/schemas/ids/11", "cut-body");
-    const endpoint = { ...registryEndpointOf(configFor(baseUrl)), timeoutMs: 5_000 };
-    const startedMs = performance.now();
-    const error = await schemaById(endpoint, 11).catch((e: unknown) => e);
+    const { error, elapsedMs } = await fetchScripted(11, "cut-body", 5_000);
     expect(error).toBeInstanceOf(TransientError);
-    expect(performance.now() - startedMs).toBeLessThan(2_000);
+    expect(elapsedMs).toBeLessThan(2_000);
   });
 });
 

@@ -48,7 +48,7 @@ describe("TokenCache", () => {
 
   it("given a turn, when the older ids are used before the next one, then they survive it and the unused do not", () => {
     const cache = cacheOf(idsFrom("old", 6));
-    cache.set("x", 99); // 7 ids over a capacity of 6: the turn, older = the newest 3 (old3..old5... and x)
+    cache.set("x", 99); // 7 ids over a capacity of 6: the turn keeps the newest half, old4, old5 and x
     expect(cache.trim(6, noKeep)).toBe(true);
     const survivors = ["old4", "old5", "x"].filter((id) => cache.has(id));
     expect(survivors).toEqual(["old4", "old5", "x"]);
