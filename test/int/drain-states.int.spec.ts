@@ -17,8 +17,8 @@ import {
   waitForApplied,
 } from "../support/pipeline.ts";
 import { freePort } from "../support/ports.ts";
-import type { LogLine, TallyProcess } from "../support/process.ts";
-import { stackCtl, testStack } from "../support/stack.ts";
+import { exitWithin, type LogLine, type TallyProcess } from "../support/process.ts";
+import { testStack, withOutage } from "../support/stack.ts";
 import { waitUntil } from "../support/wait.ts";
 
 const bounded = { TALLY_SHUTDOWN_MS_MAX: "5000" };
@@ -112,22 +112,21 @@ describe("SIGTERM in every state exits 0 within TALLY_SHUTDOWN_MS_MAX=5000, offs
     expectExactCounts(after);
   });
 
-  it("given the registry stopped while records wait, when SIGTERM on a retry, then exit 0 and nothing applied past the record; the state is exact after", async () => {
+  it("given the registry stopped while records wait, when SIGTERM on a retry, then exit 0 and nothing applied past the record; the state is exact after", async ({
+    signal,
+  }) => {
     const stack = use(testStack("dretry", bounded));
     const load = await produceLoad(stack, 1_000, 43);
-    await stackCtl("stop", "registry");
-    try {
+    await withOutage("registry", signal, async () => {
       const applier = track(startApplier(stack));
       await applier.waitForLine(
         "a registry retry",
         (l) => l.msg === "transient failure; retrying" && l.cause === "registry",
       );
       applier.signal("SIGTERM");
-      expect(await applier.exited).toBe(0);
+      expect(await exitWithin(applier)).toBe(0);
       expect(count(applier, stopped)).toBe(1);
-    } finally {
-      await stackCtl("start", "registry");
-    }
+    });
     // Nothing counted, nothing written: every stored partition is still where it started.
     const stored = await storedPartitions(stack);
     expect(stored.size).toBeGreaterThan(0);

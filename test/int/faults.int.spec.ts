@@ -19,8 +19,8 @@ import {
   startProjector,
   waitForApplied,
 } from "../support/pipeline.ts";
-import { committedBatches, type LogLine, type TallyProcess } from "../support/process.ts";
-import { dropTestStack, stackCtl, type TestStack, testStack } from "../support/stack.ts";
+import { committedBatches, exitWithin, type LogLine, type TallyProcess } from "../support/process.ts";
+import { dropTestStack, restoreStack, type TestStack, testStack, withOutage } from "../support/stack.ts";
 import { waitUntil } from "../support/wait.ts";
 
 const eventsPerTest = 40_000;
@@ -34,6 +34,8 @@ afterEach(async () => {
     p.signal("SIGKILL");
     await p.exited;
   }
+  // A test that failed or timed out mid-outage left a server stopped: the next test needs it.
+  await restoreStack();
   if (stack) await dropTestStack(stack);
   stack = null;
 });
@@ -117,14 +119,15 @@ describe("faults mid-stream", { timeout: 400_000 }, () => {
     await expectExactState(stack, load);
   });
 
-  it("given the registry stopped, when the applier starts, then it retries without rejecting and catches up after", async () => {
-    stack = testStack("reg");
+  it("given the registry stopped, when the applier starts, then it retries without rejecting and catches up after", async ({
+    signal,
+  }) => {
+    const s = testStack("reg");
+    stack = s;
     const events = eventsPerTest / 4;
-    const load = await produceLoad(stack, events, 13);
-    await stackCtl("stop", "registry");
-    let applier: TallyProcess;
-    try {
-      applier = track(startApplier(stack, ["--until-caught-up"]));
+    const load = await produceLoad(s, events, 13);
+    const applier = await withOutage("registry", signal, async () => {
+      const applier = track(startApplier(s, ["--until-caught-up"]));
       await applier.waitForLine(
         "the assignment loaded",
         (l) => l.msg === "partitions assigned; sought to stored offsets",
@@ -135,9 +138,9 @@ describe("faults mid-stream", { timeout: 400_000 }, () => {
       });
       expect(applier.child.exitCode).toBeNull(); // still retrying, not failed, not done
       // Nothing applied, nothing rejected, nothing counted: the records wait.
-      const stored = await storedPartitions(stack);
+      const stored = await storedPartitions(s);
       expect([...stored.keys()].sort()).toEqual(
-        Array.from({ length: stack.config.TALLY_PARTITIONS }, (_, p) => p),
+        Array.from({ length: s.config.TALLY_PARTITIONS }, (_, p) => p),
       );
       for (const [partition, p] of stored)
         expect({
@@ -152,17 +155,18 @@ describe("faults mid-stream", { timeout: 400_000 }, () => {
           rows: 0n,
         });
       expect(committedBatches(applier.lines)).toEqual([]);
-    } finally {
-      await stackCtl("start", "registry");
-    }
-    expect(await applier.exited).toBe(0);
+      return applier;
+    });
+    expect(await exitWithin(applier)).toBe(0);
     // The same process applied the whole topic once the registry answered again.
     expect(committedBatches(applier.lines).reduce((sum, b) => sum + b.events, 0)).toBe(events);
     await runProjector(stack.config, { untilCaughtUp: true });
     await expectExactState(stack, load);
   });
 
-  it("given the database stopped mid-stream and started again, then the applier retries and the state is exact", async () => {
+  it("given the database stopped mid-stream and started again, then the applier retries and the state is exact", async ({
+    signal,
+  }) => {
     stack = testStack("pgr", smallBatches);
     const load = await produceLoad(stack, eventsPerTest, 14);
     const applier = track(startApplier(stack, ["--until-caught-up"]));
@@ -173,18 +177,14 @@ describe("faults mid-stream", { timeout: 400_000 }, () => {
     const linesAtStop = applier.lines.length;
     const afterStop = (match: (l: LogLine) => boolean) => (l: LogLine) =>
       applier.lines.indexOf(l) >= linesAtStop && match(l);
-    let retried: LogLine;
-    try {
-      await stackCtl("stop", "postgres");
+    const retried = await withOutage("postgres", signal, async () => {
       applier.signal("SIGCONT");
       // The signal: a retry on the database, which is down while records are still pending.
-      retried = await applier.waitForLine("a database retry", afterStop(isRetry("database")));
+      const retry = await applier.waitForLine("a database retry", afterStop(isRetry("database")));
       expect(applier.child.exitCode).toBeNull();
-    } finally {
-      applier.signal("SIGCONT");
-      await stackCtl("start", "postgres");
-    }
-    expect(await applier.exited).toBe(0);
+      return retry;
+    });
+    expect(await exitWithin(applier)).toBe(0);
     // It went on after the outage: batches committed after its retry.
     const retryIndex = applier.lines.indexOf(retried);
     expect(committedBatches(applier.lines.slice(retryIndex)).length).toBeGreaterThan(0);

@@ -13,7 +13,7 @@ import { fetchTopicId } from "../../services/common/topic-id.ts";
 import { TransferProducer } from "../../services/producer/producer.ts";
 import { ensureTopic } from "../../services/topics/topics.ts";
 import type { TallyProcess } from "./process.ts";
-import { dropTestStack, repoRoot, type TestStack } from "./stack.ts";
+import { dropTestStack, repoRoot, restoreStack, type TestStack } from "./stack.ts";
 import { waitUntil } from "./wait.ts";
 
 /** `count` token ids starting with `prefix` whose key the Java-compatible partitioner puts on `partition`. */
@@ -256,6 +256,7 @@ export async function endOfTest(processes: TallyProcess[], stack: TestStack | nu
     p.signal("SIGKILL");
     await p.exited;
   }
+  await restoreStack(); // a server a failed or timed-out test left stopped
   if (stack) await dropTestStack(stack);
 }
 

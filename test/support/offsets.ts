@@ -2,7 +2,7 @@
 // (high watermarks): the states a fault test reads to show where a fault landed and what it left.
 import { expect } from "vitest";
 import { createKafka } from "../../services/common/kafka.ts";
-import { createPool } from "../../services/common/pg.ts";
+import { type Client, createPool } from "../../services/common/pg.ts";
 import type { TestStack } from "./stack.ts";
 
 export type StoredPartition = {
@@ -15,6 +15,19 @@ export type StoredPartition = {
   rejectedRows: bigint;
 };
 
+const readLockWaitMs = 30_000;
+const lockNotAvailable = "55P03";
+
+/** The sessions that hold a lock another one waits for, as application, state and statement. */
+async function lockHolders(client: Client): Promise<string> {
+  const { rows } = await client.query<{ holder: string }>(
+    `SELECT DISTINCT format('%s (%s: %s)', h.application_name, h.state, left(h.query, 200)) holder
+       FROM pg_stat_activity w CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) b(pid)
+       JOIN pg_stat_activity h ON h.pid = b.pid`,
+  );
+  return rows.map((r) => r.holder).join("; ") || "no session any more";
+}
+
 /** applier_offsets with the ledger's and rejected_transfers' row counts, per partition, across the shards. */
 export async function storedPartitions(s: TestStack): Promise<Map<number, StoredPartition>> {
   const partitions = new Map<number, StoredPartition>();
@@ -22,8 +35,11 @@ export async function storedPartitions(s: TestStack): Promise<Map<number, Stored
     const pool = createPool(s.config, url, "test", 1);
     const client = await pool.connect();
     try {
-      // One snapshot for the three reads: appliers may be committing meanwhile.
+      // One snapshot for the three reads: appliers may be committing meanwhile. Reads wait only for
+      // a lock a writer holds to the end of its DDL (a day partition being made); a paused process
+      // holding one would make them wait forever, so they give up and name it instead.
       await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      await client.query(`SET LOCAL lock_timeout = '${readLockWaitMs}ms'`);
       const offsets = await client.query(
         `SELECT "partition", next_offset::text n, first_offset::text f, applied_count::text a,
                 duplicate_count::text d, rejected_count::text r FROM applier_offsets
@@ -50,6 +66,10 @@ export async function storedPartitions(s: TestStack): Promise<Map<number, Stored
         });
       }
       await client.query("COMMIT");
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => {});
+      if ((error as { code?: string }).code !== lockNotAvailable) throw error;
+      throw new Error(`storedPartitions: ${(error as Error).message}; held by ${await lockHolders(client)}`);
     } finally {
       client.release();
       await pool.end();

@@ -3,7 +3,7 @@
 // (kill, stop or pause the process there) instead of after a sleep.
 import { type ChildProcess, spawn } from "node:child_process";
 import { repoRoot } from "./stack.ts";
-import { waitUntil } from "./wait.ts";
+import { waitTimeoutMsDefault, waitUntil } from "./wait.ts";
 
 export type LogLine = Record<string, unknown> & { msg?: string };
 
@@ -113,4 +113,23 @@ export function committedBatches(
       events: Number(l.events),
       next: BigInt(String(l.next_offset)),
     }));
+}
+
+/**
+ * The process's exit code, or a failure with its stderr once `timeoutMs` passed: a process that
+ * should finish by itself (--until-caught-up) and does not is a stall to report, not a hang.
+ */
+export async function exitWithin(p: TallyProcess, timeoutMs = waitTimeoutMsDefault): Promise<number | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`still running after ${timeoutMs} ms:\n${p.stderrTail().slice(-4_000)}`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([p.exited, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -112,11 +112,59 @@ async function runBin(
   }
 }
 
+type Component = "kafka" | "registry" | "postgres";
+
 /** `infra/stack.sh <verb> <component>`, e.g. restart registry (or the container's, under containers). */
-export async function stackCtl(
-  verb: "stop" | "start" | "restart",
-  component: "kafka" | "registry" | "postgres",
-): Promise<void> {
+export async function stackCtl(verb: "stop" | "start" | "restart", component: Component): Promise<void> {
   if (stackProvider() === "containers") return containerCtl(verb, component);
   await run("bash", [`${repoRoot}infra/stack.sh`, verb, component], { maxBuffer: 16 << 20 });
+}
+
+// Components an outage stopped and nothing has started again yet, with the start under way if any:
+// the test's own `finally` and the file's afterEach (restoreStack) may both try, once.
+const outages = new Map<Component, Promise<void> | null>();
+
+function endOutage(component: Component): Promise<void> {
+  if (!outages.has(component)) return Promise.resolve();
+  let starting = outages.get(component);
+  if (!starting) {
+    starting = stackCtl("start", component).then(
+      () => void outages.delete(component),
+      (error: unknown) => {
+        outages.set(component, null); // a later restoreStack tries again
+        throw error;
+      },
+    );
+    outages.set(component, starting);
+  }
+  return starting;
+}
+
+/**
+ * Stops `component`, runs `during`, and starts it again whatever `during` did. Refused once `signal`
+ * (the test context's) is aborted: a body that goes on after its test timed out must not stop a
+ * server under the next test. A body still waiting when its test ends leaves the start to
+ * restoreStack, which every file that makes outages calls in its afterEach.
+ */
+export async function withOutage<T>(
+  component: Component,
+  signal: AbortSignal,
+  during: () => Promise<T>,
+): Promise<T> {
+  signal.throwIfAborted();
+  if (outages.has(component)) throw new Error(`${component} is already stopped by an outage`);
+  outages.set(component, null);
+  try {
+    await stackCtl("stop", component);
+    return await during();
+  } finally {
+    await endOutage(component);
+  }
+}
+
+/** Starts every component an outage left stopped (a test that failed or timed out mid-outage). */
+export async function restoreStack(): Promise<Component[]> {
+  const stopped = [...outages.keys()];
+  for (const component of stopped) await endOutage(component);
+  return stopped;
 }
