@@ -14,12 +14,13 @@ describe("tally bench --quick", () => {
   let outDir: string;
   let results: BenchResults;
   let written: string[];
+  let lines: string[];
 
   beforeAll(async () => {
     outDir = await mkdtemp(join(tmpdir(), "tally-bench-"));
     const env = stackEnv();
     for (const [name, value] of Object.entries(env)) if (value !== undefined) process.env[name] = value;
-    const lines: string[] = [];
+    lines = [];
     const options = benchOptionsOf({ quick: true, out: outDir }, ["--quick"], (line) => lines.push(line));
     results = await runBench(loadConfig(env), options);
     written = await writeResults(results, outDir);
@@ -49,6 +50,16 @@ describe("tally bench --quick", () => {
       "applyOverLimit",
     ] as const)
       expect(results.ratios[ratio]).toBeGreaterThan(0);
+  });
+
+  it("given a quick run, when it logs its steps, then they count 1 to the total it announced", () => {
+    const started = lines.flatMap((line) => {
+      const m = /^bench: \[(\d+)\/(\d+)\] (?!.* done in )/.exec(line);
+      return m ? [[Number(m[1]), Number(m[2])] as const] : [];
+    });
+    expect(started.length).toBeGreaterThan(0);
+    expect(started.map(([index]) => index)).toEqual(started.map((_, k) => k + 1));
+    expect(new Set(started.map(([, total]) => total))).toEqual(new Set([started.length]));
   });
 
   it("given a quick run, when counts are compared, then every pipeline case counted what the generator expects", () => {

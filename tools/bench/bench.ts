@@ -351,7 +351,9 @@ export async function runBench(base: Config, options: BenchOptions): Promise<Ben
   const run: Run = {
     base,
     options,
-    step: stepper(options, 6 * options.repeat + 2 + options.scaling.length),
+    // Per repeat: ceiling, naive, end to end, its start-up, replay, hot wallet, limit; then
+    // latency and user transfers once, and the scaling series.
+    step: stepper(options, 7 * options.repeat + 2 + options.scaling.length),
     nowMs: startedAt.getTime(),
     cleanup: cleanups.add,
   };

@@ -73,9 +73,9 @@ export type Ratios = {
   applyOverPeerKeyedSteady: number | null;
 };
 
-/** The issue's targets (part 4), each checked by `met`. */
+/** The targets (issue #13 for the ceiling and the peer), each checked by `met`. */
 export const targets = {
-  tallyOverCeiling: { text: "≥ 0.5", met: (v: number) => v >= 0.5 },
+  tallyOverCeiling: { text: "≥ 0.7", met: (v: number) => v >= 0.7 },
   tallyOverLimit: { text: "(for reference)", met: (_: number) => true },
   tallyOverNaive: { text: "≥ 50", met: (v: number) => v >= 50 },
   replayOverFresh: { text: "≥ 0.8", met: (v: number) => v >= 0.8 },
@@ -84,9 +84,9 @@ export const targets = {
   applyOverLimit: { text: "(for reference)", met: (_: number) => true },
   tallyOverCopyOnly: { text: "(for reference)", met: (_: number) => true },
   tallyOverPeer: { text: "≥ 1.0", met: (v: number) => v >= 1 },
-  applyOverPeerSteady: { text: "(for reference)", met: (_: number) => true },
+  applyOverPeerSteady: { text: "≥ 1.0", met: (v: number) => v >= 1 },
   tallyOverPeerLedger: { text: "(for reference)", met: (_: number) => true },
-  applyOverPeerLedgerSteady: { text: "(for reference)", met: (_: number) => true },
+  applyOverPeerLedgerSteady: { text: "≥ 2.0", met: (v: number) => v >= 2 },
   tallyOverPeerKeyed: { text: "(for reference)", met: (_: number) => true },
   applyOverPeerKeyedSteady: { text: "(for reference)", met: (_: number) => true },
 } as const;
@@ -95,9 +95,7 @@ const referenceOnly = new Set<keyof Ratios>([
   "applyOverCeiling",
   "applyOverLimit",
   "tallyOverCopyOnly",
-  "applyOverPeerSteady",
   "tallyOverPeerLedger",
-  "applyOverPeerLedgerSteady",
   "tallyOverPeerKeyed",
   "applyOverPeerKeyedSteady",
 ]);
