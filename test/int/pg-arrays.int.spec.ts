@@ -39,6 +39,14 @@ describe("array literals", () => {
     expect(await textsRead(arrayLiteral(values))).toEqual(values);
   });
 
+  it("given NULLs among text without quotes or backslashes, and NULLs on both sides of a quote, when read by the server, then every element is as written", async () => {
+    const plainWithNulls = [null, "a", "NULL", null, "b c"];
+    expect(arrayLiteral(plainWithNulls)).toBe('{NULL,"a","NULL",NULL,"b c"}');
+    expect(await textsRead(arrayLiteral(plainWithNulls))).toEqual(plainWithNulls);
+    const quoteAmongNulls = [null, 'q"', null, "r\\", null];
+    expect(await textsRead(arrayLiteral(quoteAmongNulls))).toEqual(quoteAmongNulls);
+  });
+
   it("given plain ids only, when read by the server, then they come back in order (the one-join path)", async () => {
     const values = ["tok-1", "tok-2", "w:3", "x y"];
     expect(arrayLiteral(values)).toBe('{"tok-1","tok-2","w:3","x y"}');

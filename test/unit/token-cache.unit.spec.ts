@@ -74,6 +74,20 @@ describe("TokenCache", () => {
     expect(cache.get(held[0]!)).toBe(50);
   });
 
+  it("given null held for an id (a token known absent), when got across a turn and set again, then null is a hit and the id counts once", () => {
+    const cache = new TokenCache<number | null>();
+    for (const id of idsFrom("n", 4)) cache.set(id, null);
+    cache.set("v", 1);
+    // Five ids over a capacity of 4: the turn keeps n0 (asked) and the newest, v, in the older generation.
+    expect(cache.trim(4, new Set(["n0"]))).toBe(true);
+    expect(["n0", "n1", "n3", "v"].map((id) => cache.has(id))).toEqual([true, false, false, true]);
+    expect(cache.get("n0")).toBeNull(); // a hit, copied forward
+    expect(cache.get("n0")).toBeNull();
+    cache.set("n0", 7);
+    expect(cache.size).toBe(2);
+    expect(cache.get("n0")).toBe(7);
+  });
+
   it("given kept ids only in the older generation, when the generation turns, then they stay", () => {
     const cache = cacheOf(idsFrom("a", 3));
     cache.set("a3", 3); // 4 over a capacity of 3
