@@ -72,9 +72,12 @@ describe("tally bench --quick", () => {
       expect(c.batchLatencyMs.count).toBeGreaterThan(0);
       expect(Object.keys(c.peakRssBytes).sort()).toEqual(["applier-1", "applier-2", "projector"]);
       for (const bytes of Object.values(c.peakRssBytes)) expect(bytes).toBeGreaterThan(10 << 20);
-      // Every process, and the local PostgreSQL server, spent some CPU on the case.
+      // Every process spent CPU on the case (a Node process's start alone is tenths of a second);
+      // the local PostgreSQL server's is measured too, in 10 ms ticks, which 1,000 events may not fill.
       expect(Object.keys(c.cpuSeconds).sort()).toEqual(["applier-1", "applier-2", "postgres", "projector"]);
-      for (const cpu of Object.values(c.cpuSeconds)) expect(cpu).toBeGreaterThan(0);
+      for (const role of ["applier-1", "applier-2", "projector"])
+        expect(c.cpuSeconds[role]).toBeGreaterThan(0);
+      expect(c.cpuSeconds.postgres).toBeGreaterThanOrEqual(0);
     }
     expect(tally.events).toBe(3_000);
     // The same processes, run again on the caught-up topic, spent CPU too (their start-up). Not
@@ -109,7 +112,13 @@ describe("tally bench --quick", () => {
     expect(l.eventsPerSecond).toBeGreaterThan(0);
     expect(l.runsEventsPerSecond).toEqual([l.eventsPerSecond]);
     expect(Object.keys(l.cpuSeconds).sort()).toEqual(["limit", "postgres"]);
-    for (const cpu of Object.values(l.cpuSeconds)) expect(cpu).toBeGreaterThan(0);
+    // Both in hundredths of a second, PostgreSQL's from /proc in 10 ms clock ticks: on a fast
+    // machine a quick run's 3,000 events can take less than one tick of the server (a 0 here failed
+    // a fresh clone's run). Measured means present and a real figure; `make bench` sizes show more.
+    for (const cpu of Object.values(l.cpuSeconds)) {
+      expect(Number.isFinite(cpu)).toBe(true);
+      expect(cpu).toBeGreaterThanOrEqual(0);
+    }
     expect(results.ratios.tallyOverLimit).toBe(
       Math.round((tally.eventsPerSecond / l.eventsPerSecond) * 1000) / 1000,
     );
