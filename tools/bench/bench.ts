@@ -22,12 +22,11 @@ import {
   type Durability,
   formatMarkdown,
   memoryFlatOf,
-  type Repeated,
   ratiosOf,
   type TallyCase,
 } from "./report.ts";
 import { type BenchStack, benchStack, dropStack, setUpStack } from "./stack.ts";
-import { medianIndex } from "./stats.ts";
+import { medianOf, repeated, type Step, stepper } from "./steps.ts";
 
 export type BenchOptions = {
   events: number;
@@ -177,39 +176,7 @@ async function checkpointAll(stack: BenchStack): Promise<void> {
   }
 }
 
-/** Runs `work` as a numbered step, with a line before and after. */
-function stepper(options: BenchOptions, total: number) {
-  let index = 0;
-  return async <T>(name: string, work: () => Promise<T>): Promise<T> => {
-    index += 1;
-    options.log(`bench: [${index}/${total}] ${name}`);
-    const startedMs = performance.now();
-    const result = await work();
-    options.log(
-      `bench: [${index}/${total}] ${name} done in ${((performance.now() - startedMs) / 1000).toFixed(1)} s`,
-    );
-    return result;
-  };
-}
-
-type Step = <T>(name: string, work: () => Promise<T>) => Promise<T>;
 type Run = { base: Config; options: BenchOptions; step: Step; nowMs: number; cleanup: Cleanup };
-
-/** The run of median events/s, with every run's rate beside it. */
-function medianOf<T extends { eventsPerSecond: number }>(runs: T[]): Repeated<T> {
-  const rates = runs.map((r) => r.eventsPerSecond);
-  return { ...runs[medianIndex(rates)]!, runsEventsPerSecond: rates };
-}
-
-/** Runs `once` `repeat` times; the median run. */
-async function repeated<T extends { eventsPerSecond: number }>(
-  repeat: number,
-  once: (label: string) => Promise<T>,
-): Promise<Repeated<T>> {
-  const runs: T[] = [];
-  for (let k = 1; k <= repeat; k++) runs.push(await once(repeat > 1 ? ` (run ${k} of ${repeat})` : ""));
-  return medianOf(runs);
-}
 
 async function runBaselines({ base, options, step, cleanup }: Run, load: LoadOptions) {
   const ceiling = await repeated(options.repeat, async (label) => {
@@ -353,7 +320,7 @@ export async function runBench(base: Config, options: BenchOptions): Promise<Ben
     options,
     // Per repeat: ceiling, naive, end to end, its start-up, replay, hot wallet, limit; then
     // latency and user transfers once, and the scaling series.
-    step: stepper(options, 7 * options.repeat + 2 + options.scaling.length),
+    step: stepper(options.log, 7 * options.repeat + 2 + options.scaling.length),
     nowMs: startedAt.getTime(),
     cleanup: cleanups.add,
   };
