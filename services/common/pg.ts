@@ -38,6 +38,9 @@ export function withoutTlsParameters(url: string): string {
   return parsed.toString();
 }
 
+/** Quiet time before a pooled connection's first keepalive probe. */
+export const pgKeepAliveIdleMs = 10_000;
+
 export function createPool(config: Config, url: string, applicationName: string, max?: number): Pool {
   const pool = new pg.Pool({
     connectionString: withoutTlsParameters(url),
@@ -46,6 +49,13 @@ export function createPool(config: Config, url: string, applicationName: string,
     application_name: applicationName,
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
+    // A server that vanishes without a reset (host down, network cut, packets dropped) would leave a
+    // client waiting for an answer forever: TCP keepalive probes it once the connection has been
+    // quiet this long, and Node probes 10 times a second apart, so the wait ends in about 20 s
+    // (ETIMEDOUT, a transient error the caller retries). Data not yet acknowledged is the kernel's
+    // retransmission timer's instead, which keepalive does not shorten.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: pgKeepAliveIdleMs,
   });
   // A server restart surfaces as an 'error' event: on idle clients through the pool, on checked-out
   // clients on the client itself, where an unhandled one would kill the process. The query under
