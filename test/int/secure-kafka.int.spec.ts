@@ -16,6 +16,7 @@ import { createKafka } from "../../services/common/kafka.ts";
 import { runProjector } from "../../services/projector/index.ts";
 import { expectExactState, produceLoad } from "../support/pipeline.ts";
 import { dropTestStack, repoRoot, stackEnv, type TestStack, testStack } from "../support/stack.ts";
+import { within } from "../support/wait.ts";
 
 const stackScript = `${repoRoot}infra/stack.sh`;
 const clientEnvFile = `${repoRoot}.local/kafka-secure/client.env`;
@@ -63,14 +64,6 @@ const tallyEnv = (settings: NodeJS.ProcessEnv): NodeJS.ProcessEnv => ({
   HOME: process.env.HOME,
   ...settings,
 });
-
-function withBound<T>(work: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const bound = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${timeoutMs} ms`)), timeoutMs);
-  });
-  return Promise.race([work, bound]).finally(() => clearTimeout(timer));
-}
 
 async function secureBrokerRunning(): Promise<boolean> {
   const status = await runBounded("bash", [stackScript, "status"], process.env, 30_000);
@@ -248,7 +241,7 @@ describe("Kafka over TLS with SASL/SCRAM-SHA-512", () => {
       logLevel: logLevel.NOTHING,
     }).admin();
     try {
-      await expect(withBound(admin.connect(), refusedClientMsMax, "plaintext connect")).rejects.toThrow(
+      await expect(within(admin.connect(), refusedClientMsMax, "plaintext connect")).rejects.toThrow(
         /closed connection/i,
       );
     } finally {
@@ -266,7 +259,7 @@ describe("Kafka over TLS with SASL/SCRAM-SHA-512", () => {
       logLevel: logLevel.NOTHING,
     }).admin();
     try {
-      await expect(withBound(admin.connect(), refusedClientMsMax, "untrusted TLS connect")).rejects.toThrow(
+      await expect(within(admin.connect(), refusedClientMsMax, "untrusted TLS connect")).rejects.toThrow(
         /certificate/i,
       );
     } finally {

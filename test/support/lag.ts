@@ -11,6 +11,7 @@ import { sleep } from "../../services/common/retry.ts";
 import { shardOf } from "../../services/common/shards.ts";
 import { quietKafka } from "./cluster.ts";
 import { repoRoot, type TestStack } from "./stack.ts";
+import { within } from "./wait.ts";
 
 export type LagSample = {
   /** when the sample's reads began */
@@ -25,16 +26,6 @@ const sampleIntervalMs = 200;
 // A sample's reads are bounded so that a dead broker or server cannot hold the sampler up.
 const readMsMax = 1_500;
 const samplesMax = 100_000;
-
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  promise.catch(() => {}); // a late failure after the race is of no interest
-  const cancel = new AbortController();
-  const timeout = sleep(ms, cancel.signal).then(() => {
-    if (!cancel.signal.aborted) throw new Error(`${what}: no answer within ${ms} ms`);
-    return undefined as never;
-  });
-  return Promise.race([promise, timeout]).finally(() => cancel.abort());
-}
 
 export class LagSampler {
   readonly samples: LagSample[] = [];

@@ -3,7 +3,7 @@
 // (kill, stop or pause the process there) instead of after a sleep.
 import { type ChildProcess, spawn } from "node:child_process";
 import { repoRoot } from "./stack.ts";
-import { waitTimeoutMsDefault, waitUntil } from "./wait.ts";
+import { waitTimeoutMsDefault, waitUntil, within } from "./wait.ts";
 
 export type LogLine = Record<string, unknown> & { msg?: string };
 
@@ -120,16 +120,9 @@ export function committedBatches(
  * should finish by itself (--until-caught-up) and does not is a stall to report, not a hang.
  */
 export async function exitWithin(p: TallyProcess, timeoutMs = waitTimeoutMsDefault): Promise<number | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`still running after ${timeoutMs} ms:\n${p.stderrTail().slice(-4_000)}`)),
-      timeoutMs,
-    );
-  });
   try {
-    return await Promise.race([p.exited, late]);
-  } finally {
-    clearTimeout(timer);
+    return await within(p.exited, timeoutMs, "its exit");
+  } catch (error) {
+    throw new Error(`${(error as Error).message}:\n${p.stderrTail().slice(-4_000)}`);
   }
 }

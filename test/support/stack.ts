@@ -7,7 +7,7 @@ import { promisify } from "node:util";
 import pg from "pg";
 import { type Config, databaseNameOf, loadConfig } from "../../services/common/config.ts";
 import { createKafka } from "../../services/common/kafka.ts";
-import { containerCtl, containerStackState, stackProvider } from "./provider.ts";
+import { type Component, containerCtl, containerStackState, stackProvider } from "./provider.ts";
 
 export const repoRoot = new URL("../../", import.meta.url).pathname;
 const run = promisify(execFile);
@@ -111,8 +111,6 @@ async function runBin(
     return { code: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
   }
 }
-
-type Component = "kafka" | "registry" | "postgres";
 
 /** `infra/stack.sh <verb> <component>`, e.g. restart registry (or the container's, under containers). */
 export async function stackCtl(verb: "stop" | "start" | "restart", component: Component): Promise<void> {

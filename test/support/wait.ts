@@ -18,3 +18,17 @@ export async function waitUntil<T>(
     await sleep(intervalMs);
   }
 }
+
+/**
+ * `promise`, or a failure naming `what` once `ms` passed: for a single answer that may never come
+ * (a dead broker, a server holding a lock, a process that does not exit).
+ */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  promise.catch(() => {}); // a late failure after the race is of no interest
+  const cancel = new AbortController();
+  const timeout = sleep(ms, cancel.signal).then(() => {
+    if (!cancel.signal.aborted) throw new Error(`${what}: no answer within ${ms} ms`);
+    return undefined as never;
+  });
+  return Promise.race([promise, timeout]).finally(() => cancel.abort());
+}
