@@ -24,12 +24,21 @@ function writeUint64(buffer: Buffer, value: number, at: number): void {
   writeInt32(buffer, value % 0x1_0000_0000, at + 4);
 }
 
+/** 0-15 per ASCII hex digit, -1 for every other code unit below 128: a table beats comparisons here. */
+const hexValues = new Int8Array(128).fill(-1);
+for (let d = 0; d < 16; d++) {
+  hexValues["0123456789abcdef".charCodeAt(d)] = d;
+  hexValues["0123456789ABCDEF".charCodeAt(d)] = d;
+}
+/** Where each byte's high digit sits in a canonical uuid (8-4-4-4-12, dashes skipped). */
+const uuidHighDigitAt = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+
 /** 0-15 for a hex digit; anything else is a broken invariant (ids are validated on decode). */
-function hexValue(code: number): number {
-  if (code >= 48 && code <= 57) return code - 48;
-  const lower = code | 0x20;
-  if (lower >= 97 && lower <= 102) return lower - 87;
-  throw new Error(`not a hex digit: ${String.fromCharCode(code)}`);
+function hexValue(value: string, at: number): number {
+  const code = value.charCodeAt(at);
+  const digit = code < 128 ? hexValues[code]! : -1;
+  if (digit < 0) throw new Error(`not a hex digit: ${value[at]}`);
+  return digit;
 }
 
 /** Base-10000 digits of one numeric: 250 cover PostgreSQL's 1000 decimal digits of a NUMERIC. */
@@ -123,12 +132,10 @@ export class BinaryCopyWriter {
   uuid(value: string): this {
     assert(value.length === 36, "a uuid validated before the write path");
     const at = this.field(16);
-    let out = at;
-    for (let k = 0; k < 36; k++) {
-      if (k === 8 || k === 13 || k === 18 || k === 23) continue;
-      const high = hexValue(value.charCodeAt(k));
-      const low = hexValue(value.charCodeAt(++k));
-      this.buffer[out++] = (high << 4) | low;
+    const buffer = this.buffer;
+    for (let b = 0; b < 16; b++) {
+      const k = uuidHighDigitAt[b]!;
+      buffer[at + b] = (hexValue(value, k) << 4) | hexValue(value, k + 1);
     }
     return this;
   }
