@@ -163,6 +163,7 @@ export function specs(env: NodeJS.ProcessEnv) {
     TALLY_WINDOW_FUTURE_DAYS: { schema: positiveInt(0, 366), fallback: "2" },
     TALLY_PROJECT_POLL_MS: { schema: positiveInt(10, 60_000), fallback: "200" },
     TALLY_PROJECT_DELTAS_MAX: { schema: positiveInt(100, 1_000_000), fallback: "50000" },
+    TALLY_PROJECT_REST_PERCENT: { schema: positiveInt(0, 1_000), fallback: "100" },
     TALLY_SHUTDOWN_MS_MAX: { schema: positiveInt(100, 600_000), fallback: "20000" },
     TALLY_KAFKA_SESSION_TIMEOUT_MS: { schema: positiveInt(6_000, 300_000), fallback: "30000" },
     TALLY_METRICS_PORT: { schema: positiveInt(0, 65_535), fallback: "0" },

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { createLogger } from "../../services/common/log.ts";
-import { runProjector } from "../../services/projector/projector.ts";
+import { restMsAfter, runProjector } from "../../services/projector/projector.ts";
 import { rebuildViews } from "../../services/projector/rebuild.ts";
 import {
   createTestDatabases,
@@ -252,5 +252,100 @@ describe("projector during an upgrade to balance_delta_chunks", () => {
     expect(views.balances).toEqual(model.expectedBalances());
     expect(views.supply).toEqual(model.expectedSupply());
     expect(views.checkpoints).toEqual(offsetsOf(model));
+  });
+});
+
+describe("projector rest after a round (TALLY_PROJECT_REST_PERCENT)", () => {
+  type Round = { startMs: number; endMs: number; projectMs: number; rows: number; level: boolean };
+
+  /** Runs the projector, recording each round; `onRound` sees every round as it ends. */
+  function recordRounds(dbs: TestDatabases, signal: AbortSignal, onRound: (r: Round) => void = () => {}) {
+    const rounds: Round[] = [];
+    const running = runProjector(dbs.config, {
+      signal,
+      logger,
+      onProgress: (p) => {
+        const endMs = performance.now();
+        const round = {
+          startMs: endMs - p.projectMs,
+          endMs,
+          projectMs: p.projectMs,
+          rows: p.rows,
+          level: p.level,
+        };
+        rounds.push(round);
+        onRound(round);
+      },
+    });
+    return { rounds, running };
+  }
+
+  /**
+   * Makes the next round slow on purpose: wallet_balances is locked against writes in the views for
+   * `holdMs` while a batch commits, so the round that projects it waits on the lock that long.
+   */
+  async function slowRound(dbs: TestDatabases, model: LedgerModel, holdMs: number, token: string) {
+    const locker = await dbs.viewsPool.connect();
+    try {
+      await locker.query("BEGIN");
+      await locker.query("LOCK TABLE wallet_balances IN EXCLUSIVE MODE");
+      await model.batch(0, [{ kind: "mint", token, asset: "USD", amount: 7n, to: "carol" }]);
+      await new Promise((resolve) => setTimeout(resolve, holdMs));
+      await locker.query("COMMIT");
+    } finally {
+      locker.release();
+    }
+  }
+
+  it("given a round that moved rows and took 300 ms or more, when a batch commits during the rest, then the next round starts no sooner than the rest (100 %) after it", async () => {
+    const { dbs, model } = await setUp({ TALLY_PROJECT_REST_PERCENT: "100" });
+    const stop = new AbortController();
+    let commitDuringRest: Promise<bigint> | null = null;
+    const { rounds, running } = recordRounds(dbs, stop.signal, (round) => {
+      // Right after the slow round, while the projector rests: its NOTIFY must not cut the rest.
+      if (round.rows > 0 && commitDuringRest === null)
+        commitDuringRest = model.batch(1, [
+          { kind: "mint", token: "r-2", asset: "USD", amount: 3n, to: "dave" },
+        ]);
+    });
+    await waitUntil("the projector's first round", () => rounds.length >= 1);
+
+    await slowRound(dbs, model, 300, "r-1");
+    await waitUntil("the second batch projected", () => rounds.filter((r) => r.rows > 0).length >= 2);
+    stop.abort();
+    await running;
+
+    const [slow, next] = rounds.filter((r) => r.rows > 0);
+    await commitDuringRest;
+    expect(slow!.projectMs).toBeGreaterThanOrEqual(200);
+    // The rest is measured from after the round's own end, so this bound is exact, not a timing goal.
+    expect(next!.startMs - slow!.endMs).toBeGreaterThanOrEqual(restMsAfter(slow!, 100) - 2);
+    expect((await readViews(dbs)).balances).toEqual(model.expectedBalances());
+  });
+
+  it("given a projector resting 5 s after a slow round (1000 %), when stopped 100 ms into the rest, then it returns long before the rest would end", async () => {
+    const { dbs, model } = await setUp({ TALLY_PROJECT_REST_PERCENT: "1000" });
+    const stop = new AbortController();
+    let stoppedAtMs = 0;
+    const { rounds, running } = recordRounds(dbs, stop.signal, (round) => {
+      if (round.rows > 0 && stoppedAtMs === 0)
+        setTimeout(() => {
+          stoppedAtMs = performance.now();
+          stop.abort();
+        }, 100);
+    });
+    await waitUntil("the projector's first round", () => rounds.length >= 1);
+
+    await slowRound(dbs, model, 600, "s-1");
+    const summary = await running;
+    const returnedAfterMs = performance.now() - stoppedAtMs;
+
+    const slow = rounds.find((r) => r.rows > 0)!;
+    expect(restMsAfter(slow, 1_000)).toBe(5_000);
+    expect(summary.reason).toBe("stopped");
+    expect(stoppedAtMs).toBeGreaterThan(0);
+    // Closing the pools takes milliseconds; a rest that ignored the stop would hold it ~4.9 s more.
+    expect(returnedAfterMs).toBeLessThan(2_000);
+    expect((await readViews(dbs)).balances).toEqual(model.expectedBalances());
   });
 });

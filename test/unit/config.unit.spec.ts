@@ -6,6 +6,7 @@ describe("configuration", () => {
     const config = loadConfig({});
     expect(config.TALLY_KAFKA_BROKERS).toEqual(["127.0.0.1:19092"]);
     expect(config.TALLY_TOPIC).toBe("transfers");
+    expect(config.TALLY_PROJECT_REST_PERCENT).toBe(100);
     expect(config.TALLY_PG_SHARDS).toEqual([
       "postgres://postgres@127.0.0.1:5432/tally_shard_0",
       "postgres://postgres@127.0.0.1:5432/tally_shard_1",
@@ -30,6 +31,13 @@ describe("configuration", () => {
     ],
     ["TALLY_TOPIC", "no spaces", /TALLY_TOPIC="no spaces" is invalid: a Kafka topic name/],
     ["TALLY_LOG_LEVEL", "loud", /TALLY_LOG_LEVEL/],
+    [
+      "TALLY_PROJECT_REST_PERCENT",
+      "-1",
+      /TALLY_PROJECT_REST_PERCENT="-1" is invalid: a whole number from 0 to 1000/,
+    ],
+    ["TALLY_PROJECT_REST_PERCENT", "1001", /TALLY_PROJECT_REST_PERCENT="1001" is invalid/],
+    ["TALLY_PROJECT_REST_PERCENT", "12.5", /TALLY_PROJECT_REST_PERCENT="12.5" is invalid/],
     ["TALLY_BATCH_SIZE", "5", /TALLY_BATCH_SIZE is not a Tally setting/],
   ])("given %s=%s, when loaded, then a ConfigError names the variable", (name, value, message) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
