@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { createLogger } from "../../services/common/log.ts";
+import { sleep } from "../../services/common/retry.ts";
 import { restMsAfter, runProjector } from "../../services/projector/projector.ts";
 import { rebuildViews } from "../../services/projector/rebuild.ts";
 import {
@@ -290,7 +291,7 @@ describe("projector rest after a round (TALLY_PROJECT_REST_PERCENT)", () => {
       await locker.query("BEGIN");
       await locker.query("LOCK TABLE wallet_balances IN EXCLUSIVE MODE");
       await model.batch(0, [{ kind: "mint", token, asset: "USD", amount: 7n, to: "carol" }]);
-      await new Promise((resolve) => setTimeout(resolve, holdMs));
+      await sleep(holdMs);
       await locker.query("COMMIT");
     } finally {
       locker.release();
